@@ -1,0 +1,1 @@
+"""Entity extractors, one per perspective; see registry.PERSPECTIVES."""

@@ -1,0 +1,92 @@
+"""LLaVA records: parsing one raw element, validating it, and reading its turns.
+
+Every rejection has a short reason code; the engines count by it and write the raw element
+beside it, so nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+from typing import Any
+
+IMAGE_TOKEN = "<image>"
+ROLES = frozenset({"human", "gpt"})
+DEFAULT_MAX_RECORD_BYTES = 1 << 20
+
+TOO_LONG = "too-long"
+NOT_UTF8 = "not-utf8"
+MALFORMED_JSON = "malformed-json"
+NOT_AN_OBJECT = "not-an-object"
+MISSING_ID = "missing-id"
+BAD_CONVERSATIONS = "bad-conversations"
+BAD_OBJECTS = "bad-objects"
+UNSAFE_IMAGE_PATH = "unsafe-image-path"
+DUPLICATE_ID = "duplicate-id"
+REASONS = (TOO_LONG, NOT_UTF8, MALFORMED_JSON, NOT_AN_OBJECT, MISSING_ID, BAD_CONVERSATIONS,
+           BAD_OBJECTS, UNSAFE_IMAGE_PATH, DUPLICATE_ID)
+
+
+class InvalidRecord(ValueError):
+    """A raw element that is not a usable record; `reason` is one of REASONS."""
+
+    def __init__(self, reason: str, detail: str = ""):
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+
+
+def parse_record(raw: bytes, *, max_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> dict[str, Any]:
+    """Decode, parse and validate one raw element; raise InvalidRecord with the reason."""
+    if len(raw) > max_bytes:
+        raise InvalidRecord(TOO_LONG, f"{len(raw)} bytes > {max_bytes}")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise InvalidRecord(NOT_UTF8, f"byte {err.start}") from None
+    try:
+        record = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise InvalidRecord(MALFORMED_JSON, err.msg) from None
+    validate_record(record)
+    return record
+
+
+def validate_record(record: Any) -> None:
+    """Raise InvalidRecord unless `record` has an id, well-formed turns and safe fields."""
+    if not isinstance(record, dict):
+        raise InvalidRecord(NOT_AN_OBJECT, type(record).__name__)
+    rid = record.get("id")
+    if isinstance(rid, bool) or not isinstance(rid, (str, int)) or str(rid) == "":
+        raise InvalidRecord(MISSING_ID)
+    turns = record.get("conversations")
+    if not isinstance(turns, list) or not turns:
+        raise InvalidRecord(BAD_CONVERSATIONS, "not a non-empty list")
+    for turn in turns:
+        if not (isinstance(turn, dict) and turn.get("from") in ROLES and isinstance(turn.get("value"), str)):
+            raise InvalidRecord(BAD_CONVERSATIONS, "a turn needs 'from' (human|gpt) and a string 'value'")
+    image = record.get("image")
+    if image is not None and not is_safe_relative_path(image):
+        raise InvalidRecord(UNSAFE_IMAGE_PATH, repr(image)[:200])
+    objects = record.get("objects")
+    if objects is not None and not (isinstance(objects, list) and all(isinstance(o, str) for o in objects)):
+        raise InvalidRecord(BAD_OBJECTS, "'objects' must be a list of strings")
+
+
+def is_safe_relative_path(path: Any) -> bool:
+    """True for a non-empty relative path that stays inside its root (no '..', no scheme)."""
+    if not isinstance(path, str) or not path.strip() or "\x00" in path:
+        return False
+    norm = path.replace("\\", "/")
+    if norm.startswith("/") or "://" in norm or (len(norm) > 1 and norm[1] == ":"):
+        return False
+    return ".." not in posixpath.normpath(norm).split("/")
+
+
+def record_id(record: dict) -> str:
+    return str(record["id"])
+
+
+def turn_texts(record: dict, role: str | None = None) -> list[str]:
+    """The text of each turn (of one role, if given), without the `<image>` placeholder."""
+    return [t["value"].replace(IMAGE_TOKEN, " ").strip()
+            for t in record["conversations"] if role is None or t["from"] == role]

@@ -1,0 +1,1 @@
+"""Engine code: the Spark statistics job, the Beam pipelines and the `adr` command line."""

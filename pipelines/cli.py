@@ -1,0 +1,43 @@
+"""The `adr` command: one subcommand per stage; each stage module owns its flags."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+USAGE = """usage: adr <command> [options]
+
+commands:
+  stats         corpus statistics and the probability dictionary (Apache Spark)
+  import coco   official COCO caption/instance files -> LLaVA JSON Lines
+
+Run `adr <command> --help` for its options."""
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if not argv or argv[0] in ("-h", "--help"):
+        print(USAGE)
+        return 0 if argv else 2
+    command, rest = argv[0], argv[1:]
+    from adr.errors import AdrError
+
+    try:
+        if command == "stats":
+            from pipelines import spark_stats
+            manifest = spark_stats.run(rest)
+            print(spark_stats.describe(manifest, rest))
+            return 0
+        if command == "import" and rest[:1] == ["coco"]:
+            from pipelines import coco_import
+            return coco_import.run(rest[1:])
+    except AdrError as err:
+        print(f"adr {command}: error: {err}", file=sys.stderr)
+        return 2
+    print(f"adr: unknown command {' '.join(argv[:2])!r}\n\n{USAGE}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

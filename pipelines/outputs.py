@@ -1,0 +1,22 @@
+"""Small JSON artifacts (manifests, summaries) on any fsspec URL."""
+
+from __future__ import annotations
+
+import json
+
+import fsspec
+
+
+def write_json(url: str, payload: dict) -> None:
+    with fsspec.open(url, "w") as f:
+        json.dump(payload, f, indent=2, sort_keys=True)
+        f.write("\n")
+
+
+def read_json(url: str) -> dict:
+    with fsspec.open(url, "r") as f:
+        return json.load(f)
+
+
+def join(base: str, *parts: str) -> str:
+    return "/".join([base.rstrip("/"), *parts])

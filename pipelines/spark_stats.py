@@ -1,0 +1,201 @@
+"""ADR statistics on Apache Spark: per-record entities, corpus counts, thresholds, dictionary.
+
+Run as `adr stats ...` or `spark-submit pipelines/spark_stats.py ...` (same flags).
+Outputs under --output: entities/, dictionary/, invalid/, [reverse_index/], manifest.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import logging
+import os
+import sys
+import time
+
+from adr import __version__
+from adr.entities.registry import ALL, PERSPECTIVES, resolve, tail_shares
+from adr.records import DEFAULT_MAX_RECORD_BYTES, DUPLICATE_ID
+from adr.thresholds import threshold
+from pipelines.outputs import join, write_json
+from udfs.entities import entities_schema, extract_entities
+from udfs.nlp import load_nlp
+from udfs.records import PARSED_SCHEMA, parse_raw
+from udfs.sources import RAW_SCHEMA, expand_inputs, fingerprint, read_raw
+
+log = logging.getLogger("adr.stats")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(prog="adr stats", description=__doc__.splitlines()[0])
+    ap.add_argument("--input", required=True, nargs="+", help="files, globs, directories or URLs")
+    ap.add_argument("--output", required=True, help="output directory (local path or URL)")
+    ap.add_argument("--perspectives", default=",".join(ALL))
+    ap.add_argument("--tail-share", default="", help="e.g. token=0.9,cooccurrence=0.75")
+    ap.add_argument("--nlp", default=None, help="spaCy pipeline name or path (default: shipped EWT tagger)")
+    ap.add_argument("--master", default=None, help="Spark master; default: spark-submit's, else local[*]")
+    ap.add_argument("--reverse-index", action="store_true", help="also write entity -> ids")
+    ap.add_argument("--max-record-bytes", type=int, default=DEFAULT_MAX_RECORD_BYTES)
+    ap.add_argument("--partitions", type=int, default=0, help="extraction tasks (default: 4 x cores)")
+    return ap.parse_args(argv)
+
+
+def spark_session(master: str | None, app: str = "adr-stats"):
+    # Workers must run this interpreter, or they lose the virtualenv that holds adr and spaCy.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    from pyspark.sql import SparkSession
+
+    builder = SparkSession.builder.appName(app)
+    if not master and "SPARK_ENV_LOADED" not in os.environ:
+        master = "local[*]"
+    if master:
+        builder = builder.master(master)
+    if master and master.startswith("local"):
+        # A laptop-sized shuffle: 200 partitions of a few records each cost more than they save.
+        builder = builder.config("spark.sql.shuffle.partitions", "8")
+    return (builder
+            .config("spark.sql.execution.arrow.maxRecordsPerBatch", "2000")
+            .config("spark.python.worker.reuse", "true")
+            .config("spark.sql.adaptive.enabled", "true")
+            .config("spark.ui.showConsoleProgress", "false")
+            .getOrCreate())
+
+
+def _read_files(batches):
+    for batch in batches:
+        for url in batch.column("path").to_pylist():
+            yield from read_raw(url)
+
+
+def _parse(batches, max_bytes):
+    for batch in batches:
+        yield parse_raw(batch, max_bytes=max_bytes)
+
+
+def _extract(batches, perspectives, nlp):
+    for batch in batches:
+        yield extract_entities(batch, perspectives, nlp)
+
+
+def run(argv=None, spark=None) -> dict:
+    """Run the job; returns the manifest it wrote."""
+    args = parse_args(argv)
+    perspectives = resolve(args.perspectives)
+    rhos = tail_shares(args.tail_share, perspectives)
+    files = expand_inputs(args.input)
+    started = time.time()
+    if any(PERSPECTIVES[p].needs_tagger for p in perspectives):
+        load_nlp(args.nlp)  # fail here, in one line, rather than inside every Spark task
+    spark = spark or spark_session(args.master)
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    out = args.output
+    parts = args.partitions or 4 * spark.sparkContext.defaultParallelism
+
+    paths = spark.createDataFrame([(f,) for f in files], "path string").repartition(len(files))
+    raw = paths.mapInArrow(_read_files,
+                          from_arrow_schema(RAW_SCHEMA))
+    parsed = raw.mapInArrow(functools.partial(_parse, max_bytes=args.max_record_bytes),
+                            from_arrow_schema(PARSED_SCHEMA))
+    parsed = parsed.persist(StorageLevel.MEMORY_AND_DISK)
+
+    # The first occurrence of an id (in file, then line order) is the record; later ones are invalid.
+    valid = parsed.where(F.col("reason").isNull())
+    firsts = (valid.groupBy("id").agg(F.min(F.struct("source", "line")).alias("first"))
+              .select("id", F.col("first.source").alias("first_source"), F.col("first.line").alias("first_line")))
+    flagged = valid.join(firsts, "id").withColumn(
+        "duplicate", (F.col("source") != F.col("first_source")) | (F.col("line") != F.col("first_line")))
+    flagged = flagged.persist(StorageLevel.MEMORY_AND_DISK)
+    duplicates = flagged.where("duplicate").select(
+        "source", "line", "id", F.lit(DUPLICATE_ID).alias("reason"),
+        F.concat(F.lit(f"{DUPLICATE_ID}: first seen at "), "first_source", F.lit(":"),
+                 F.col("first_line").cast("string")).alias("detail"),
+        F.substring("record", 1, 4096).alias("raw"))
+    invalid = parsed.where(F.col("reason").isNotNull()).select("source", "line", "id", "reason", "detail", "raw")
+    invalid.unionByName(duplicates).write.mode("overwrite").parquet(join(out, "invalid"))
+
+    records = flagged.where(~F.col("duplicate")).select("id", "record").repartition(parts)
+    entities = records.mapInArrow(
+        functools.partial(_extract, perspectives=perspectives, nlp=args.nlp),
+        from_arrow_schema(entities_schema(perspectives)))
+    entities.write.mode("overwrite").parquet(join(out, "entities"))
+    lines_read = parsed.count()
+    parsed.unpersist()
+    flagged.unpersist()
+
+    entities = spark.read.parquet(join(out, "entities"))
+    n_records = entities.count()
+    counts = None
+    for p in perspectives:
+        per = (entities.select(F.explode(p).alias("entity")).groupBy("entity").count()
+               .select(F.lit(p).alias("perspective"), "entity", "count"))
+        counts = per if counts is None else counts.unionByName(per)
+    counts = counts.persist(StorageLevel.MEMORY_AND_DISK)
+
+    hist: dict[str, dict[int, int]] = {p: {} for p in perspectives}
+    for row in counts.groupBy("perspective", "count").agg(F.count("*").alias("n")).collect():
+        hist[row["perspective"]][row["count"]] = row["n"]
+    thresholds = {p: threshold(hist[p], rhos[p]) for p in perspectives}
+    tau = F.create_map(*[x for p in perspectives for x in (F.lit(p), F.lit(thresholds[p].tau))])
+    (counts.withColumn("p", tau[F.col("perspective")].cast("double") / F.col("count"))
+     .repartition(max(1, len(perspectives)), "perspective").sortWithinPartitions("perspective", F.desc("count"), "entity")
+     .write.mode("overwrite").parquet(join(out, "dictionary")))
+    counts.unpersist()
+
+    if args.reverse_index:
+        index = None
+        for p in perspectives:
+            per = (entities.select("id", F.explode(p).alias("entity")).groupBy("entity")
+                   .agg(F.sort_array(F.collect_list("id")).alias("ids"))
+                   .select(F.lit(p).alias("perspective"), "entity", "ids"))
+            index = per if index is None else index.unionByName(per)
+        index.write.mode("overwrite").parquet(join(out, "reverse_index"))
+
+    by_reason = {r["reason"]: r["count"] for r in
+                 spark.read.parquet(join(out, "invalid")).groupBy("reason").count().collect()}
+    manifest = {
+        "version": __version__,
+        "records": n_records,
+        "lines_read": lines_read,
+        "invalid": sum(by_reason.values()),
+        "invalid_by_reason": dict(sorted(by_reason.items())),
+        "perspectives": {p: thresholds[p].to_dict() for p in perspectives},
+        "input": {"files": files, "fingerprint": fingerprint(files)},
+        "parameters": {"perspectives": list(perspectives), "tail_share": rhos, "nlp": args.nlp or "default",
+                       "max_record_bytes": args.max_record_bytes},
+        "seconds": round(time.time() - started, 2),
+    }
+    if n_records + manifest["invalid"] != lines_read:
+        raise RuntimeError(f"count mismatch: {n_records} records + {manifest['invalid']} invalid "
+                           f"!= {lines_read} read")
+    write_json(join(out, "manifest.json"), manifest)
+    return manifest
+
+
+def describe(manifest: dict, argv=None) -> str:
+    """Where the outputs are and what was found, for a person at a terminal."""
+    out = parse_args(argv).output
+    lines = [f"records {manifest['records']}  invalid {manifest['invalid']}  read {manifest['lines_read']}"
+             f"  ({manifest['seconds']} s)",
+             f"{'perspective':<14}{'rho':>6}{'tau':>8}{'entities':>10}{'tail ent %':>12}{'tail mass %':>13}"]
+    for name, t in manifest["perspectives"].items():
+        lines.append(f"{name:<14}{t['rho']:>6}{t['tau']:>8}{t['entities']:>10}"
+                     f"{t['tail_entities_pct']:>12.1f}{t['tail_mass_pct']:>13.1f}")
+    if manifest["invalid_by_reason"]:
+        lines.append("invalid: " + ", ".join(f"{k} {v}" for k, v in manifest["invalid_by_reason"].items()))
+    lines.append(f"outputs: {join(out, 'manifest.json')}, {join(out, 'dictionary')}/, "
+                 f"{join(out, 'entities')}/, {join(out, 'invalid')}/")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    print(describe(run(argv), argv))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Batch functions shared by the Spark and Beam pipelines: Arrow in, Arrow out."""
