@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from typing import Iterable, Mapping
+from typing import Callable, Iterable, Mapping
 
 NO_ENTITIES = "no-entities"
 HEAD_ONLY = "head-only"
@@ -26,14 +26,45 @@ def keep_probability(ps: Iterable[float]) -> float:
 
 
 def decide(seed: int, record_id: str, entities: Mapping[str, Iterable[str]],
-           probs: Mapping[str, Mapping[str, float]]) -> tuple[bool, str | None]:
-    """(keep, reason): kept when any entity passes U < p; an entity missing from the
-    dictionary is tail (p = 1)."""
+           probs: Mapping[str, Mapping[str, float]], factor: float = 1.0) -> tuple[bool, str | None]:
+    """(keep, reason): kept when any entity passes U < p (p scaled by `factor`, see
+    --target-size); an entity missing from the dictionary is tail (p = 1)."""
     seen = False
     for perspective, values in entities.items():
         table = probs.get(perspective, {})
         for entity in values:
             seen = True
-            if uniform(seed, record_id, perspective, entity) < table.get(entity, 1.0):
+            p = scaled(table[entity], factor) if entity in table else 1.0
+            if uniform(seed, record_id, perspective, entity) < p:
                 return True, None
     return False, (HEAD_ONLY if seen else NO_ENTITIES)
+
+
+def scaled(p: float, factor: float) -> float:
+    """p under all tau scaled by `factor` (p = tau / n is linear in tau)."""
+    return p * factor
+
+
+def expected_kept(ps_by_record: Iterable[Iterable[float]], factor: float = 1.0) -> float:
+    """The closed-form expected number of kept records: sum of P(keep) under scaled tau."""
+    return sum(keep_probability(scaled(p, factor) for p in ps) for ps in ps_by_record)
+
+
+def factor_for_target(expected: Callable[[float], float], target: float, *, tolerance: float = 0.5,
+                      max_iter: int = 200) -> float:
+    """The tau scale factor f with expected(f) == target, by bisection.
+
+    expected(f) is non-decreasing in f: every p grows with f, and so does every P(keep).
+    """
+    lo, hi = 0.0, 1.0
+    while expected(hi) < target:
+        hi *= 2.0
+        if hi > 1e12:
+            raise ValueError(f"target {target} is more than the records that have entities")
+    for _ in range(max_iter):
+        mid = (lo + hi) / 2.0
+        value = expected(mid)
+        if abs(value - target) <= tolerance:
+            return mid
+        lo, hi = (mid, hi) if value < target else (lo, mid)
+    return (lo + hi) / 2.0

@@ -9,6 +9,7 @@ USAGE = """usage: adr <command> [options]
 
 commands:
   stats         corpus statistics and the probability dictionary (Apache Spark)
+  rebalance     keep tail records, drop part of the head-only ones (Apache Beam)
   import coco   official COCO caption/instance files -> LLaVA JSON Lines
 
 Run `adr <command> --help` for its options."""
@@ -29,6 +30,9 @@ def main(argv=None) -> int:
             manifest = spark_stats.run(rest)
             print(spark_stats.describe(manifest, rest))
             return 0
+        if command == "rebalance":
+            from pipelines import beam_rebalance
+            return beam_rebalance.main(rest)
         if command == "import" and rest[:1] == ["coco"]:
             from pipelines import coco_import
             return coco_import.run(rest[1:])

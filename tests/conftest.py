@@ -1,13 +1,27 @@
 import json
 import os
+import socket
 import sys
 from pathlib import Path
 
 import pytest
 
-# Offline and single-threaded before anything imports torch, transformers or Spark.
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# Offline and single-threaded before anything imports torch, transformers or Spark. Every gs://
+# URL of the session goes to a loopback emulator (started by the gcs_bucket fixture); it is set
+# here, before Spark's JVM starts, because Spark's Python workers inherit the JVM's environment.
+GCS_EMULATOR_PORT = _free_port()
 os.environ.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", OMP_NUM_THREADS="1",
-                  PYSPARK_PYTHON=sys.executable, PYSPARK_DRIVER_PYTHON=sys.executable)
+                  PYSPARK_PYTHON=sys.executable, PYSPARK_DRIVER_PYTHON=sys.executable,
+                  STORAGE_EMULATOR_HOST=f"http://127.0.0.1:{GCS_EMULATOR_PORT}",
+                  GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT="false")
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("ADR_SHARED_DATA", ROOT.parent / "shared" / "data"))
@@ -16,6 +30,8 @@ COCO_INSTANCES = SHARED / "coco_tiny" / "annotations" / "instances_val2017.json"
 COCO_IMAGES = SHARED / "coco_tiny" / "val2017"
 SCIENCEQA = SHARED / "scienceqa" / "llava_test_CQM-A.json"
 EWT_DEV = SHARED / "ud_ewt" / "en_ewt-ud-dev.conllu"
+# Another spaCy pipeline to test with (e.g. en_core_web_sm where it is installed); default: shipped.
+NLP_ARGS = ["--nlp", os.environ["ADR_TEST_NLP"]] if os.environ.get("ADR_TEST_NLP") else []
 
 
 def pytest_configure(config):
@@ -51,3 +67,47 @@ def spark():
     session = spark_session("local[2]", app="adr-tests")
     yield session
     session.stop()
+
+
+@pytest.fixture(scope="session")
+def gcs_bucket():
+    """gs://adr-test/ served by a local GCS emulator on loopback, never the network."""
+    from gcp_storage_emulator.server import create_server
+
+    server = create_server("127.0.0.1", GCS_EMULATOR_PORT, in_memory=True, default_bucket="adr-test")
+    server.start()
+    yield "gs://adr-test"
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def coco_stats(spark, coco_jsonl, tmp_path_factory):
+    """`adr stats` on the COCO records, all four perspectives, with the reverse index."""
+    from pipelines import spark_stats
+
+    out = tmp_path_factory.mktemp("stats")
+    manifest = spark_stats.run(["--input", str(coco_jsonl), "--output", str(out), "--reverse-index", *NLP_ARGS],
+                               spark=spark)
+    return out, manifest
+
+
+def write_bad_corpus(path: Path, good_lines: list[str]) -> Path:
+    """40 good records with one of each bad kind among them (lines 11-16 and 28) and a blank line."""
+    record = json.loads(good_lines[0])
+    lines = good_lines[:10] + [
+        '{"id": "broken", "conversations": [',                                    # 11 malformed
+        '[1, 2, 3]',                                                              # 12 not an object
+        json.dumps({"id": "noconv"}),                                             # 13 missing conversations
+        json.dumps({**record, "id": "esc", "image": "../../secret.jpg"}),         # 14 path escapes root
+        good_lines[3],                                                            # 15 duplicate id
+        json.dumps({**record, "id": "long", "pad": "x" * 5000}),                  # 16 absurdly long
+        "",                                                                       # blank: not a record
+    ] + good_lines[10:20]
+    data = "\n".join(lines).encode() + b"\n"
+    data += b'{"id": "latin1", "conversations": [{"from": "human", "value": "caf\xe9"}]}\n'  # 28 not utf-8
+    path.write_bytes(data + "\n".join(good_lines[20:40]).encode() + b"\n")
+    return path
+
+
+BAD_LINES = {11: "malformed-json", 12: "not-an-object", 13: "bad-conversations", 14: "unsafe-image-path",
+             15: "duplicate-id", 16: "too-long", 28: "not-utf8"}

@@ -1,0 +1,371 @@
+"""ADR rebalancing on Apache Beam: keep every tail record, drop part of the head-only ones.
+
+    adr rebalance --input ... --dictionary STATS_DIR --output DIR [--seed 42] [--target-size N]
+                  [Beam options: --runner, --direct_num_workers, --streaming, ...]
+
+Outputs under DIR: kept/ (LLaVA JSON Lines, records unchanged), dropped/, invalid/, seeds/
+(the synthesis seed pool) and summary.json. Work is done a batch of records at a time; the
+dictionary (and the stats job's per-record entities) load once per worker process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from typing import Iterable
+
+import apache_beam as beam
+import pyarrow as pa
+from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions, StandardOptions
+from apache_beam.transforms import window
+from apache_beam.utils.shared import Shared
+
+from adr.entities.registry import ALL, resolve
+from adr.errors import ConfigError
+from adr.rebalance_stats import RebalanceStats
+from adr.records import DEFAULT_MAX_RECORD_BYTES, DUPLICATE_ID
+from adr.sampling import factor_for_target
+from pipelines.outputs import join, read_json, write_json
+from udfs.rebalance import (EntityIndex, _read_table, attach_entities, decide_batch, expected_kept_fn,
+                            load_probabilities)
+from udfs.records import parse_raw
+from udfs.sources import RAW_SCHEMA, expand_inputs, fingerprint, read_raw
+
+log = logging.getLogger("adr.rebalance")
+INVALID, DROPPED, SEEDS, STATS = "invalid", "dropped", "seeds", "stats"
+
+
+def parse_args(argv=None) -> tuple[argparse.Namespace, list[str]]:
+    ap = argparse.ArgumentParser(prog="adr rebalance", description=__doc__.splitlines()[0])
+    ap.add_argument("--input", nargs="+", help="files, globs, directories or URLs (a directory to watch "
+                    "with --streaming)")
+    ap.add_argument("--pubsub-subscription", help="read raw records from Pub/Sub (streaming)")
+    ap.add_argument("--dictionary", required=True, help="the output directory of `adr stats`")
+    ap.add_argument("--output", required=True)
+    ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--perspectives", default=None, help="default: those of the dictionary")
+    ap.add_argument("--target-size", type=int, default=0, help="scale all tau so ~N records are kept")
+    ap.add_argument("--nlp", default=None, help="spaCy pipeline for records the stats job did not see")
+    ap.add_argument("--extract-entities", action="store_true",
+                    help="always extract entities, never reuse STATS_DIR/entities")
+    ap.add_argument("--max-record-bytes", type=int, default=DEFAULT_MAX_RECORD_BYTES)
+    ap.add_argument("--window-secs", type=float, default=60.0, help="streaming: output window")
+    ap.add_argument("--watch-interval-secs", type=float, default=10.0, help="streaming: directory poll")
+    ap.add_argument("--dictionary-refresh-secs", type=float, default=0.0,
+                    help="streaming: reload the dictionary this often (slowly-changing side input)")
+    args, beam_args = ap.parse_known_args(argv)
+    if not args.input and not args.pubsub_subscription:
+        ap.error("one of --input or --pubsub-subscription is required")
+    return args, beam_args
+
+
+class Config:
+    """Everything the workers need, resolved once at launch (and pickled to them)."""
+
+    def __init__(self, args: argparse.Namespace, streaming: bool):
+        manifest = read_json(join(args.dictionary, "manifest.json"))
+        self.stats_dir = args.dictionary
+        self.perspectives = resolve(args.perspectives or manifest["parameters"]["perspectives"])
+        unknown = set(self.perspectives) - set(manifest["parameters"]["perspectives"])
+        if unknown:
+            raise ConfigError(f"the dictionary in {args.dictionary} has no {', '.join(sorted(unknown))} entities")
+        self.taus = {p: manifest["perspectives"][p]["tau"] for p in self.perspectives}
+        self.seed = args.seed
+        self.nlp = args.nlp or (manifest["parameters"]["nlp"] if manifest["parameters"]["nlp"] != "default" else None)
+        self.max_bytes = args.max_record_bytes
+        self.reuse_entities = not args.extract_entities and not streaming
+        self.streaming = streaming
+        self.factor = 1.0
+        self.target_size = args.target_size
+        if args.target_size:
+            entities = _read_table(join(args.dictionary, "entities"), ["id", *self.perspectives])
+            expected = expected_kept_fn(entities, load_probabilities(args.dictionary, self.perspectives))
+            self.factor = factor_for_target(expected, args.target_size)
+            log.info("target size %d: tau scaled by %.6f", args.target_size, self.factor)
+
+
+class _Worker:
+    """What a worker process loads once, shared by all its DoFn instances."""
+
+    def __init__(self, cfg: Config):
+        self.probs = load_probabilities(cfg.stats_dir, cfg.perspectives)
+        self.index = EntityIndex(cfg.stats_dir, cfg.perspectives) if cfg.reuse_entities else None
+
+
+_SHARED = Shared()
+
+
+def read_raw_batches(pipeline: beam.Pipeline, args: argparse.Namespace, streaming: bool):
+    if args.pubsub_subscription:
+        return (pipeline
+                | "ReadPubSub" >> beam.io.ReadFromPubSub(subscription=args.pubsub_subscription)
+                | "Window" >> beam.WindowInto(window.FixedWindows(args.window_secs))
+                | "Batch" >> beam.BatchElements(min_batch_size=1, max_batch_size=4096)
+                | "ToRaw" >> beam.Map(raw_batch_from_messages, source=args.pubsub_subscription))
+    if streaming:
+        pattern = args.input[0].rstrip("/") + "/*" if not any(c in args.input[0] for c in "*?[") else args.input[0]
+        return (pipeline
+                | "Watch" >> beam.io.fileio.MatchContinuously(pattern, interval=args.watch_interval_secs)
+                | "Path" >> beam.Map(lambda m: m.path)
+                | "Window" >> beam.WindowInto(window.FixedWindows(args.window_secs))
+                | "Read" >> beam.FlatMap(read_raw))
+    return (pipeline
+            | "Files" >> beam.Create(expand_inputs(args.input))
+            | "Spread" >> beam.Reshuffle()
+            | "Read" >> beam.FlatMap(read_raw))
+
+
+def raw_batch_from_messages(messages: list[bytes], source: str) -> pa.RecordBatch:
+    """A batch of raw elements from a stream of messages, one record per message."""
+    return pa.RecordBatch.from_arrays(
+        [pa.array([source] * len(messages)), pa.array(range(len(messages)), pa.int64()),
+         pa.array(list(messages), pa.binary())], schema=RAW_SCHEMA)
+
+
+class ParseBatch(beam.DoFn):
+    """Raw batch -> valid records (one batch), invalid rows (tagged), and their counts."""
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes = max_bytes
+
+    def process(self, raw: pa.RecordBatch):
+        parsed = parse_raw(raw, max_bytes=self.max_bytes)
+        stats = RebalanceStats(input=parsed.num_rows)
+        bad = parsed.filter(parsed.column("reason").is_valid())
+        for row in bad.to_pylist():
+            stats.invalid[row["reason"]] += 1
+            yield beam.pvalue.TaggedOutput(INVALID, json.dumps(
+                {k: row[k] for k in ("source", "line", "reason", "detail", "raw")}, ensure_ascii=False))
+        good = parsed.filter(parsed.column("reason").is_null())
+        if good.num_rows:
+            yield good.select(["source", "line", "id", "record"])
+        yield beam.pvalue.TaggedOutput(STATS, stats)
+
+
+def id_positions(batch: pa.RecordBatch):
+    return zip(batch.column("id").to_pylist(),
+               zip(batch.column("source").to_pylist(), batch.column("line").to_pylist()))
+
+
+class FirstAndCount(beam.CombineFn):
+    """(occurrences, first position) of an id."""
+
+    def create_accumulator(self):
+        return (0, None)
+
+    def add_input(self, acc, position):
+        return (acc[0] + 1, position if acc[1] is None else min(acc[1], position))
+
+    def merge_accumulators(self, accs):
+        accs = list(accs)
+        firsts = [a[1] for a in accs if a[1] is not None]
+        return (sum(a[0] for a in accs), min(firsts) if firsts else None)
+
+    def extract_output(self, acc):
+        return acc
+
+
+def images_of(batch: pa.RecordBatch) -> Iterable[str]:
+    for record in batch.column("record").to_pylist():
+        image = json.loads(record).get("image")
+        if image:
+            yield image
+
+
+class Decide(beam.DoFn):
+    """Valid records -> kept JSON Lines (one string per batch), dropped rows, seed candidates."""
+
+    def __init__(self, cfg: Config):
+        self.cfg = cfg
+        self.kept = beam.metrics.Metrics.counter("adr", "kept")
+        self.dropped = beam.metrics.Metrics.counter("adr", "dropped")
+
+    def setup(self):
+        self.worker = _SHARED.acquire(lambda: _Worker(self.cfg), tag=("rebalance", id(self.cfg), self.cfg.stats_dir))
+
+    def process(self, batch: pa.RecordBatch, duplicates, probs=None):
+        cfg = self.cfg
+        stats = RebalanceStats()
+        ids = batch.column("id").to_pylist()
+        positions = list(zip(batch.column("source").to_pylist(), batch.column("line").to_pylist()))
+        dup_rows = [i for i, (rid, pos) in enumerate(zip(ids, positions))
+                    if rid in duplicates and duplicates[rid] != pos]
+        for i in dup_rows:
+            stats.invalid[DUPLICATE_ID] += 1
+            first = duplicates[ids[i]]
+            yield beam.pvalue.TaggedOutput(INVALID, json.dumps({
+                "source": positions[i][0], "line": positions[i][1], "reason": DUPLICATE_ID,
+                "detail": f"{DUPLICATE_ID}: first seen at {first[0]}:{first[1]}",
+                "raw": batch.column("record")[i].as_py()[:4096]}, ensure_ascii=False))
+        if dup_rows:
+            keep_rows = sorted(set(range(batch.num_rows)) - set(dup_rows))
+            batch = batch.take(keep_rows)
+        if not batch.num_rows:
+            yield beam.pvalue.TaggedOutput(STATS, stats)
+            return
+        probs = probs if probs is not None else self.worker.probs
+        entities = attach_entities(batch, cfg.perspectives, self.worker.index, cfg.nlp)
+        decisions = decide_batch(entities, probs, cfg.seed, cfg.factor)
+        records = batch.column("record").to_pylist()
+        kept_lines = []
+        entity_rows = entities.to_pylist()
+        for record, decision, ents in zip(records, decisions, entity_rows):
+            rid = ents["id"]
+            stats.expected_kept += decision.p_keep
+            for p in cfg.perspectives:
+                values = ents[p] or []
+                n_tail = len(decision.tail.get(p, ()))
+                before = stats.mass_before.get(p, (0, 0))
+                stats.mass_before[p] = (before[0] + n_tail, before[1] + len(values))
+                stats.tail_before.setdefault(p, set()).update(decision.tail.get(p, ()))
+                if decision.keep:
+                    after = stats.mass_after.get(p, (0, 0))
+                    stats.mass_after[p] = (after[0] + n_tail, after[1] + len(values))
+                    stats.tail_after.setdefault(p, set()).update(decision.tail.get(p, ()))
+            if decision.keep:
+                kept_lines.append(record)
+                if decision.tail:
+                    yield beam.pvalue.TaggedOutput(SEEDS, (record, decision.tail))
+            else:
+                stats.dropped[decision.reason] += 1
+                yield beam.pvalue.TaggedOutput(DROPPED, json.dumps(
+                    {"id": rid, "reason": decision.reason, "max_p": decision.max_p, "p_keep": decision.p_keep}))
+        stats.kept = len(kept_lines)
+        self.kept.inc(stats.kept)
+        self.dropped.inc(sum(stats.dropped.values()))
+        if kept_lines:
+            yield "\n".join(kept_lines)
+        yield beam.pvalue.TaggedOutput(STATS, stats)
+
+
+def seed_row(candidate, shared_images) -> Iterable[str]:
+    """A kept tail record is a seed unless another record uses its image."""
+    record_text, tail = candidate
+    record = json.loads(record_text)
+    image = record.get("image")
+    if image and image in shared_images:
+        return
+    yield json.dumps({"id": str(record["id"]), "image": image, "tail_entities": tail, "record": record},
+                     ensure_ascii=False)
+
+
+class WriteSummary(beam.DoFn):
+    """Check the invariant and write summary.json (one per window when streaming)."""
+
+    def __init__(self, cfg: Config, output: str, inputs: list[str] | None):
+        self.cfg, self.output, self.inputs = cfg, output, inputs
+
+    def process(self, stats: RebalanceStats, win=beam.DoFn.WindowParam):
+        yield summarise(stats, self.cfg, self.output, self.inputs, win)
+
+
+def summarise(stats: RebalanceStats, cfg: Config, output: str, inputs: list[str] | None, win) -> dict:
+    stats.check()
+    summary = stats.to_summary()
+    summary.update({
+        "seed": cfg.seed, "perspectives": list(cfg.perspectives), "tau": cfg.taus,
+        "tau_factor": cfg.factor, "target_size": cfg.target_size or None, "dictionary": cfg.stats_dir,
+        "input_fingerprint": fingerprint(inputs) if inputs else None,
+    })
+    if isinstance(win, window.GlobalWindow):
+        write_json(join(output, "summary.json"), summary)
+    else:
+        summary["window"] = [win.start.to_utc_datetime().isoformat(), win.end.to_utc_datetime().isoformat()]
+        write_json(join(output, "summary", f"window-{win.start.micros // 1_000_000:012d}.json"), summary)
+    return summary
+
+
+def build(pipeline: beam.Pipeline, raw_batches, cfg: Config, output: str, inputs: list[str] | None,
+          refresh_secs: float = 0.0):
+    """The rebalancing graph from a PCollection of raw batches; returns the summary PCollection."""
+    parsed = raw_batches | "Parse" >> beam.ParDo(ParseBatch(cfg.max_bytes)).with_outputs(INVALID, STATS, main="valid")
+    valid = parsed.valid
+    if cfg.streaming:
+        duplicates = pipeline | "NoDuplicateCheck" >> beam.Create([])
+        shared_images = pipeline | "NoSharedImages" >> beam.Create([])
+    else:
+        duplicates = (valid
+                      | "IdPositions" >> beam.FlatMap(id_positions)
+                      | "FirstOfId" >> beam.CombinePerKey(FirstAndCount())
+                      | "Repeated" >> beam.Filter(lambda kv: kv[1][0] > 1)
+                      | "FirstPosition" >> beam.Map(lambda kv: (kv[0], kv[1][1])))
+        shared_images = (valid
+                         | "Images" >> beam.FlatMap(images_of)
+                         | "CountImages" >> beam.combiners.Count.PerElement()
+                         | "UsedTwice" >> beam.Filter(lambda kv: kv[1] > 1))
+    side = {}
+    if refresh_secs:
+        side["probs"] = beam.pvalue.AsSingleton(
+            pipeline
+            | "Tick" >> beam.transforms.periodicsequence.PeriodicImpulse(fire_interval=refresh_secs, apply_windowing=True)
+            | "LoadDictionary" >> beam.Map(lambda _: load_probabilities(cfg.stats_dir, cfg.perspectives)))
+    decided = valid | "Decide" >> beam.ParDo(
+        Decide(cfg), duplicates=beam.pvalue.AsDict(duplicates), **side).with_outputs(
+        INVALID, DROPPED, SEEDS, STATS, main="kept")
+
+    def write(pcoll, name):
+        extra = {"triggering_frequency": 1} if cfg.streaming else {}
+        return pcoll | f"Write{name.title()}" >> beam.io.WriteToText(
+            join(output, name, "part"), file_name_suffix=".jsonl", **extra)
+
+    write(decided.kept, "kept")
+    write(decided[DROPPED], "dropped")
+    write((parsed[INVALID], decided[INVALID]) | "AllInvalid" >> beam.Flatten(), "invalid")
+    write(decided[SEEDS] | "Seeds" >> beam.FlatMap(seed_row, shared_images=beam.pvalue.AsDict(shared_images)),
+          "seeds")
+    stats = (parsed[STATS], decided[STATS]) | "AllStats" >> beam.Flatten()
+    combine = beam.CombineGlobally(lambda parts: sum(parts, RebalanceStats()))
+    if cfg.streaming:
+        combine = combine.without_defaults()
+    return (stats | "Total" >> combine
+            | "Summary" >> beam.ParDo(WriteSummary(cfg, output, inputs)))
+
+
+def run(argv=None, test_pipeline=None, raw_batches=None):
+    """Run the pipeline; returns (Beam result, summary); the summary is None when streaming.
+
+    `test_pipeline` and `raw_batches` (a PTransform producing raw batches, e.g. from a
+    TestStream) let tests drive the same graph.
+    """
+    args, beam_args = parse_args(argv)
+    options = PipelineOptions(beam_args)
+    options.view_as(SetupOptions).save_main_session = False
+    streaming = options.view_as(StandardOptions).streaming
+    cfg = Config(args, streaming)
+    inputs = expand_inputs(args.input) if args.input and not streaming else None
+    pipeline = test_pipeline or beam.Pipeline(options=options)
+    source = pipeline | "Source" >> raw_batches if raw_batches else read_raw_batches(pipeline, args, streaming)
+    build(pipeline, source, cfg, args.output, inputs, args.dictionary_refresh_secs if streaming else 0.0)
+    result = pipeline.run()
+    result.wait_until_finish()
+    return result, None if streaming else read_json(join(args.output, "summary.json"))
+
+
+def describe(summary: dict) -> str:
+    lines = [f"input {summary['input']}  kept {summary['kept']}  dropped {summary['dropped']}  "
+             f"invalid {summary['invalid']}  (expected kept {summary['expected_kept']:.0f})  "
+             f"budget {summary['budget']}"]
+    if summary["tau_factor"] != 1.0:
+        lines.append(f"tau scaled by {summary['tau_factor']:.6f} for target size {summary['target_size']}")
+    for p, c in summary["tail_coverage"].items():
+        lines.append(f"{p:<14} tail mass {c['tail_mass_pct_before']:5.1f}% -> {c['tail_mass_pct_after']:5.1f}%  "
+                     f"tail entities {c['tail_entities_before']} -> {c['tail_entities_after']}")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    logging.basicConfig(level=logging.INFO)
+    _, summary = run(argv)
+    if summary:
+        print(describe(summary))
+        if summary["input"] and summary["invalid"] == summary["input"]:
+            print(f"adr rebalance: error: no valid records in the input ({summary['invalid']} invalid, "
+                  f"see {join(parse_args(argv)[0].output, 'invalid')}/)", file=sys.stderr)
+            return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

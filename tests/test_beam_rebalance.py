@@ -1,0 +1,204 @@
+"""The Beam rebalancing pipeline on real COCO records, against the scalar keep rule."""
+
+import json
+import math
+import random
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
+from apache_beam.testing.test_stream import TestStream as BeamTestStream
+
+from adr.sampling import decide, keep_probability
+from pipelines import beam_rebalance
+from tests.conftest import BAD_LINES, write_bad_corpus
+from udfs.rebalance import decide_batch, load_probabilities
+
+
+def read_jsonl(folder: Path) -> list[dict]:
+    return [json.loads(line) for f in sorted(folder.glob("*.jsonl")) for line in f.read_text().splitlines() if line]
+
+
+def rebalance(inputs, stats_dir, out, *extra):
+    inputs = [inputs] if isinstance(inputs, (str, Path)) else inputs
+    result, summary = beam_rebalance.run(["--input", *map(str, inputs), "--dictionary", str(stats_dir),
+                                          "--output", str(out), *extra])
+    return result, summary
+
+
+@pytest.fixture(scope="module")
+def stats(coco_stats):
+    out, manifest = coco_stats
+    entities = {r.pop("id"): r for r in pq.read_table(out / "entities").to_pylist()}
+    return out, manifest, entities, load_probabilities(str(out), tuple(manifest["parameters"]["perspectives"]))
+
+
+@pytest.fixture(scope="module")
+def direct_run(stats, coco_jsonl, tmp_path_factory):
+    out = tmp_path_factory.mktemp("rebalance")
+    result, summary = rebalance(coco_jsonl, stats[0], out)
+    return out, result, summary
+
+
+def reference_kept(entities, probs, seed=42, factor=1.0):
+    return {rid for rid, ents in entities.items() if decide(seed, rid, ents, probs, factor)[0]}
+
+
+def test_vectorised_decisions_equal_the_scalar_rule_for_every_record(stats):
+    _, _, entities, probs = stats
+    rows = [{"id": rid, **ents} for rid, ents in entities.items()]
+    batch = pa.RecordBatch.from_pylist(rows)
+    for factor in (1.0, 0.37):
+        decisions = decide_batch(batch, probs, 42, factor)
+        assert [d.keep for d in decisions] == [decide(42, r["id"], entities[r["id"]], probs, factor)[0] for r in rows]
+
+
+def test_pipeline_keeps_exactly_the_reference_set_and_counts_add_up(stats, coco_jsonl, direct_run):
+    _, _, entities, probs = stats
+    out, result, summary = direct_run
+    kept = read_jsonl(out / "kept")
+    dropped = read_jsonl(out / "dropped")
+    assert {r["id"] for r in kept} == reference_kept(entities, probs)
+    assert summary["input"] == len(entities) == summary["kept"] + summary["dropped"] + summary["invalid"]
+    assert (summary["kept"], summary["dropped"], summary["budget"]) == (len(kept), len(dropped), len(dropped))
+    # records leave unchanged, with every field
+    originals = {r["id"]: r for r in map(json.loads, coco_jsonl.read_text().splitlines())}
+    assert all(r == originals[r["id"]] for r in kept)
+    assert {d["reason"] for d in dropped} <= {"head-only", "no-entities"}
+    counters = {m.key.metric.name: m.committed for m in result.metrics().query()["counters"]}
+    assert counters["kept"] == len(kept) and counters["dropped"] == len(dropped)
+
+
+def test_kept_count_matches_the_closed_form_and_every_tail_record_is_kept(stats, direct_run):
+    _, manifest, entities, probs = stats
+    out, _, summary = direct_run
+    p_keep = [keep_probability(probs[k].get(e, 1.0) for k, es in ents.items() for e in es)
+              for ents in entities.values()]
+    expected, var = sum(p_keep), sum(p * (1 - p) for p in p_keep)
+    assert summary["expected_kept"] == pytest.approx(expected, abs=1e-3)
+    assert abs(summary["kept"] - expected) <= 4 * math.sqrt(var)
+    kept = {r["id"] for r in read_jsonl(out / "kept")}
+    tail_records = {rid for rid, ents in entities.items()
+                    if any(probs[k][e] >= 1 for k, es in ents.items() for e in es)}
+    assert tail_records and tail_records <= kept
+    assert 0 < summary["dropped"] < summary["input"]
+    for p, cov in summary["tail_coverage"].items():
+        assert cov["tail_entities_after"] == cov["tail_entities_before"]
+        assert cov["tail_mass_pct_after"] >= cov["tail_mass_pct_before"]
+
+
+def test_seed_pool_is_kept_tail_records_with_unshared_images(stats, coco_jsonl, direct_run):
+    _, _, entities, probs = stats
+    out, _, _ = direct_run
+    seeds = read_jsonl(out / "seeds")
+    records = [json.loads(line) for line in coco_jsonl.read_text().splitlines()]
+    uses = {}
+    for r in records:
+        uses[r["image"]] = uses.get(r["image"], 0) + 1
+    kept = {r["id"] for r in read_jsonl(out / "kept")}
+    expected = {rid for rid, ents in entities.items() if rid in kept
+                and any(probs[k][e] >= 1 for k, es in ents.items() for e in es)
+                and uses[next(r["image"] for r in records if r["id"] == rid)] == 1}
+    assert {s["id"] for s in seeds} == expected
+    for s in seeds:
+        assert all(probs[k][e] >= 1 for k, es in s["tail_entities"].items() for e in es)
+
+
+def test_kept_set_is_the_same_for_any_runner_order_and_batching(stats, coco_jsonl, direct_run, tmp_path):
+    out, _, summary = direct_run
+    kept = {r["id"] for r in read_jsonl(out / "kept")}
+    lines = coco_jsonl.read_text().splitlines()
+    random.Random(5).shuffle(lines)
+    parts = [lines[:1], lines[1:701], lines[701:738], lines[738:]]
+    for i, part in enumerate(parts):
+        path = tmp_path / "shuffled" / f"part-{i}.jsonl"
+        path.parent.mkdir(exist_ok=True)
+        path.write_text("\n".join(part) + "\n")
+    runs = {
+        "shuffled-direct": [],
+        "multi-process": ["--direct_num_workers", "2", "--direct_running_mode", "multi_processing"],
+        "portable": ["--runner", "PortableRunner", "--job_endpoint", "embed", "--environment_type", "LOOPBACK"],
+    }
+    for name, flags in runs.items():
+        _, s = rebalance(tmp_path / "shuffled", stats[0], tmp_path / name, *flags)
+        assert {r["id"] for r in read_jsonl(tmp_path / name / "kept")} == kept, name
+        assert (s["kept"], s["dropped"]) == (summary["kept"], summary["dropped"]), name
+
+
+def test_target_size_scales_tau_to_give_n_records(stats, coco_jsonl, tmp_path):
+    _, _, entities, probs = stats
+    target = int(0.6 * len(entities))
+    _, summary = rebalance(coco_jsonl, stats[0], tmp_path / "t", "--target-size", str(target))
+    factor = summary["tau_factor"]
+    assert 0 < factor < 1 and summary["target_size"] == target
+    p_keep = [keep_probability(min(1.0, probs[k].get(e, 1.0) * factor) for k, es in ents.items() for e in es)
+              for ents in entities.values()]
+    assert sum(p_keep) == pytest.approx(target, abs=0.5)
+    assert abs(summary["kept"] - target) <= 4 * math.sqrt(sum(p * (1 - p) for p in p_keep))
+    assert {r["id"] for r in read_jsonl(tmp_path / "t" / "kept")} == reference_kept(entities, probs, factor=factor)
+
+
+def test_bad_lines_are_dead_lettered_and_good_records_around_them_processed(stats, coco_jsonl, tmp_path):
+    path = write_bad_corpus(tmp_path / "bad.jsonl", coco_jsonl.read_text().splitlines())
+    _, summary = rebalance(path, stats[0], tmp_path / "o", "--max-record-bytes", "4000")
+    invalid = read_jsonl(tmp_path / "o" / "invalid")
+    assert sorted((r["line"], r["reason"]) for r in invalid) == sorted(BAD_LINES.items())
+    assert summary["input"] == 47 and summary["invalid"] == 7 and summary["kept"] + summary["dropped"] == 40
+    assert all(r["source"] == str(path) for r in invalid)
+
+
+def test_records_the_stats_job_never_saw_get_entities_extracted(stats, tmp_path):
+    from tests.conftest import SCIENCEQA
+
+    _, _, _, probs = stats
+    records = json.loads(SCIENCEQA.read_text())[:150]
+    path = tmp_path / "sqa.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in records) + "\n")
+    _, summary = rebalance(path, stats[0], tmp_path / "o")
+    assert summary["input"] == 150 and summary["invalid"] == 0
+    # ScienceQA vocabulary is mostly unseen in COCO captions: unseen entities are tail, so kept.
+    assert summary["kept"] >= 140
+
+
+def test_streaming_on_a_test_stream_keeps_the_same_records(stats, coco_jsonl, direct_run, tmp_path):
+    import apache_beam as beam
+
+    from pipelines.beam_rebalance import raw_batch_from_messages
+
+    out, _, _ = direct_run
+    kept = {r["id"] for r in read_jsonl(out / "kept")}
+    lines = [line.encode() for line in coco_jsonl.read_text().splitlines()]
+    stream = BeamTestStream()
+    for i in range(0, len(lines), 500):
+        stream = stream.advance_watermark_to(i).add_elements(lines[i:i + 500])
+    stream = stream.advance_watermark_to_infinity()
+
+    class Source(beam.PTransform):
+        def expand(self, pbegin):
+            return (pbegin | stream | beam.WindowInto(beam.window.FixedWindows(1000))
+                    | beam.BatchElements(min_batch_size=50, max_batch_size=300)
+                    | beam.Map(raw_batch_from_messages, source="stream"))
+
+    options = PipelineOptions(flags=[], streaming=True)
+    beam_rebalance.run(["--input", "unused", "--dictionary", str(stats[0]), "--output", str(tmp_path / "s"),
+                        "--streaming"], test_pipeline=BeamTestPipeline(options=options), raw_batches=Source())
+    got = {r["id"] for r in read_jsonl(tmp_path / "s" / "kept")}
+    assert got == kept
+    windows = [json.loads(p.read_text()) for p in (tmp_path / "s" / "summary").glob("*.json")]
+    assert sum(w["input"] for w in windows) == len(lines)
+    assert sum(w["kept"] for w in windows) == len(kept)
+
+
+def test_nothing_valid_is_an_error(stats, tmp_path):
+    path = tmp_path / "junk.jsonl"
+    path.write_text("not json\n[1]\n")
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "pipelines.cli", "rebalance", "--input", str(path),
+                           "--dictionary", str(stats[0]), "--output", str(tmp_path / "o")],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1 and "no valid records" in proc.stderr.strip().splitlines()[-1]

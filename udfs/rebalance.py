@@ -1,0 +1,139 @@
+"""Batch functions of the rebalancing stage: load the dictionary, attach entities, decide.
+
+`decide_batch` is the vectorised twin of adr.sampling.decide: it skips the hash for entities
+with p >= 1 (U < 1 <= p always holds), which is where most of the time would go.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import fsspec
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from adr.errors import InputError
+from adr.sampling import HEAD_ONLY, NO_ENTITIES, keep_probability, uniform
+from udfs.entities import entities_schema, extract_entities
+
+Probabilities = dict[str, dict[str, float]]
+
+
+def _read_table(url: str, columns=None) -> pa.Table:
+    fs, path = fsspec.core.url_to_fs(url)
+    if not fs.exists(path):
+        raise InputError(f"cannot read {url!r}: no such file or directory (run `adr stats` first)")
+    return pq.read_table(path, filesystem=fs, columns=columns)
+
+
+def load_probabilities(stats_dir: str, perspectives: tuple[str, ...]) -> Probabilities:
+    """perspective -> entity -> p, from the dictionary `adr stats` wrote."""
+    table = _read_table(f"{stats_dir.rstrip('/')}/dictionary", ["perspective", "entity", "p"])
+    probs: Probabilities = {p: {} for p in perspectives}
+    for perspective in perspectives:
+        part = table.filter(pc.equal(table["perspective"], perspective))
+        probs[perspective] = dict(zip(part["entity"].to_pylist(), part["p"].to_pylist()))
+    return probs
+
+
+class EntityIndex:
+    """The per-record entities of `adr stats`, looked up by record id (loaded once per worker)."""
+
+    def __init__(self, stats_dir: str, perspectives: tuple[str, ...]):
+        self.table = _read_table(f"{stats_dir.rstrip('/')}/entities", ["id", *perspectives])
+        self.row = {rid: i for i, rid in enumerate(self.table["id"].to_pylist())}
+
+    def lookup(self, ids: list[str]) -> tuple[list[int], pa.Table]:
+        """(positions in `ids` that were found, their entity rows)."""
+        found = [(i, self.row[rid]) for i, rid in enumerate(ids) if rid in self.row]
+        return [i for i, _ in found], self.table.take(pa.array([r for _, r in found], pa.int64()))
+
+
+def attach_entities(records: pa.RecordBatch, perspectives: tuple[str, ...], index: EntityIndex | None,
+                    nlp: str | None) -> pa.RecordBatch:
+    """Entities for a batch of valid records (`id`, `record`): from the index when the stats job
+    saw the record, else extracted now by the same udfs."""
+    ids = records.column("id").to_pylist()
+    columns: list[list | None] = [None] * len(ids)
+    if index is not None:
+        positions, rows = index.lookup(ids)
+        for pos, row in zip(positions, rows.to_pylist()):
+            columns[pos] = [row[p] or [] for p in perspectives]
+    missing = [i for i, c in enumerate(columns) if c is None]
+    if missing:
+        fresh = extract_entities(records.take(missing), perspectives, nlp).to_pylist()
+        for i, row in zip(missing, fresh):
+            columns[i] = [row[p] for p in perspectives]
+    return pa.RecordBatch.from_arrays(
+        [records.column("id")] + [pa.array([c[k] for c in columns], pa.list_(pa.string()))
+                                  for k in range(len(perspectives))],
+        schema=entities_schema(perspectives))
+
+
+@dataclass(frozen=True)
+class Decision:
+    keep: bool
+    reason: str | None
+    max_p: float
+    p_keep: float
+    tail: dict[str, list[str]]
+
+
+def decide_batch(entities: pa.RecordBatch, probs: Probabilities, seed: int,
+                 factor: float = 1.0) -> list[Decision]:
+    """One Decision per row of an entities batch (`id` + one list column per perspective)."""
+    perspectives = [name for name in entities.schema.names if name != "id"]
+    ids = entities.column("id").to_pylist()
+    lists = {p: entities.column(p).to_pylist() for p in perspectives}
+    out = []
+    for row, rid in enumerate(ids):
+        keep, seen, max_p, ps = False, False, 0.0, []
+        tail: dict[str, list[str]] = {}
+        for p in perspectives:
+            table = probs.get(p, {})
+            for entity in lists[p][row] or ():
+                seen = True
+                prob = table[entity] * factor if entity in table else 1.0
+                ps.append(prob)
+                max_p = max(max_p, prob)
+                if prob >= 1.0:
+                    tail.setdefault(p, []).append(entity)
+                    keep = True
+                elif not keep and uniform(seed, rid, p, entity) < prob:
+                    keep = True
+        reason = None if keep else (HEAD_ONLY if seen else NO_ENTITIES)
+        out.append(Decision(keep, reason, max_p, keep_probability(ps), tail))
+    return out
+
+
+def expected_kept_fn(entities: pa.Table, probs: Probabilities):
+    """f -> closed-form expected kept count under tau scaled by f, vectorised with numpy."""
+    record_of, ps = [], []
+    perspectives = [name for name in entities.schema.names if name != "id"]
+    for p in perspectives:
+        table = probs.get(p, {})
+        flat = entities[p].combine_chunks()
+        offsets = flat.offsets.to_numpy()
+        values = flat.values.to_pylist()
+        record_of.append(np.repeat(np.arange(len(flat)), np.diff(offsets)))
+        ps.append(np.array([table.get(e, np.inf) for e in values], dtype=float))
+    record_of = np.concatenate(record_of) if record_of else np.zeros(0, int)
+    ps = np.concatenate(ps) if ps else np.zeros(0)
+    n = entities.num_rows
+    has_entities = np.bincount(record_of, minlength=n) > 0
+
+    def expected(factor: float) -> float:
+        q = np.minimum(1.0, ps * factor)
+        certain = np.bincount(record_of, weights=(q >= 1.0).astype(float), minlength=n) > 0
+        log_miss = np.bincount(record_of, weights=np.log1p(-np.where(q >= 1.0, 0.0, q)), minlength=n)
+        p_keep = np.where(certain, 1.0, 1.0 - np.exp(log_miss))
+        return float(np.sum(p_keep[has_entities]))
+
+    return expected
+
+
+def record_json(batch: pa.RecordBatch, i: int) -> dict:
+    return json.loads(batch.column("record")[i].as_py())
