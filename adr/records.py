@@ -76,6 +76,8 @@ def is_safe_relative_path(path: Any) -> bool:
     """True for a non-empty relative path that stays inside its root (no '..', no scheme)."""
     if not isinstance(path, str) or not path.strip() or "\x00" in path:
         return False
+    if ".." not in path and ":" not in path and "\\" not in path and path[0] != "/":
+        return True
     norm = path.replace("\\", "/")
     if norm.startswith("/") or "://" in norm or (len(norm) > 1 and norm[1] == ":"):
         return False

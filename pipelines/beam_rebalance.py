@@ -14,6 +14,7 @@ import argparse
 import json
 import logging
 import sys
+import zlib
 from typing import Iterable
 
 import apache_beam as beam
@@ -51,6 +52,7 @@ def parse_args(argv=None) -> tuple[argparse.Namespace, list[str]]:
     ap.add_argument("--extract-entities", action="store_true",
                     help="always extract entities, never reuse STATS_DIR/entities")
     ap.add_argument("--max-record-bytes", type=int, default=DEFAULT_MAX_RECORD_BYTES)
+    ap.add_argument("--buckets", type=int, default=256, help="hash buckets for finding repeated ids and images")
     ap.add_argument("--window-secs", type=float, default=60.0, help="streaming: output window")
     ap.add_argument("--watch-interval-secs", type=float, default=10.0, help="streaming: directory poll")
     ap.add_argument("--dictionary-refresh-secs", type=float, default=0.0,
@@ -77,6 +79,7 @@ class Config:
         self.max_bytes = args.max_record_bytes
         self.reuse_entities = not args.extract_entities and not streaming
         self.streaming = streaming
+        self.buckets = args.buckets
         self.factor = 1.0
         self.target_size = args.target_size
         if args.target_size:
@@ -140,38 +143,44 @@ class ParseBatch(beam.DoFn):
                 {k: row[k] for k in ("source", "line", "reason", "detail", "raw")}, ensure_ascii=False))
         good = parsed.filter(parsed.column("reason").is_null())
         if good.num_rows:
-            yield good.select(["source", "line", "id", "record"])
+            yield good.select(["source", "line", "id", "image", "record"])
         yield beam.pvalue.TaggedOutput(STATS, stats)
 
 
-def id_positions(batch: pa.RecordBatch):
-    return zip(batch.column("id").to_pylist(),
-               zip(batch.column("source").to_pylist(), batch.column("line").to_pylist()))
+def bucketed(batch: pa.RecordBatch, column: str, buckets: int):
+    """(bucket, [(value, (source, line)), ...]) of one column's non-null values, for finding
+    repeated values a bucket at a time instead of one shuffled element per record."""
+    groups: dict[int, list] = {}
+    for value, source, line in zip(batch.column(column).to_pylist(), batch.column("source").to_pylist(),
+                                   batch.column("line").to_pylist()):
+        if value is not None:
+            groups.setdefault(zlib.crc32(value.encode("utf-8", "surrogatepass")) % buckets, []).append(
+                (value, (source, line)))
+    return groups.items()
 
 
-class FirstAndCount(beam.CombineFn):
-    """(occurrences, first position) of an id."""
-
-    def create_accumulator(self):
-        return (0, None)
-
-    def add_input(self, acc, position):
-        return (acc[0] + 1, position if acc[1] is None else min(acc[1], position))
-
-    def merge_accumulators(self, accs):
-        accs = list(accs)
-        firsts = [a[1] for a in accs if a[1] is not None]
-        return (sum(a[0] for a in accs), min(firsts) if firsts else None)
-
-    def extract_output(self, acc):
-        return acc
+def repeated(bucket) -> Iterable[tuple[str, tuple[str, int]]]:
+    """(value, first position) of every value that occurs more than once in a bucket."""
+    _, parts = bucket
+    first: dict[str, tuple[str, int]] = {}
+    seen_twice: set[str] = set()
+    for part in parts:
+        for value, position in part:
+            if value in first:
+                seen_twice.add(value)
+                first[value] = min(first[value], position)
+            else:
+                first[value] = position
+    for value in seen_twice:
+        yield value, first[value]
 
 
-def images_of(batch: pa.RecordBatch) -> Iterable[str]:
-    for record in batch.column("record").to_pylist():
-        image = json.loads(record).get("image")
-        if image:
-            yield image
+def find_repeated(valid, column: str, buckets: int):
+    name = column.title()
+    return (valid
+            | f"{name}Buckets" >> beam.FlatMap(bucketed, column, buckets)
+            | f"Group{name}s" >> beam.GroupByKey()
+            | f"Repeated{name}s" >> beam.FlatMap(repeated))
 
 
 class Decide(beam.DoFn):
@@ -208,47 +217,50 @@ class Decide(beam.DoFn):
         probs = probs if probs is not None else self.worker.probs
         entities = attach_entities(batch, cfg.perspectives, self.worker.index, cfg.nlp)
         decisions = decide_batch(entities, probs, cfg.seed, cfg.factor)
-        records = batch.column("record").to_pylist()
-        kept_lines = []
-        entity_rows = entities.to_pylist()
-        for record, decision, ents in zip(records, decisions, entity_rows):
-            rid = ents["id"]
-            stats.expected_kept += decision.p_keep
-            for p in cfg.perspectives:
-                values = ents[p] or []
-                n_tail = len(decision.tail.get(p, ()))
-                before = stats.mass_before.get(p, (0, 0))
-                stats.mass_before[p] = (before[0] + n_tail, before[1] + len(values))
-                stats.tail_before.setdefault(p, set()).update(decision.tail.get(p, ()))
-                if decision.keep:
-                    after = stats.mass_after.get(p, (0, 0))
-                    stats.mass_after[p] = (after[0] + n_tail, after[1] + len(values))
-                    stats.tail_after.setdefault(p, set()).update(decision.tail.get(p, ()))
-            if decision.keep:
+        kept_lines, dropped_lines, seeds = [], [], []
+        tail_before = {p: [0, 0] for p in cfg.perspectives}
+        tail_after = {p: [0, 0] for p in cfg.perspectives}
+        for rid, image, record, d in zip(entities.column("id").to_pylist(), batch.column("image").to_pylist(),
+                                         batch.column("record").to_pylist(), decisions):
+            stats.expected_kept += d.p_keep
+            for p, size in d.sizes.items():
+                tail_before[p][1] += size
+                if d.keep:
+                    tail_after[p][1] += size
+            for p, tail in d.tail.items():
+                tail_before[p][0] += len(tail)
+                stats.tail_before.setdefault(p, set()).update(tail)
+            if d.keep:
                 kept_lines.append(record)
-                if decision.tail:
-                    yield beam.pvalue.TaggedOutput(SEEDS, (record, decision.tail))
+                if d.tail:
+                    seeds.append((rid, image, d.tail, record))
+                    for p, tail in d.tail.items():
+                        tail_after[p][0] += len(tail)
+                        stats.tail_after.setdefault(p, set()).update(tail)
             else:
-                stats.dropped[decision.reason] += 1
-                yield beam.pvalue.TaggedOutput(DROPPED, json.dumps(
-                    {"id": rid, "reason": decision.reason, "max_p": decision.max_p, "p_keep": decision.p_keep}))
+                stats.dropped[d.reason] += 1
+                dropped_lines.append(json.dumps({"id": rid, "reason": d.reason, "max_p": d.max_p, "p_keep": d.p_keep}))
+        stats.mass_before = {p: tuple(v) for p, v in tail_before.items()}
+        stats.mass_after = {p: tuple(v) for p, v in tail_after.items()}
         stats.kept = len(kept_lines)
         self.kept.inc(stats.kept)
-        self.dropped.inc(sum(stats.dropped.values()))
+        self.dropped.inc(len(dropped_lines))
         if kept_lines:
             yield "\n".join(kept_lines)
+        if dropped_lines:
+            yield beam.pvalue.TaggedOutput(DROPPED, "\n".join(dropped_lines))
+        if seeds:
+            yield beam.pvalue.TaggedOutput(SEEDS, seeds)
         yield beam.pvalue.TaggedOutput(STATS, stats)
 
 
-def seed_row(candidate, shared_images) -> Iterable[str]:
-    """A kept tail record is a seed unless another record uses its image."""
-    record_text, tail = candidate
-    record = json.loads(record_text)
-    image = record.get("image")
-    if image and image in shared_images:
-        return
-    yield json.dumps({"id": str(record["id"]), "image": image, "tail_entities": tail, "record": record},
-                     ensure_ascii=False)
+def seed_lines(seeds: list, shared_images: dict) -> Iterable[str]:
+    """The batch's seeds as JSON Lines: kept tail records whose image no other record uses."""
+    lines = [f'{{"id":{json.dumps(rid)},"image":{json.dumps(image)},"tail_entities":{json.dumps(tail)},'
+             f'"record":{record}}}'
+             for rid, image, tail, record in seeds if not (image and image in shared_images)]
+    if lines:
+        yield "\n".join(lines)
 
 
 class WriteSummary(beam.DoFn):
@@ -286,15 +298,8 @@ def build(pipeline: beam.Pipeline, raw_batches, cfg: Config, output: str, inputs
         duplicates = pipeline | "NoDuplicateCheck" >> beam.Create([])
         shared_images = pipeline | "NoSharedImages" >> beam.Create([])
     else:
-        duplicates = (valid
-                      | "IdPositions" >> beam.FlatMap(id_positions)
-                      | "FirstOfId" >> beam.CombinePerKey(FirstAndCount())
-                      | "Repeated" >> beam.Filter(lambda kv: kv[1][0] > 1)
-                      | "FirstPosition" >> beam.Map(lambda kv: (kv[0], kv[1][1])))
-        shared_images = (valid
-                         | "Images" >> beam.FlatMap(images_of)
-                         | "CountImages" >> beam.combiners.Count.PerElement()
-                         | "UsedTwice" >> beam.Filter(lambda kv: kv[1] > 1))
+        duplicates = find_repeated(valid, "id", cfg.buckets)
+        shared_images = find_repeated(valid, "image", cfg.buckets)
     side = {}
     if refresh_secs:
         side["probs"] = beam.pvalue.AsSingleton(
@@ -313,7 +318,7 @@ def build(pipeline: beam.Pipeline, raw_batches, cfg: Config, output: str, inputs
     write(decided.kept, "kept")
     write(decided[DROPPED], "dropped")
     write((parsed[INVALID], decided[INVALID]) | "AllInvalid" >> beam.Flatten(), "invalid")
-    write(decided[SEEDS] | "Seeds" >> beam.FlatMap(seed_row, shared_images=beam.pvalue.AsDict(shared_images)),
+    write(decided[SEEDS] | "Seeds" >> beam.FlatMap(seed_lines, shared_images=beam.pvalue.AsDict(shared_images)),
           "seeds")
     stats = (parsed[STATS], decided[STATS]) | "AllStats" >> beam.Flatten()
     combine = beam.CombineGlobally(lambda parts: sum(parts, RebalanceStats()))

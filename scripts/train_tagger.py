@@ -36,6 +36,7 @@ for _p in (str(REPO), str(SCRIPTS)):
         sys.path.insert(0, _p)
 
 from eval_tagger import evaluate, read_conllu  # noqa: E402
+from spacy.util import registry  # noqa: E402
 
 DATA = Path("/work/shared/data/ud_ewt")
 DEFAULT_TRAIN = DATA / "en_ewt-ud-train.conllu"
@@ -47,6 +48,76 @@ DEFAULT_OUTPUT = REPO / "udfs" / "models" / "en_adr_ewt"
 # XPOS whose morphological features matter to spaCy's rule lemmatizer (is_base_form).
 _MORPH_TAGS = {"NN", "NNS", "NNP", "NNPS", "VB", "VBD", "VBG", "VBN", "VBP", "VBZ",
                "JJ", "JJR", "JJS", "RB", "RBR", "RBS"}
+
+
+# EWT keeps a hyphen after these prefixes inside one word (e-mail, non-profit, re-election,
+# co-worker, anti-war ...), where spaCy's English infixes split every hyphen between letters.
+EWT_HYPHEN_PREFIXES = ("e", "non", "pre", "anti", "mid", "re", "post", "co", "over", "pro", "multi", "ex",
+                       "sub", "semi", "cross", "neo", "psycho", "socio", "counter", "intra", "inter", "vice",
+                       "micro", "mis")
+
+
+@registry.callbacks("adr_ewt.ewt_tokenizer.v1")
+def ewt_tokenizer():
+    """Bring spaCy's English tokenizer closer to EWT's word segmentation; saved with the pipeline."""
+
+    def customise(nlp):
+        from spacy.lang.char_classes import ALPHA, HYPHENS
+        from spacy.util import compile_infix_regex
+
+        split_hyphen = r"(?<=[{a}0-9])(?:{h})(?=[{a}])".format(a=ALPHA, h=HYPHENS)
+        keep = "".join(
+            "(?<!^" + "".join(f"[{c}{c.upper()}]" for c in prefix) + ")" for prefix in EWT_HYPHEN_PREFIXES
+        )
+        infixes = [keep + pattern if pattern == split_hyphen else pattern for pattern in nlp.Defaults.infixes]
+        if infixes == list(nlp.Defaults.infixes):
+            raise ValueError("spaCy's English hyphen infix pattern changed; update ewt_tokenizer")
+        nlp.tokenizer.infix_finditer = compile_infix_regex(infixes).finditer
+        for form in ("alot", "Alot", "ALOT"):
+            nlp.tokenizer.add_special_case(form, [{"ORTH": form[0]}, {"ORTH": form[1:]}])
+        return nlp
+
+    return customise
+
+
+@registry.misc("adr_ewt.brown_cluster_norms.v1")
+def brown_cluster_norms(max_words: int = 100000) -> "Lookups":
+    """A ``lexeme_norm`` table mapping the ``max_words`` most frequent words to their Brown cluster.
+
+    spaCy has no struct attribute for Brown clusters, but hashes NORM into the tok2vec
+    embedding: with this table a word's NORM is its cluster ("brown37") -- a distributional
+    word class learnt on a large corpus (spacy-lookups-data ``en_lexeme_cluster``) -- while
+    LOWER keeps the word's identity. Words outside the table keep the default norm (lowercase).
+    The table is saved in the pipeline's vocab, so loading needs no code.
+    """
+    from spacy.lookups import Lookups, load_lookups
+
+    data = load_lookups("en", ["lexeme_cluster", "lexeme_prob"])
+    clusters = data.get_table("lexeme_cluster")
+    probs = data.get_table("lexeme_prob")
+    # Tables are keyed by string hash; keep the strings of the most probable words.
+    words = sorted(clusters.keys(), key=lambda key: probs.get(key, -100.0), reverse=True)[:max_words]
+    lookups = Lookups()
+    table = lookups.add_table("lexeme_norm")
+    for key in words:
+        table[key] = f"brown{clusters[key]}"
+    return lookups
+
+
+@registry.callbacks("adr_ewt.renorm_vocab.v1")
+def renorm_vocab():
+    """Re-apply the ``lexeme_norm`` table to lexemes created before it was loaded."""
+
+    def renorm(nlp):
+        if "lexeme_norm" not in nlp.vocab.lookups:
+            return nlp
+        table = nlp.vocab.lookups.get_table("lexeme_norm")
+        for lex in nlp.vocab:
+            if lex.orth in table:
+                lex.norm_ = table[lex.orth]
+        return nlp
+
+    return renorm
 
 
 def conllu_to_docbin(conllu: Path, out: Path):

@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from adr.errors import InputError
-from adr.sampling import HEAD_ONLY, NO_ENTITIES, keep_probability, uniform
+from adr.sampling import HEAD_ONLY, NO_ENTITIES, uniform
 from udfs.entities import entities_schema, extract_entities
 
 Probabilities = dict[str, dict[str, float]]
@@ -43,34 +43,28 @@ class EntityIndex:
     """The per-record entities of `adr stats`, looked up by record id (loaded once per worker)."""
 
     def __init__(self, stats_dir: str, perspectives: tuple[str, ...]):
-        self.table = _read_table(f"{stats_dir.rstrip('/')}/entities", ["id", *perspectives])
+        table = _read_table(f"{stats_dir.rstrip('/')}/entities", ["id", *perspectives])
+        self.table = table.cast(entities_schema(perspectives)).combine_chunks()
         self.row = {rid: i for i, rid in enumerate(self.table["id"].to_pylist())}
-
-    def lookup(self, ids: list[str]) -> tuple[list[int], pa.Table]:
-        """(positions in `ids` that were found, their entity rows)."""
-        found = [(i, self.row[rid]) for i, rid in enumerate(ids) if rid in self.row]
-        return [i for i, _ in found], self.table.take(pa.array([r for _, r in found], pa.int64()))
 
 
 def attach_entities(records: pa.RecordBatch, perspectives: tuple[str, ...], index: EntityIndex | None,
                     nlp: str | None) -> pa.RecordBatch:
     """Entities for a batch of valid records (`id`, `record`): from the index when the stats job
-    saw the record, else extracted now by the same udfs."""
+    saw the record, else extracted now by the same udfs. Rows stay in the batch's order."""
     ids = records.column("id").to_pylist()
-    columns: list[list | None] = [None] * len(ids)
-    if index is not None:
-        positions, rows = index.lookup(ids)
-        for pos, row in zip(positions, rows.to_pylist()):
-            columns[pos] = [row[p] or [] for p in perspectives]
-    missing = [i for i, c in enumerate(columns) if c is None]
-    if missing:
-        fresh = extract_entities(records.take(missing), perspectives, nlp).to_pylist()
-        for i, row in zip(missing, fresh):
-            columns[i] = [row[p] for p in perspectives]
-    return pa.RecordBatch.from_arrays(
-        [records.column("id")] + [pa.array([c[k] for c in columns], pa.list_(pa.string()))
-                                  for k in range(len(perspectives))],
-        schema=entities_schema(perspectives))
+    rows = [index.row.get(rid) for rid in ids] if index is not None else [None] * len(ids)
+    missing = [i for i, r in enumerate(rows) if r is None]
+    if not missing:
+        return index.table.take(pa.array(rows, pa.int64())).to_batches()[0]
+    fresh = pa.Table.from_batches([extract_entities(records.take(missing), perspectives, nlp)])
+    if len(missing) == len(ids):
+        return fresh.to_batches()[0]
+    found = [i for i, r in enumerate(rows) if r is not None]
+    known = index.table.take(pa.array([rows[i] for i in found], pa.int64()))
+    both = pa.concat_tables([known, fresh])
+    order = {pos: k for k, pos in enumerate(found + missing)}
+    return both.take(pa.array([order[i] for i in range(len(ids))], pa.int64())).combine_chunks().to_batches()[0]
 
 
 @dataclass(frozen=True)
@@ -79,7 +73,8 @@ class Decision:
     reason: str | None
     max_p: float
     p_keep: float
-    tail: dict[str, list[str]]
+    tail: dict[str, list[str]]      # perspective -> the record's tail entities
+    sizes: dict[str, int]           # perspective -> how many entities the record has
 
 
 def decide_batch(entities: pa.RecordBatch, probs: Probabilities, seed: int,
@@ -87,25 +82,30 @@ def decide_batch(entities: pa.RecordBatch, probs: Probabilities, seed: int,
     """One Decision per row of an entities batch (`id` + one list column per perspective)."""
     perspectives = [name for name in entities.schema.names if name != "id"]
     ids = entities.column("id").to_pylist()
-    lists = {p: entities.column(p).to_pylist() for p in perspectives}
+    lists = [(p, probs.get(p, {}), entities.column(p).to_pylist()) for p in perspectives]
     out = []
     for row, rid in enumerate(ids):
-        keep, seen, max_p, ps = False, False, 0.0, []
+        keep, seen, max_p, miss = False, False, 0.0, 1.0
         tail: dict[str, list[str]] = {}
-        for p in perspectives:
-            table = probs.get(p, {})
-            for entity in lists[p][row] or ():
+        sizes: dict[str, int] = {}
+        for p, table, column in lists:
+            values = column[row] or ()
+            sizes[p] = len(values)
+            for entity in values:
                 seen = True
                 prob = table[entity] * factor if entity in table else 1.0
-                ps.append(prob)
-                max_p = max(max_p, prob)
+                if prob > max_p:
+                    max_p = prob
                 if prob >= 1.0:
                     tail.setdefault(p, []).append(entity)
                     keep = True
-                elif not keep and uniform(seed, rid, p, entity) < prob:
-                    keep = True
+                    miss = 0.0
+                else:
+                    miss *= 1.0 - prob
+                    if not keep and uniform(seed, rid, p, entity) < prob:
+                        keep = True
         reason = None if keep else (HEAD_ONLY if seen else NO_ENTITIES)
-        out.append(Decision(keep, reason, max_p, keep_probability(ps), tail))
+        out.append(Decision(keep, reason, max_p, 1.0 - miss if seen else 0.0, tail, sizes))
     return out
 
 
@@ -133,7 +133,3 @@ def expected_kept_fn(entities: pa.Table, probs: Probabilities):
         return float(np.sum(p_keep[has_entities]))
 
     return expected
-
-
-def record_json(batch: pa.RecordBatch, i: int) -> dict:
-    return json.loads(batch.column("record")[i].as_py())

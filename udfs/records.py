@@ -11,7 +11,8 @@ from adr.records import DEFAULT_MAX_RECORD_BYTES, InvalidRecord, parse_record, r
 PARSED_SCHEMA = pa.schema([
     ("source", pa.string()), ("line", pa.int64()),
     ("id", pa.string()),        # null when invalid
-    ("record", pa.string()),    # compact JSON of a valid record, every field kept
+    ("image", pa.string()),     # null when invalid or text-only
+    ("record", pa.string()),    # a valid record as one line of JSON, every field kept
     ("reason", pa.string()),    # null when valid
     ("detail", pa.string()),
     ("raw", pa.string()),       # the element as read, for the invalid/ output (truncated)
@@ -20,23 +21,27 @@ RAW_EXCERPT_CHARS = 4096
 
 
 def parse_raw(batch: pa.RecordBatch, *, max_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> pa.RecordBatch:
-    ids, records, reasons, details, raws = [], [], [], [], []
+    ids, images, records, reasons, details, raws = [], [], [], [], [], []
     for raw in batch.column("raw").to_pylist():
         try:
             record = parse_record(raw, max_bytes=max_bytes)
         except InvalidRecord as err:
             ids.append(None)
+            images.append(None)
             records.append(None)
             reasons.append(err.reason)
             details.append(str(err))
             raws.append(raw[:RAW_EXCERPT_CHARS].decode("utf-8", "replace"))
             continue
         ids.append(record_id(record))
-        records.append(json.dumps(record, ensure_ascii=False, separators=(",", ":")))
+        images.append(record.get("image"))
+        # A JSON Lines line is kept byte for byte; a pretty-printed array element is compacted.
+        records.append(raw.decode("utf-8") if b"\n" not in raw else
+                       json.dumps(record, ensure_ascii=False, separators=(",", ":")))
         reasons.append(None)
         details.append(None)
         raws.append(None)
     return pa.RecordBatch.from_arrays(
         [batch.column("source"), batch.column("line"), pa.array(ids, pa.string()),
-         pa.array(records, pa.string()), pa.array(reasons, pa.string()),
+         pa.array(images, pa.string()), pa.array(records, pa.string()), pa.array(reasons, pa.string()),
          pa.array(details, pa.string()), pa.array(raws, pa.string())], schema=PARSED_SCHEMA)
