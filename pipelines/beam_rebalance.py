@@ -14,13 +14,16 @@ import argparse
 import json
 import logging
 import sys
+import time
 import zlib
 from typing import Iterable
 
 import apache_beam as beam
+from apache_beam.io import fileio
 import pyarrow as pa
 from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions, StandardOptions
 from apache_beam.transforms import window
+from apache_beam.transforms.periodicsequence import PeriodicImpulse
 from apache_beam.utils.shared import Shared
 
 from adr.entities.registry import ALL, resolve
@@ -55,6 +58,8 @@ def parse_args(argv=None) -> tuple[argparse.Namespace, list[str]]:
     ap.add_argument("--buckets", type=int, default=256, help="hash buckets for finding repeated ids and images")
     ap.add_argument("--window-secs", type=float, default=60.0, help="streaming: output window")
     ap.add_argument("--watch-interval-secs", type=float, default=10.0, help="streaming: directory poll")
+    ap.add_argument("--watch-for-secs", type=float, default=0.0,
+                    help="streaming: stop watching after this long and finish (default: watch forever)")
     ap.add_argument("--dictionary-refresh-secs", type=float, default=0.0,
                     help="streaming: reload the dictionary this often (slowly-changing side input)")
     args, beam_args = ap.parse_known_args(argv)
@@ -80,6 +85,8 @@ class Config:
         self.reuse_entities = not args.extract_entities and not streaming
         self.streaming = streaming
         self.buckets = args.buckets
+        # A bounded watch (--watch-for-secs) also ends the dictionary refresh, so the job finishes.
+        self.stop_at = time.time() + args.watch_for_secs if streaming and args.watch_for_secs else None
         self.factor = 1.0
         self.target_size = args.target_size
         if args.target_size:
@@ -100,17 +107,18 @@ class _Worker:
 _SHARED = Shared()
 
 
-def read_raw_batches(pipeline: beam.Pipeline, args: argparse.Namespace, streaming: bool):
+def read_raw_batches(pipeline: beam.Pipeline, args: argparse.Namespace, cfg: Config):
     if args.pubsub_subscription:
         return (pipeline
                 | "ReadPubSub" >> beam.io.ReadFromPubSub(subscription=args.pubsub_subscription)
                 | "Window" >> beam.WindowInto(window.FixedWindows(args.window_secs))
                 | "Batch" >> beam.BatchElements(min_batch_size=1, max_batch_size=4096)
                 | "ToRaw" >> beam.Map(raw_batch_from_messages, source=args.pubsub_subscription))
-    if streaming:
+    if cfg.streaming:
         pattern = args.input[0].rstrip("/") + "/*" if not any(c in args.input[0] for c in "*?[") else args.input[0]
+        stop = {"stop_timestamp": cfg.stop_at} if cfg.stop_at else {}
         return (pipeline
-                | "Watch" >> beam.io.fileio.MatchContinuously(pattern, interval=args.watch_interval_secs)
+                | "Watch" >> fileio.MatchContinuously(pattern, interval=args.watch_interval_secs, **stop)
                 | "Path" >> beam.Map(lambda m: m.path)
                 | "Window" >> beam.WindowInto(window.FixedWindows(args.window_secs))
                 | "Read" >> beam.FlatMap(read_raw))
@@ -302,10 +310,12 @@ def build(pipeline: beam.Pipeline, raw_batches, cfg: Config, output: str, inputs
         shared_images = find_repeated(valid, "image", cfg.buckets)
     side = {}
     if refresh_secs:
-        side["probs"] = beam.pvalue.AsSingleton(
-            pipeline
-            | "Tick" >> beam.transforms.periodicsequence.PeriodicImpulse(fire_interval=refresh_secs, apply_windowing=True)
-            | "LoadDictionary" >> beam.Map(lambda _: load_probabilities(cfg.stats_dir, cfg.perspectives)))
+        # A window with no tick yet (or after the last) uses the dictionary the worker loaded at setup.
+        reloads = (pipeline
+                   | "Tick" >> PeriodicImpulse(fire_interval=refresh_secs, apply_windowing=True,
+                                               **({"stop_timestamp": cfg.stop_at} if cfg.stop_at else {}))
+                   | "LoadDictionary" >> beam.Map(lambda _: load_probabilities(cfg.stats_dir, cfg.perspectives)))
+        side["probs"] = beam.pvalue.AsSingleton(reloads, default_value=None)
     decided = valid | "Decide" >> beam.ParDo(
         Decide(cfg), duplicates=beam.pvalue.AsDict(duplicates), **side).with_outputs(
         INVALID, DROPPED, SEEDS, STATS, main="kept")
@@ -341,7 +351,7 @@ def run(argv=None, test_pipeline=None, raw_batches=None):
     cfg = Config(args, streaming)
     inputs = expand_inputs(args.input) if args.input and not streaming else None
     pipeline = test_pipeline or beam.Pipeline(options=options)
-    source = pipeline | "Source" >> raw_batches if raw_batches else read_raw_batches(pipeline, args, streaming)
+    source = pipeline | "Source" >> raw_batches if raw_batches else read_raw_batches(pipeline, args, cfg)
     build(pipeline, source, cfg, args.output, inputs, args.dictionary_refresh_secs if streaming else 0.0)
     result = pipeline.run()
     result.wait_until_finish()

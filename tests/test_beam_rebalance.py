@@ -202,3 +202,30 @@ def test_nothing_valid_is_an_error(stats, tmp_path):
                            "--dictionary", str(stats[0]), "--output", str(tmp_path / "o")],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1 and "no valid records" in proc.stderr.strip().splitlines()[-1]
+
+
+def test_command_line_streaming_watches_a_directory_with_a_refreshed_dictionary(stats, coco_jsonl, direct_run,
+                                                                                 tmp_path):
+    """`--streaming --input DIR` matches files as they come; the dictionary arrives as a
+    periodically reloaded side input; decisions equal the batch run's."""
+    import shutil
+    import subprocess
+    import sys
+
+    out, _, _ = direct_run
+    kept = {r["id"] for r in read_jsonl(out / "kept")}
+    watched = tmp_path / "incoming"
+    watched.mkdir()
+    lines = coco_jsonl.read_text().splitlines()
+    (watched / "a.jsonl").write_text("\n".join(lines[:700]) + "\n")
+    (watched / "b.jsonl").write_text("\n".join(lines[700:]) + "\n")
+    stats_copy = tmp_path / "stats"
+    shutil.copytree(stats[0], stats_copy)
+    proc = subprocess.run([sys.executable, "-m", "pipelines.cli", "rebalance", "--input", str(watched),
+                           "--dictionary", str(stats_copy), "--output", str(tmp_path / "s"), "--streaming",
+                           "--window-secs", "5", "--watch-interval-secs", "1", "--watch-for-secs", "12",
+                           "--dictionary-refresh-secs", "2"], capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert {r["id"] for r in read_jsonl(tmp_path / "s" / "kept")} == kept
+    windows = [json.loads(p.read_text()) for p in (tmp_path / "s" / "summary").glob("*.json")]
+    assert sum(w["input"] for w in windows) == len(lines)
