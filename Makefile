@@ -19,6 +19,8 @@ $(STAMP): pyproject.toml constraints.txt
 
 demo: install
 	$(BIN)/adr stats --input $(SAMPLE) --output $(DEMO)/stats --master 'local[2]'
+	$(BIN)/adr rebalance --input $(SAMPLE) --dictionary $(DEMO)/stats --output $(DEMO)/rebalance
+	@echo "demo outputs: $(DEMO)/stats (dictionary, entities, manifest.json), $(DEMO)/rebalance (kept, dropped, seeds, summary.json)"
 
 test: install
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q

@@ -46,6 +46,9 @@ def parse_args(argv=None) -> tuple[argparse.Namespace, list[str]]:
     ap.add_argument("--input", nargs="+", help="files, globs, directories or URLs (a directory to watch "
                     "with --streaming)")
     ap.add_argument("--pubsub-subscription", help="read raw records from Pub/Sub (streaming)")
+    ap.add_argument("--kafka-topic", help="read raw records from Kafka (streaming; a cross-language "
+                    "transform: needs Java and Beam's Kafka expansion service)")
+    ap.add_argument("--kafka-bootstrap", default="localhost:9092", help="Kafka bootstrap servers")
     ap.add_argument("--dictionary", required=True, help="the output directory of `adr stats`")
     ap.add_argument("--output", required=True)
     ap.add_argument("--seed", type=int, default=42)
@@ -63,8 +66,8 @@ def parse_args(argv=None) -> tuple[argparse.Namespace, list[str]]:
     ap.add_argument("--dictionary-refresh-secs", type=float, default=0.0,
                     help="streaming: reload the dictionary this often (slowly-changing side input)")
     args, beam_args = ap.parse_known_args(argv)
-    if not args.input and not args.pubsub_subscription:
-        ap.error("one of --input or --pubsub-subscription is required")
+    if not (args.input or args.pubsub_subscription or args.kafka_topic):
+        ap.error("one of --input, --pubsub-subscription or --kafka-topic is required")
     return args, beam_args
 
 
@@ -108,12 +111,21 @@ _SHARED = Shared()
 
 
 def read_raw_batches(pipeline: beam.Pipeline, args: argparse.Namespace, cfg: Config):
-    if args.pubsub_subscription:
-        return (pipeline
-                | "ReadPubSub" >> beam.io.ReadFromPubSub(subscription=args.pubsub_subscription)
+    if args.pubsub_subscription or args.kafka_topic:
+        if args.pubsub_subscription:
+            source = args.pubsub_subscription
+            messages = pipeline | "ReadPubSub" >> beam.io.ReadFromPubSub(subscription=source)
+        else:
+            from apache_beam.io.kafka import ReadFromKafka
+
+            source = f"kafka://{args.kafka_bootstrap}/{args.kafka_topic}"
+            messages = (pipeline
+                        | "ReadKafka" >> ReadFromKafka({"bootstrap.servers": args.kafka_bootstrap}, [args.kafka_topic])
+                        | "Value" >> beam.Values())
+        return (messages
                 | "Window" >> beam.WindowInto(window.FixedWindows(args.window_secs))
                 | "Batch" >> beam.BatchElements(min_batch_size=1, max_batch_size=4096)
-                | "ToRaw" >> beam.Map(raw_batch_from_messages, source=args.pubsub_subscription))
+                | "ToRaw" >> beam.Map(raw_batch_from_messages, source=source))
     if cfg.streaming:
         pattern = args.input[0].rstrip("/") + "/*" if not any(c in args.input[0] for c in "*?[") else args.input[0]
         stop = {"stop_timestamp": cfg.stop_at} if cfg.stop_at else {}

@@ -166,6 +166,7 @@ def run(argv=None, spark=None) -> dict:
         "input": {"files": files, "fingerprint": fingerprint(files)},
         "parameters": {"perspectives": list(perspectives), "tail_share": rhos, "nlp": args.nlp or "default",
                        "max_record_bytes": args.max_record_bytes},
+        "engine": {"spark": spark.version, "master": spark.sparkContext.master},
         "seconds": round(time.time() - started, 2),
     }
     if n_records + manifest["invalid"] != lines_read:

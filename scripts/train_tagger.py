@@ -120,7 +120,25 @@ def renorm_vocab():
     return renorm
 
 
-def conllu_to_docbin(conllu: Path, out: Path):
+def form_cased_lemma(form: str, lemma: str) -> str:
+    """The gold lemma with the capitalisation of its word form: Systems -> System, MILLIONS -> MILLION.
+
+    EWT lowercases the lemmas of capitalised common words (Systems -> system, The -> the). The
+    edit-tree lemmatizer learns one tree per edit, so case changes split each suffix rule into
+    one rare tree per initial letter (S->s, P->p, ...) and it misses capitalised plurals. Training
+    on form-cased lemmas keeps one tree per rule; lemmas are compared lowercased downstream
+    (adr.entities.token.normalise_lemma).
+    """
+    if not lemma or lemma == form:
+        return lemma
+    if len(form) > 1 and form.isupper() and lemma.islower():
+        return lemma.upper()
+    if form[:1].isupper() and lemma[:1].islower() and lemma[:1].upper() == form[:1]:
+        return form[:1] + lemma[1:]
+    return lemma
+
+
+def conllu_to_docbin(conllu: Path, out: Path, recase_lemmas: bool = True):
     """One Doc per sentence, tokenised as the treebank, with gold tag / pos / morph / lemma."""
     import spacy
     from spacy.tokens import Doc, DocBin
@@ -137,7 +155,7 @@ def conllu_to_docbin(conllu: Path, out: Path):
             tags=[w.xpos for w in words],
             pos=[w.upos if w.upos != "_" else "X" for w in words],
             morphs=[w.feats if w.feats != "_" else "" for w in words],
-            lemmas=[w.lemma for w in words],
+            lemmas=[form_cased_lemma(w.form, w.lemma) if recase_lemmas else w.lemma for w in words],
         )
         docbin.add(doc)
         n_sents += 1
@@ -221,6 +239,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, default=DEFAULT_WORK, help="scratch directory (DocBins, checkpoints)")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="where the packaged pipeline goes")
     parser.add_argument("--no-package", action="store_true", help="train and evaluate, leave --output alone")
+    parser.add_argument("--treebank-lemma-case", action="store_true",
+                        help="train on EWT's lemma capitalisation instead of form-cased lemmas")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="config override, e.g. components.tok2vec.model.encode.width=64 (repeatable)")
     args = parser.parse_args(argv)
@@ -231,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     args.work.mkdir(parents=True, exist_ok=True)
     train_bin, dev_bin = args.work / "train.spacy", args.work / "dev.spacy"
     for src, dst in ((args.train, train_bin), (args.dev, dev_bin)):
-        n_sents, n_words = conllu_to_docbin(src, dst)
+        n_sents, n_words = conllu_to_docbin(src, dst, recase_lemmas=not args.treebank_lemma_case)
         print(f"converted {src.name}: {n_sents} sentences, {n_words} words -> {dst}", flush=True)
 
     overrides = {"paths.train": str(train_bin), "paths.dev": str(dev_bin)}

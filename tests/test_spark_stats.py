@@ -154,4 +154,5 @@ def test_the_job_runs_under_spark_submit(coco_jsonl, tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     manifest = read_json(str(out / "manifest.json"))
     assert manifest["records"] == len(coco_jsonl.read_text().splitlines())
+    assert manifest["engine"]["master"] == "local[1]"
     assert "object" in proc.stdout and "outputs:" in proc.stdout
