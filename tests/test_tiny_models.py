@@ -16,7 +16,7 @@ from tests import tiny_models  # noqa: E402
 
 torch.set_num_threads(1)
 
-# Eight tests; one build (~1-2 s) and one inference (well under a second) each.
+# One build (well under a second, after the imports) and one or two inferences (~0.1 s) per test.
 
 
 @pytest.fixture(scope="module")
@@ -35,16 +35,32 @@ def _weights_are_safetensors(path):
     assert not [p for p in files if p.suffix in {".bin", ".pt", ".pth", ".pkl", ".ckpt"}]
 
 
-def test_build_is_idempotent_and_atomic(tmp_path):
+def test_build_is_idempotent_reproducible_and_atomic(tmp_path):
+    from safetensors.torch import load_file
+
+    state = torch.random.get_rng_state()
     path = tiny_models.build_causal_lm(tmp_path / "lm")
-    stamp = (path / "model.safetensors").stat().st_mtime_ns
+    assert torch.equal(torch.random.get_rng_state(), state)  # the caller's RNG is untouched
+    weights = path / "model.safetensors"
+    stamp = weights.stat().st_mtime_ns
     assert tiny_models.build_causal_lm(path) == path
-    assert (path / "model.safetensors").stat().st_mtime_ns == stamp
+    assert weights.stat().st_mtime_ns == stamp  # reused, not rebuilt
     assert sorted(p.name for p in tmp_path.iterdir()) == ["lm"]  # no temporary directory left
+
+    again = tiny_models.build_causal_lm(tmp_path / "lm2")
+    first, second = load_file(weights), load_file(again / "model.safetensors")
+    assert first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)
+
+    (path / tiny_models.MARKER).write_text("causal_lm 0\n")  # a build from an older VERSION is replaced
+    assert tiny_models.build_causal_lm(path) == path
+    assert (path / tiny_models.MARKER).read_text() == f"causal_lm {tiny_models.VERSION}\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lm", "lm2"]
+
     (tmp_path / "junk").mkdir()
     (tmp_path / "junk" / "x").write_text("x")
-    with pytest.raises(FileExistsError):
+    with pytest.raises(FileExistsError):  # never overwrites what it did not build
         tiny_models.build_clip(tmp_path / "junk")
+    assert (tmp_path / "junk" / "x").read_text() == "x"
 
 
 def test_sd_img2img(models):
@@ -129,14 +145,39 @@ def test_captioner(models):
     assert type(model) is BlipForConditionalGeneration
     processor = AutoProcessor.from_pretrained(path)
     inputs = processor(images=[_image(), _image()], text=["a picture of", "a picture of"], return_tensors="pt")
+    assert inputs["pixel_values"].shape == (2, 3, 32, 32)
     with torch.no_grad():
         ids = model.generate(**inputs, max_new_tokens=5, do_sample=False)
-    assert ids.shape[0] == 2 and ids.shape[1] <= inputs["input_ids"].shape[1] - 1 + 5
+    # BLIP swaps [CLS] for [DEC] and drops the prompt's final [SEP]; the output starts with the prompt.
+    prompt_len = inputs["input_ids"].shape[1] - 1
+    assert ids.shape[0] == 2 and prompt_len < ids.shape[1] <= prompt_len + 5
     captions = processor.batch_decode(ids, skip_special_tokens=True)
-    assert len(captions) == 2 and all(isinstance(c, str) for c in captions)
+    assert all(c.startswith("a picture of") for c in captions)
     with torch.no_grad():  # no prompt
         ids = model.generate(**processor(images=_image(), return_tensors="pt"), max_new_tokens=5)
     assert ids.shape[0] == 1
+
+
+def test_captioner_llava(models):
+    from transformers import AutoModelForImageTextToText, AutoProcessor, LlavaForConditionalGeneration
+
+    path = models("captioner_llava", tiny_models.build_captioner, kind="llava")
+    _weights_are_safetensors(path)
+    model = AutoModelForImageTextToText.from_pretrained(path).eval()
+    assert type(model) is LlavaForConditionalGeneration
+    processor = AutoProcessor.from_pretrained(path)
+    messages = [[{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "describe the picture"}]}],
+                [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "what is it?"}]}]]
+    prompts = processor.apply_chat_template(messages, add_generation_prompt=True)
+    assert prompts[0] == "<|im_start|>user\n<image>describe the picture<|im_end|>\n<|im_start|>assistant\n"
+    inputs = processor(images=[_image(), _image(40)], text=prompts, padding=True, return_tensors="pt")
+    image_token = model.config.image_token_index
+    assert ((inputs["input_ids"] == image_token).sum(dim=1) == 16).all()  # (32 / 8) ** 2 patches each
+    with torch.no_grad():
+        ids = model.generate(**inputs, max_new_tokens=5, do_sample=False)
+    n = inputs["input_ids"].shape[1]
+    assert ids.shape[0] == 2 and n < ids.shape[1] <= n + 5
+    assert all(isinstance(t, str) for t in processor.batch_decode(ids[:, n:], skip_special_tokens=True))
 
 
 def test_causal_lm(models):

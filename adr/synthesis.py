@@ -1,0 +1,58 @@
+"""Planning Data Synthesis: how much each method makes, from which seeds, under which ids."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from typing import Iterable, Mapping
+
+from adr.errors import ConfigError
+from adr.sampling import uniform
+
+METHODS = ("visual", "synonym", "rewrite")
+DEFAULT_MIX = {"visual": 0.6, "synonym": 0.2, "rewrite": 0.2}
+
+
+def parse_mix(spec: str | Mapping[str, float] | None) -> dict[str, float]:
+    """'visual=0.6,synonym=0.2,rewrite=0.2' -> shares that sum to 1 (unknown methods refused)."""
+    if not spec:
+        return dict(DEFAULT_MIX)
+    if isinstance(spec, str):
+        try:
+            spec = {k.strip(): float(v) for k, v in (item.split("=", 1) for item in spec.split(",") if item.strip())}
+        except ValueError:
+            raise ConfigError(f"--mix must look like visual=0.6,synonym=0.2,rewrite=0.2, got {spec!r}") from None
+    unknown = set(spec) - set(METHODS)
+    if unknown:
+        raise ConfigError(f"unknown synthesis method(s) {', '.join(sorted(unknown))}; choose from {', '.join(METHODS)}")
+    total = sum(spec.values())
+    if total <= 0 or any(v < 0 for v in spec.values()):
+        raise ConfigError("--mix shares must be non-negative and not all zero")
+    return {m: spec.get(m, 0.0) / total for m in METHODS}
+
+
+def plan_budget(budget: int, mix: Mapping[str, float]) -> dict[str, int]:
+    """Records per method, summing exactly to `budget` (largest remainder, ties in METHODS order)."""
+    exact = {m: budget * mix.get(m, 0.0) for m in METHODS}
+    plan = {m: math.floor(v) for m, v in exact.items()}
+    short = budget - sum(plan.values())
+    for m in sorted(METHODS, key=lambda m: (-(exact[m] - plan[m]), METHODS.index(m)))[:short]:
+        plan[m] += 1
+    return plan
+
+
+def seed_order(seed_ids: Iterable[str], seed: int, method: str) -> list[str]:
+    """The order in which a method draws seeds: a seeded hash per id, the same on any runner."""
+    return sorted(seed_ids, key=lambda rid: (uniform(seed, rid, "synthesis", method), rid))
+
+
+def synthetic_id(method: str, seed_id: str, seed: int) -> str:
+    digest = hashlib.blake2b(f"{seed}\x1f{method}\x1f{seed_id}".encode(), digest_size=6).hexdigest()
+    return f"adr-{method}-{digest}"
+
+
+def provenance(method: str, seed_id: str, tail: Mapping[str, list[str]], models: Mapping[str, str],
+               parameters: Mapping) -> dict:
+    """The `adr` field of a synthetic record: how it was made, from what."""
+    return {"method": method, "seed_id": seed_id, "tail_entities": {k: list(v) for k, v in tail.items()},
+            "models": dict(models), "parameters": dict(parameters)}
