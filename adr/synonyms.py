@@ -30,17 +30,27 @@ def choose_replacements(nouns: Iterable[str], synonyms_of: Callable[[str], Itera
 
 def replace_in_text(text: str, replacements: Mapping[str, str]) -> str:
     """Whole-word, case-insensitive replacement of each noun and its plural; the first letter's
-    case is kept ("Dogs" -> "Hounds")."""
+    case is kept ("Dogs" -> "Hounds") and an indefinite article before it agrees ("a adult")."""
     if not replacements:
         return text
-    pattern = re.compile(r"\b(" + "|".join(re.escape(n) for n in sorted(replacements, key=len, reverse=True))
-                         + r")(s|es)?\b", re.IGNORECASE)
+    nouns = "|".join(re.escape(n) for n in sorted(replacements, key=len, reverse=True))
+    pattern = re.compile(r"\b(?:(?P<article>an?)(?P<space>\s+))?(?P<noun>" + nouns + r")(?P<plural>s|es)?\b",
+                         re.IGNORECASE)
 
     def swap(match: re.Match) -> str:
-        word = replacements[match.group(1).lower()]
-        if match.group(2):
+        noun = match.group("noun")
+        word = replacements[noun.lower()]
+        if match.group("plural"):
             word += "es" if word.endswith(("s", "x", "z", "ch", "sh")) else "s"
-        return word[:1].upper() + word[1:] if match.group(1)[:1].isupper() else word
+        if noun[:1].isupper():
+            word = word[:1].upper() + word[1:]
+        article = match.group("article")
+        if not article:
+            return word
+        agreed = "an" if word[:1].lower() in "aeiou" else "a"
+        if article[:1].isupper():
+            agreed = agreed.capitalize()
+        return f"{agreed}{match.group('space')}{word}"
 
     return pattern.sub(swap, text)
 

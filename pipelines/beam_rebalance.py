@@ -275,10 +275,13 @@ class Decide(beam.DoFn):
 
 
 def seed_lines(seeds: list, shared_images: dict) -> Iterable[str]:
-    """The batch's seeds as JSON Lines: kept tail records whose image no other record uses."""
-    lines = [f'{{"id":{json.dumps(rid)},"image":{json.dumps(image)},"tail_entities":{json.dumps(tail)},'
-             f'"record":{record}}}'
-             for rid, image, tail, record in seeds if not (image and image in shared_images)]
+    """The batch's kept tail records as JSON Lines, each marked with whether another record uses
+    its image: the unshared (and text-only) ones are the visual seed pool of the spec; language
+    synthesis may use any of them."""
+    lines = [f'{{"id":{json.dumps(rid)},"image":{json.dumps(image)},'
+             f'"image_shared":{json.dumps(bool(image) and image in shared_images)},'
+             f'"tail_entities":{json.dumps(tail)},"record":{record}}}'
+             for rid, image, tail, record in seeds]
     if lines:
         yield "\n".join(lines)
 

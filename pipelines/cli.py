@@ -10,6 +10,7 @@ USAGE = """usage: adr <command> [options]
 commands:
   stats         corpus statistics and the probability dictionary (Apache Spark)
   rebalance     keep tail records, drop part of the head-only ones (Apache Beam)
+  synthesize    refill the dropped budget with tail-centred records (Beam RunInference)
   import coco   official COCO caption/instance files -> LLaVA JSON Lines
 
 Run `adr <command> --help` for its options."""
@@ -33,6 +34,9 @@ def main(argv=None) -> int:
         if command == "rebalance":
             from pipelines import beam_rebalance
             return beam_rebalance.main(rest)
+        if command == "synthesize":
+            from pipelines import beam_synthesize
+            return beam_synthesize.main(rest)
         if command == "import" and rest[:1] == ["coco"]:
             from pipelines import coco_import
             return coco_import.run(rest[1:])

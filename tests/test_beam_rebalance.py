@@ -90,21 +90,23 @@ def test_kept_count_matches_the_closed_form_and_every_tail_record_is_kept(stats,
         assert cov["tail_mass_pct_after"] >= cov["tail_mass_pct_before"]
 
 
-def test_seed_pool_is_kept_tail_records_with_unshared_images(stats, coco_jsonl, direct_run):
+def test_seeds_are_the_kept_tail_records_marked_by_shared_image(stats, coco_jsonl, direct_run):
     _, _, entities, probs = stats
     out, _, _ = direct_run
     seeds = read_jsonl(out / "seeds")
-    records = [json.loads(line) for line in coco_jsonl.read_text().splitlines()]
+    records = {r["id"]: r for r in map(json.loads, coco_jsonl.read_text().splitlines())}
     uses = {}
-    for r in records:
+    for r in records.values():
         uses[r["image"]] = uses.get(r["image"], 0) + 1
     kept = {r["id"] for r in read_jsonl(out / "kept")}
-    expected = {rid for rid, ents in entities.items() if rid in kept
-                and any(probs[k][e] >= 1 for k, es in ents.items() for e in es)
-                and uses[next(r["image"] for r in records if r["id"] == rid)] == 1}
-    assert {s["id"] for s in seeds} == expected
+    tail = {rid for rid, ents in entities.items() if any(probs[k][e] >= 1 for k, es in ents.items() for e in es)}
+    assert {s["id"] for s in seeds} == kept & tail
     for s in seeds:
-        assert all(probs[k][e] >= 1 for k, es in s["tail_entities"].items() for e in es)
+        assert s["image_shared"] == (uses[records[s["id"]]["image"]] > 1)
+        assert s["record"] == records[s["id"]]
+        assert s["tail_entities"] and all(probs[k][e] >= 1 for k, es in s["tail_entities"].items() for e in es)
+    # COCO has 5 captions per image: the visual pool (unshared images) is empty here, by definition
+    assert not [s for s in seeds if not s["image_shared"]]
 
 
 def test_kept_set_is_the_same_for_any_runner_order_and_batching(stats, coco_jsonl, direct_run, tmp_path):

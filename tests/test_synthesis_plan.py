@@ -38,6 +38,8 @@ def test_replacement_keeps_case_plural_and_word_boundaries():
     r = {"dog": "hound", "bus": "autobus"}
     assert replace_in_text("Dogs chase a dog near the buses; hotdog stays.", r) == \
         "Hounds chase a hound near the autobuses; hotdog stays."
+    assert replace_in_text("A man and a dog; an apple.", {"man": "adult male", "apple": "pear"}) == \
+        "An adult male and a dog; a pear."
     turns = [{"from": "human", "value": "<image>\nWhat is the dog doing?"}, {"from": "gpt", "value": "The dog sleeps."}]
     assert replace_in_conversation(turns, r)[1]["value"] == "The hound sleeps."
 
@@ -47,6 +49,7 @@ def test_wordnet_synonym_replacement_on_real_captions(coco):
     from udfs.wordnet import noun_synonyms
 
     assert "automobile" in noun_synonyms("car") and "motorcar" in noun_synonyms("car")
+    assert "railcar" not in noun_synonyms("car") and "railcar" in noun_synonyms("car", senses=3)
     assert noun_synonyms("qwxzv") == ()
     captions, _ = coco
     texts = [a["caption"] for a in captions["annotations"] if a["image_id"] == 139]

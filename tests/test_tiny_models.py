@@ -26,7 +26,7 @@ def models(tmp_path_factory):
 
 
 def _image(size=64, color=(200, 40, 90)):
-    return Image.new("RGB", (size, size), color)
+    return Image.new("RGB", size if isinstance(size, tuple) else (size, size), color)
 
 
 def _weights_are_safetensors(path):
@@ -45,7 +45,7 @@ def test_build_is_idempotent_reproducible_and_atomic(tmp_path):
     stamp = weights.stat().st_mtime_ns
     assert tiny_models.build_causal_lm(path) == path
     assert weights.stat().st_mtime_ns == stamp  # reused, not rebuilt
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["lm"]  # no temporary directory left
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".lm.lock", "lm"]  # no temporary directory left
 
     again = tiny_models.build_causal_lm(tmp_path / "lm2")
     first, second = load_file(weights), load_file(again / "model.safetensors")
@@ -54,7 +54,7 @@ def test_build_is_idempotent_reproducible_and_atomic(tmp_path):
     (path / tiny_models.MARKER).write_text("causal_lm 0\n")  # a build from an older VERSION is replaced
     assert tiny_models.build_causal_lm(path) == path
     assert (path / tiny_models.MARKER).read_text() == f"causal_lm {tiny_models.VERSION}\n"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["lm", "lm2"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".lm.lock", ".lm2.lock", "lm", "lm2"]
 
     (tmp_path / "junk").mkdir()
     (tmp_path / "junk" / "x").write_text("x")
@@ -166,8 +166,8 @@ def test_captioner_llava(models):
     model = AutoModelForImageTextToText.from_pretrained(path).eval()
     assert type(model) is LlavaForConditionalGeneration
     processor = AutoProcessor.from_pretrained(path)
-    messages = [[{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "describe the picture"}]}],
-                [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "what is it?"}]}]]
+    messages = [[{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]}]
+                for question in ("describe the picture", "what is it?")]
     prompts = processor.apply_chat_template(messages, add_generation_prompt=True)
     assert prompts[0] == "<|im_start|>user\n<image>describe the picture<|im_end|>\n<|im_start|>assistant\n"
     inputs = processor(images=[_image(), _image(40)], text=prompts, padding=True, return_tensors="pt")
@@ -202,8 +202,11 @@ def test_causal_lm(models):
     assert tok.decode(tok("a dog on the beach")["input_ids"]) == "a dog on the beach"
 
 
-@pytest.mark.parametrize("kind", ["owlvit", "grounding-dino"])
-def test_zero_shot_detector(models, kind):
+@pytest.mark.parametrize("kind, boxes, logits", [
+    ("owlvit", 16, (1, 16, 3)),             # a box per image patch; a logit per label
+    ("grounding-dino", 10, (1, 10, 256)),   # a box per query; a logit per text position (max_text_len)
+])
+def test_zero_shot_detector(models, kind, boxes, logits):
     from transformers import AutoModelForZeroShotObjectDetection, AutoProcessor
 
     path = models(kind, tiny_models.build_zero_shot_detector, kind=kind)
@@ -211,19 +214,16 @@ def test_zero_shot_detector(models, kind):
     assert json.loads((path / "config.json").read_text())["model_type"] == kind
     model = AutoModelForZeroShotObjectDetection.from_pretrained(path).eval()
     processor = AutoProcessor.from_pretrained(path)
-    image = _image(80)
+    image = _image((80, 60))
     labels = [["a cat", "a dog", "a sofa"]]  # Grounding DINO's processor joins them: "a cat. a dog. a sofa."
     inputs = processor(text=labels, images=image, return_tensors="pt")
     with torch.no_grad():
         outputs = model(**inputs)
-    assert outputs.logits.shape[0] == 1 and outputs.pred_boxes.shape[-1] == 4
-    # The call shared by both processors (and transformers' zero-shot-object-detection pipeline).
+    assert outputs.logits.shape == logits and outputs.pred_boxes.shape == (1, boxes, 4)
+    # The call both processors accept (it is what transformers' zero-shot-object-detection pipeline makes).
     results = processor.post_process_grounded_object_detection(
-        outputs, threshold=0.0, target_sizes=[image.size[::-1]], text_labels=labels)
+        outputs, threshold=0.0, target_sizes=[(image.height, image.width)], text_labels=labels)
     assert len(results) == 1
     result = results[0]
-    assert result["boxes"].shape[-1] == 4 and len(result["scores"]) == len(result["boxes"]) > 0
-    assert len(result["text_labels"]) == len(result["boxes"])
-    assert all(isinstance(label, str) for label in result["text_labels"])
-    boxes = result["boxes"]
-    print(kind, {k: (v.shape if hasattr(v, "shape") else v[:3]) for k, v in result.items()}, boxes[:2])
+    assert result["boxes"].shape == (boxes, 4) and result["scores"].shape == (boxes,)
+    assert len(result["text_labels"]) == boxes and all(isinstance(t, str) for t in result["text_labels"])

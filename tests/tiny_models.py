@@ -52,6 +52,14 @@ CORPUS = [
     "the quick brown fox jumps over the lazy dog",
     "you are a helpful assistant. answer the question briefly.",
     "rewrite the caption so that it mentions every object in the picture",
+    # The 80 COCO categories, so that detector labels are mostly whole tokens, as with real vocabularies.
+    "person bicycle car motorcycle airplane bus train truck boat traffic light fire hydrant stop sign",
+    "parking meter bench bird cat dog horse sheep cow elephant bear zebra giraffe backpack umbrella",
+    "handbag tie suitcase frisbee skis snowboard sports ball kite baseball bat baseball glove skateboard",
+    "surfboard tennis racket bottle wine glass cup fork knife spoon bowl banana apple sandwich orange",
+    "broccoli carrot hot dog pizza donut cake chair couch potted plant bed dining table toilet tv laptop",
+    "mouse remote keyboard cell phone microwave oven toaster sink refrigerator book clock vase scissors",
+    "teddy bear hair drier toothbrush",
 ]
 
 
@@ -63,35 +71,43 @@ def _build(path: Path, write: Callable[[Path], None]) -> Path:
     """Run ``write(tmp)`` into a temporary sibling of ``path`` and move it into place.
 
     A finished build of the same builder and ``VERSION`` is reused; one of an older version (or
-    another builder) is replaced; anything else non-empty at ``path`` is refused.
+    another builder) is replaced; anything else non-empty at ``path`` is refused. Builds of one
+    path are serialised by an exclusive lock on the sibling file ``.<name>.lock``.
     """
+    import fcntl
+
     path = Path(path)
     stamp = f"{write.__name__} {VERSION}\n"
     marker = path / MARKER
-    if marker.exists() and marker.read_text() == stamp:
-        return path
-    if path.exists() and any(path.iterdir()) and not marker.exists():
-        raise FileExistsError(f"{path} exists, is not empty and is not a tiny-model build")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    try:
-        import torch
 
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(SEED)
-            write(tmp)
-        _no_pickle(tmp)
-        (tmp / MARKER).write_text(stamp)
-        if path.exists():  # empty, or a stale build: move it aside first
-            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=path.parent))
-            os.replace(path, old / "x")
-            shutil.rmtree(old, ignore_errors=True)
-        os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if marker.exists() and marker.read_text() == stamp:  # a concurrent build of the same got there first
+    def finished() -> bool:
+        return marker.exists() and marker.read_text() == stamp
+
+    if finished():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.parent / f".{path.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
+        if finished():  # another process built it while this one waited
             return path
-        raise
+        if path.exists() and any(path.iterdir()) and not marker.exists():
+            raise FileExistsError(f"{path} exists, is not empty and is not a tiny-model build")
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+        try:
+            import torch
+
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(SEED)
+                write(tmp)
+            _no_pickle(tmp)
+            (tmp / MARKER).write_text(stamp)
+            if path.exists():  # empty, or a stale build: move it out of the way first
+                old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=path.parent))
+                os.replace(path, old / path.name)
+                shutil.rmtree(old, ignore_errors=True)
+            os.replace(tmp, path)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     return path
 
 
@@ -111,19 +127,29 @@ def dir_size(path: Path) -> int:
 
 
 def clip_tokenizer(model_max_length: int = CLIP_MAX_LENGTH):
-    """A ``CLIPTokenizer`` over the byte-level alphabet (no merges: one token per character).
+    """A ``CLIPTokenizer``: the byte-level alphabet (with and without ``</w>``) plus BPE merges
+    trained on ``CORPUS``, so its words are single tokens and other words are split into pieces.
 
     Laid out like the real one: ordinary tokens first, then ``<|startoftext|>`` and
     ``<|endoftext|>`` as the two highest ids (CLIP and OWL-ViT pool the text at the ``argmax`` of the
     ids, which must be the end-of-text token). ``<|endoftext|>`` is also the pad token.
     """
-    from tokenizers import pre_tokenizers
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
     from transformers import CLIPTokenizer
 
+    specials = ["<|startoftext|>", "<|endoftext|>"]
+    pipeline = CLIPTokenizer().backend_tokenizer  # CLIP's normaliser and pre-tokeniser, empty vocabulary
+    bpe = Tokenizer(models.BPE(continuing_subword_prefix="", end_of_word_suffix="</w>"))
+    bpe.normalizer, bpe.pre_tokenizer = pipeline.normalizer, pipeline.pre_tokenizer
     alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
-    tokens = alphabet + [c + "</w>" for c in alphabet] + ["<|startoftext|>", "<|endoftext|>"]
-    vocab = {t: i for i, t in enumerate(tokens)}
-    return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=model_max_length)
+    bpe.train_from_iterator(CORPUS, trainers.BpeTrainer(
+        vocab_size=2000, show_progress=False, initial_alphabet=alphabet, end_of_word_suffix="</w>"))
+    trained = json.loads(bpe.to_str())["model"]
+    ordered = sorted(trained["vocab"], key=trained["vocab"].get)
+    tokens = list(dict.fromkeys(alphabet + [c + "</w>" for c in alphabet] + ordered)) + specials
+    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in trained["merges"]]
+    return CLIPTokenizer(vocab={t: i for i, t in enumerate(tokens)}, merges=merges,
+                         model_max_length=model_max_length)
 
 
 def _clip_text_ids(tok) -> dict:
@@ -155,7 +181,8 @@ CHAT_TEMPLATE = (
     "{{ '<|im_start|>' + message['role'] + '\\n' }}"
     "{% if message['content'] is string %}{{ message['content'] }}"
     "{% else %}{% for part in message['content'] %}"
-    "{% if part['type'] == 'image' %}{{ '<image>' }}{% elif part['type'] == 'text' %}{{ part['text'] }}{% endif %}"
+    "{% if part['type'] == 'image' %}{{ '<image>' }}"
+    "{% elif part['type'] == 'text' %}{{ part['text'] }}{% endif %}"
     "{% endfor %}{% endif %}"
     "{{ '<|im_end|>' + '\\n' }}"
     "{% endfor %}"
@@ -242,6 +269,13 @@ def _clip_image_processor(size: int):
 
 def _save_pipeline(pipe, out: Path) -> None:
     pipe.save_pretrained(out, safe_serialization=True)
+    # Without torchvision, transformers 5 hands out CLIPImageProcessorPil for CLIPImageProcessor and
+    # model_index.json records that; name the class as real checkpoints do (either loads the same).
+    index_file = out / "model_index.json"
+    index = json.loads(index_file.read_text())
+    if index.get("feature_extractor") == ["transformers", "CLIPImageProcessorPil"]:
+        index["feature_extractor"] = ["transformers", "CLIPImageProcessor"]
+        index_file.write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
 
 
 def _text_pipeline_components() -> dict:
@@ -438,7 +472,8 @@ def _owlvit(out: Path) -> None:
     )
     OwlViTForObjectDetection(config).eval().save_pretrained(out, safe_serialization=True)
     size = {"height": VISION_IMAGE, "width": VISION_IMAGE}
-    OwlViTProcessor(image_processor=OwlViTImageProcessor(size=size, crop_size=size), tokenizer=tok).save_pretrained(out)
+    processor = OwlViTProcessor(image_processor=OwlViTImageProcessor(size=size, crop_size=size), tokenizer=tok)
+    processor.save_pretrained(out)
 
 
 def _grounding_dino(out: Path) -> None:
@@ -450,11 +485,11 @@ def _grounding_dino(out: Path) -> None:
         backbone_config=dict(model_type="swin", image_size=64, patch_size=4, embed_dim=8, depths=[1, 1, 1, 1],
                              num_heads=[1, 1, 2, 2], window_size=4, out_indices=[2, 3, 4]),
         text_config=dict(model_type="bert", vocab_size=len(tok), hidden_size=32, num_hidden_layers=2,
-                         num_attention_heads=4, intermediate_size=37, max_position_embeddings=64,
+                         num_attention_heads=4, intermediate_size=37, max_position_embeddings=256,
                          pad_token_id=tok.pad_token_id),
         d_model=64, num_queries=10, encoder_layers=1, decoder_layers=2, encoder_ffn_dim=32,
         decoder_ffn_dim=32, encoder_attention_heads=2, decoder_attention_heads=2, num_feature_levels=4,
-        encoder_n_points=2, decoder_n_points=2, max_text_len=32,
+        encoder_n_points=2, decoder_n_points=2, max_text_len=256,
     )
     GroundingDinoForObjectDetection(config).eval().save_pretrained(out, safe_serialization=True)
     image_processor = GroundingDinoImageProcessor(size={"shortest_edge": 64, "longest_edge": 64})

@@ -20,11 +20,12 @@ def _wordnet():
 
 
 @functools.lru_cache(maxsize=65536)
-def noun_synonyms(lemma: str) -> tuple[str, ...]:
-    """Lemma names of every noun synset of `lemma`, in WordNet's order (most frequent sense first)."""
+def noun_synonyms(lemma: str, senses: int = 1) -> tuple[str, ...]:
+    """Lemma names of the first `senses` noun synsets of `lemma` (WordNet orders senses most
+    frequent first): the default, the dominant sense only, keeps a replacement's meaning."""
     wn = _wordnet()
     names = []
-    for synset in wn.synsets(lemma.replace(" ", "_"), pos=wn.NOUN):
+    for synset in wn.synsets(lemma.replace(" ", "_"), pos=wn.NOUN)[:senses]:
         for name in synset.lemma_names():
             if name.lower() != lemma and name not in names:
                 names.append(name)

@@ -1,0 +1,370 @@
+"""ADR Data Synthesis on Apache Beam RunInference: refill the dropped budget with tail records.
+
+    adr synthesize --rebalanced DIR --dictionary STATS_DIR --output OUT [--budget N]
+                   [--mix visual=0.6,synonym=0.2,rewrite=0.2] [--image-model M --caption-model M]
+                   [--llm M] [--images-root PATH_OR_URL] [--device auto|cpu|cuda] [--seed 42] [Beam options]
+
+Methods: visual (diffusion image from the seed image -> caption -> LLM conversation), synonym
+(WordNet tail synonyms of the record's nouns), rewrite (LLM rewrite offered those synonyms).
+Seeds are drawn in a seeded order per method; the driver runs rounds over the next seeds until
+each method has its share or the pool runs out, so the output is exactly the budget when the
+pool allows. Outputs: OUT/synthetic/, OUT/refined/ (kept + synthetic), OUT/images/,
+OUT/failed/, OUT/summary.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+import apache_beam as beam
+import fsspec
+from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from adr.errors import ConfigError, InputError
+from adr.prompts import conversation_messages, parse_conversation, rewrite_messages
+from adr.synonyms import choose_replacements, replace_in_conversation
+from adr.synthesis import METHODS, parse_mix, plan_budget, provenance, seed_order, synthetic_id
+from pipelines.handlers.captioning import CaptionHandler
+from pipelines.handlers.diffusion import DiffusionHandler, SeedImage
+from pipelines.handlers.llm import ChatLLMHandler
+from pipelines.outputs import join, read_json, write_json
+from udfs.images import content_name, load_image, png_bytes
+from udfs.model_files import local_model_dir
+from udfs.rebalance import _read_table
+
+log = logging.getLogger("adr.synthesize")
+FAILED = "failed"
+IMAGE_DIR = "adr-synthetic"
+
+
+def parse_args(argv=None):
+    ap = argparse.ArgumentParser(prog="adr synthesize", description=__doc__.splitlines()[0])
+    ap.add_argument("--rebalanced", required=True, help="output directory of `adr rebalance`")
+    ap.add_argument("--dictionary", required=True, help="output directory of `adr stats`")
+    ap.add_argument("--output", required=True)
+    ap.add_argument("--budget", type=int, default=None, help="default: the rebalance summary's budget")
+    ap.add_argument("--mix", default="visual=0.6,synonym=0.2,rewrite=0.2")
+    ap.add_argument("--image-model", help="diffusers pipeline directory/URL/hub id (enables visual)")
+    ap.add_argument("--image-variant", default="variation", choices=("variation", "controlnet", "img2img"))
+    ap.add_argument("--caption-model", help="image-to-text model (needed by visual)")
+    ap.add_argument("--llm", help="instruction LLM (needed by visual and rewrite)")
+    ap.add_argument("--images-root", default=".", help="where the seed records' images are (any URL)")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--steps", type=int, default=None, help="diffusion steps (default: the variant's published)")
+    ap.add_argument("--guidance", type=float, default=None)
+    ap.add_argument("--size", type=int, default=512)
+    ap.add_argument("--strength", type=float, default=0.75, help="img2img strength")
+    ap.add_argument("--candidates", type=int, default=2, help="image variations per seed, closest kept")
+    ap.add_argument("--max-new-tokens", type=int, default=512)
+    ap.add_argument("--batch-size", type=int, default=4, help="largest model batch")
+    ap.add_argument("--overdraw", type=float, default=1.2, help="seeds drawn per needed record in a round")
+    return ap.parse_known_args(argv)
+
+
+class Plan:
+    """What the workers need, resolved once by the driver."""
+
+    def __init__(self, args):
+        self.args = args
+        summary = read_json(join(args.rebalanced, "summary.json"))
+        self.budget = summary["budget"] if args.budget is None else args.budget
+        self.input = summary["input"]
+        manifest = read_json(join(args.dictionary, "manifest.json"))
+        self.tau_token = manifest["perspectives"].get("token", {}).get("tau", 0)
+        nlp = manifest["parameters"].get("nlp", "default")
+        self.nlp = None if nlp == "default" else nlp
+        for flag in ("image_model", "caption_model", "llm"):
+            if getattr(args, flag):
+                local_model_dir(getattr(args, flag))  # a missing model is a one-line error, now
+        enabled = {"synonym": "token" in manifest["perspectives"],
+                   "visual": bool(args.image_model and args.caption_model and args.llm),
+                   "rewrite": bool(args.llm)}
+        self.skipped = {m: why for m, why in (
+            ("visual", "needs --image-model, --caption-model and --llm"), ("rewrite", "needs --llm"),
+            ("synonym", "needs the token perspective in the dictionary")) if not enabled[m]}
+        mix = parse_mix(args.mix)
+        if not any(mix[m] for m in METHODS if enabled[m]):
+            mix = {m: (1.0 if m == "synonym" else 0.0) for m in METHODS}
+        mix = {m: (mix[m] if enabled[m] else 0.0) for m in METHODS}
+        self.plan = plan_budget(self.budget, parse_mix(mix) if any(mix.values()) else mix)
+        self.models = {k: v for k, v in (("image", args.image_model), ("caption", args.caption_model),
+                                          ("llm", args.llm)) if v}
+
+
+def read_seeds(rebalanced: str) -> list[dict]:
+    fs, path = fsspec.core.url_to_fs(join(rebalanced, "seeds"))
+    rows = []
+    for name in sorted(fs.glob(path + "/*.jsonl")):
+        with fs.open(name, "r") as f:
+            rows += [json.loads(line) for line in f if line.strip()]
+    return rows
+
+
+def token_counts(stats_dir: str) -> dict[str, int]:
+    import pyarrow.compute as pc
+
+    table = _read_table(join(stats_dir, "dictionary"), ["perspective", "entity", "count"])
+    table = table.filter(pc.equal(table["perspective"], "token"))
+    return dict(zip(table["entity"].to_pylist(), table["count"].to_pylist()))
+
+
+def record_nouns(seed: dict, nlp: str | None) -> list[str]:
+    """The record's noun lemmas, by the same udf and spaCy pipeline as the statistics."""
+    import pyarrow as pa
+
+    from udfs.entities import extract_entities
+
+    batch = pa.RecordBatch.from_pylist([{"id": seed["id"], "record": json.dumps(seed["record"])}])
+    return extract_entities(batch, ("token",), nlp).column("token")[0].as_py()
+
+
+# ---- per-seed steps (Beam functions) -------------------------------------------------------
+
+def synonym_record(item, counts: dict, tau: int, seed: int, nlp: str | None):
+    rank, row = item
+    from udfs.wordnet import noun_synonyms
+
+    replacements = choose_replacements(record_nouns(row, nlp), noun_synonyms, counts, tau)
+    if not replacements:
+        yield beam.pvalue.TaggedOutput(FAILED, failure("synonym", rank, row, "no-tail-synonym"))
+        return
+    record = row["record"]
+    yield rank, {"id": synthetic_id("synonym", row["id"], seed), "image": record.get("image"),
+                 "conversations": replace_in_conversation(record["conversations"], replacements),
+                 "adr": provenance("synonym", row["id"], row["tail_entities"], {"wordnet": "3.0"},
+                                   {"replacements": replacements})}
+
+
+def rewrite_messages_for(item, counts: dict, tau: int, nlp: str | None):
+    rank, row = item
+    from udfs.wordnet import noun_synonyms
+
+    words = sorted(set(choose_replacements(record_nouns(row, nlp), noun_synonyms, counts, tau).values()))
+    return (rank, row["id"], json.dumps({"words": words})), rewrite_messages(row["record"]["conversations"], words)
+
+
+def load_seed_image(item, images_root: str):
+    rank, row = item
+    try:
+        image = load_image(images_root, row["image"])
+    except InputError as err:
+        yield beam.pvalue.TaggedOutput(FAILED, failure("visual", rank, row, "bad-image", str(err)))
+        return
+    prompt = "a photo of " + ", ".join(sorted({e for es in row["tail_entities"].values() for e in es})[:8])
+    yield (rank, row["id"], json.dumps({})), SeedImage(row["id"], image, prompt)
+
+
+def save_image(keyed, output: str):
+    key, result = keyed
+    data = png_bytes(result.inference)
+    name = content_name(data)
+    fs, root = fsspec.core.url_to_fs(join(output, "images", IMAGE_DIR))
+    fs.makedirs(root, exist_ok=True)
+    with fs.open(f"{root}/{name}", "wb") as f:
+        f.write(data)
+    rank, seed_id, extra = key
+    return (rank, seed_id, json.dumps({**json.loads(extra), "image": f"{IMAGE_DIR}/{name}"})), result.inference
+
+
+def to_conversation_request(keyed):
+    (rank, seed_id, extra), result = keyed
+    return (rank, seed_id, json.dumps({**json.loads(extra), "caption": result.inference})), \
+        conversation_messages(result.inference)
+
+
+def parsed_record(keyed, method: str, seeds: dict, plan_models: dict, params: dict, seed: int):
+    (rank, seed_id, extra), result = keyed
+    info = json.loads(extra)
+    row = seeds[seed_id]
+    turns = parse_conversation(result.inference, with_image=method == "visual" or bool(row.get("image")))
+    if turns is None:
+        yield beam.pvalue.TaggedOutput(FAILED, failure(method, rank, row, "unparseable-reply", result.inference[:2000]))
+        return
+    image = info.get("image") if method == "visual" else row["record"].get("image")
+    yield rank, {"id": synthetic_id(method, seed_id, seed), "image": image, "conversations": turns,
+                 "adr": provenance(method, seed_id, row["tail_entities"], plan_models,
+                                   {**params, **{k: v for k, v in info.items() if k != "image"}})}
+
+
+def failure(method: str, rank: int, row: dict, reason: str, detail: str = "") -> str:
+    return json.dumps({"method": method, "rank": rank, "seed_id": row["id"], "reason": reason, "detail": detail})
+
+
+# ---- one round ---------------------------------------------------------------------------
+
+def run_round(plan: Plan, assignments: dict[str, list], seeds_by_id: dict, round_dir: str, beam_args, counts):
+    args = plan.args
+    options = PipelineOptions(beam_args)
+    llm = ChatLLMHandler(args.llm, device=args.device, max_new_tokens=args.max_new_tokens,
+                         max_batch_size=args.batch_size) if args.llm else None
+    params = {"seed": args.seed}
+    with beam.Pipeline(options=options) as p:
+        results, failures = [], []
+        if assignments.get("synonym"):
+            out = (p | "SynonymSeeds" >> beam.Create(assignments["synonym"])
+                   | "Synonyms" >> beam.FlatMap(synonym_record, counts, plan.tau_token, args.seed, plan.nlp).with_outputs(
+                       FAILED, main="records"))
+            results.append(out.records | "SynonymOut" >> beam.Map(lambda r: ("synonym", r)))
+            failures.append(out[FAILED])
+        if assignments.get("rewrite"):
+            replies = (p | "RewriteSeeds" >> beam.Create(assignments["rewrite"])
+                       | "RewritePrompt" >> beam.Map(rewrite_messages_for, counts, plan.tau_token, plan.nlp)
+                       | "Rewrite" >> RunInference(KeyedModelHandler(llm)))
+            out = replies | "ParseRewrite" >> beam.FlatMap(
+                parsed_record, "rewrite", seeds_by_id, {"llm": args.llm}, params, args.seed).with_outputs(
+                FAILED, main="records")
+            results.append(out.records | "RewriteOut" >> beam.Map(lambda r: ("rewrite", r)))
+            failures.append(out[FAILED])
+        if assignments.get("visual"):
+            diffusion = DiffusionHandler(args.image_model, variant=args.image_variant, device=args.device,
+                                         steps=args.steps, guidance=args.guidance, size=args.size,
+                                         strength=args.strength, candidates=args.candidates, seed=args.seed,
+                                         max_batch_size=args.batch_size)
+            captioner = CaptionHandler(args.caption_model, device=args.device, max_batch_size=args.batch_size)
+            loaded = (p | "VisualSeeds" >> beam.Create(assignments["visual"])
+                      | "LoadImages" >> beam.FlatMap(load_seed_image, args.images_root).with_outputs(
+                          FAILED, main="images"))
+            failures.append(loaded[FAILED])
+            replies = (loaded.images
+                       | "Diffuse" >> RunInference(KeyedModelHandler(diffusion))
+                       | "SaveImages" >> beam.Map(save_image, args.output)
+                       | "Caption" >> RunInference(KeyedModelHandler(captioner))
+                       | "ConversationPrompt" >> beam.Map(to_conversation_request)
+                       | "Converse" >> RunInference(KeyedModelHandler(llm)))
+            visual_params = {**params, "variant": args.image_variant, "steps": diffusion._steps,
+                             "guidance": diffusion._guidance, "size": args.size}
+            out = replies | "ParseConversation" >> beam.FlatMap(
+                parsed_record, "visual", seeds_by_id, plan.models, visual_params, args.seed).with_outputs(
+                FAILED, main="records")
+            results.append(out.records | "VisualOut" >> beam.Map(lambda r: ("visual", r)))
+            failures.append(out[FAILED])
+        if results:
+            (results | "AllRecords" >> beam.Flatten()
+             | "Line" >> beam.Map(lambda mr: json.dumps({"method": mr[0], "rank": mr[1][0], "record": mr[1][1]},
+                                                         ensure_ascii=False))
+             | "WriteCandidates" >> beam.io.WriteToText(join(round_dir, "candidates"), file_name_suffix=".jsonl"))
+        if failures:
+            (failures | "AllFailures" >> beam.Flatten()
+             | "WriteFailures" >> beam.io.WriteToText(join(round_dir, "failed"), file_name_suffix=".jsonl"))
+
+
+def _read_lines(pattern: str) -> list[dict]:
+    fs, path = fsspec.core.url_to_fs(pattern)
+    out = []
+    for name in sorted(fs.glob(path)):
+        with fs.open(name, "r") as f:
+            out += [json.loads(line) for line in f if line.strip()]
+    return out
+
+
+def run(argv=None) -> dict:
+    args, beam_args = parse_args(argv)
+    plan = Plan(args)
+    for method, why in plan.skipped.items():
+        log.warning("%s synthesis skipped: it %s", method, why)
+        print(f"adr synthesize: {method} synthesis skipped ({why})", file=sys.stderr)
+    seeds = read_seeds(args.rebalanced)
+    seeds_by_id = {s["id"]: s for s in seeds}
+    # The visual pool is the spec's: tail records whose image no other record uses. Language
+    # methods need a tail in the text (a tail token), whatever the image.
+    visual_pool = [s["id"] for s in seeds if s.get("image") and not s.get("image_shared")]
+    text_pool = [s["id"] for s in seeds if s["tail_entities"].get("token")]
+    pools = {"visual": seed_order(visual_pool, args.seed, "visual"),
+             "synonym": seed_order(text_pool, args.seed, "synonym"),
+             "rewrite": seed_order(text_pool, args.seed, "rewrite")}
+    counts = token_counts(args.dictionary) if plan.plan["synonym"] or plan.plan["rewrite"] else {}
+    chosen: dict[str, list] = {m: [] for m in METHODS}
+    failed: list[dict] = []
+    cursor = {m: 0 for m in METHODS}
+    round_no = 0
+    while True:
+        need = {m: plan.plan[m] - len(chosen[m]) for m in METHODS}
+        assignments = {}
+        for m in METHODS:
+            if need[m] > 0 and cursor[m] < len(pools[m]):
+                take = max(need[m], int(need[m] * args.overdraw + 0.999))
+                ids = pools[m][cursor[m]:cursor[m] + take]
+                assignments[m] = [(cursor[m] + i, seeds_by_id[sid]) for i, sid in enumerate(ids)]
+                cursor[m] += len(ids)
+        if not assignments:
+            break
+        round_dir = join(args.output, "rounds", f"{round_no:03d}")
+        run_round(plan, assignments, seeds_by_id, round_dir, beam_args, counts)
+        candidates = _read_lines(join(round_dir, "candidates*.jsonl"))
+        failed += _read_lines(join(round_dir, "failed*.jsonl"))
+        for m in METHODS:
+            got = sorted((c for c in candidates if c["method"] == m), key=lambda c: c["rank"])
+            chosen[m] += got[: max(0, need[m])]
+        round_no += 1
+
+    synthetic = [c["record"] for m in METHODS for c in chosen[m]]
+    for record in synthetic:
+        if record.get("image") is None:
+            record.pop("image", None)
+    write_jsonl(join(args.output, "synthetic", "part-00000.jsonl"), synthetic)
+    write_jsonl(join(args.output, "failed", "part-00000.jsonl"), failed)
+    write_refined(args.rebalanced, args.output, synthetic)
+    made = {m: len(chosen[m]) for m in METHODS}
+    short = {m: {"planned": plan.plan[m], "made": made[m], "seeds_tried": cursor[m], "pool": len(pools[m])}
+             for m in METHODS if made[m] < plan.plan[m]}
+    summary = {
+        "budget": plan.budget, "planned": plan.plan, "made": made, "synthetic": len(synthetic),
+        "refined": plan.input - plan.budget + len(synthetic), "input": plan.input,
+        "budget_met": len(synthetic) == plan.budget, "short": short, "skipped": plan.skipped,
+        "failed_by_reason": _count(failed), "rounds": round_no, "seed": args.seed, "models": plan.models,
+        "seed_pools": {m: len(pools[m]) for m in METHODS},
+    }
+    write_json(join(args.output, "summary.json"), summary)
+    return summary
+
+
+def _count(failed: list[dict]) -> dict:
+    out: dict[str, int] = {}
+    for f in failed:
+        out[f["reason"]] = out.get(f["reason"], 0) + 1
+    return dict(sorted(out.items()))
+
+
+def write_jsonl(url: str, rows: list[dict]) -> None:
+    with fsspec.open(url, "w", auto_mkdir=True) as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def write_refined(rebalanced: str, output: str, synthetic: list[dict]) -> None:
+    """refined/ = the kept records, unchanged, then the synthetic ones (streamed, not held)."""
+    fs, kept = fsspec.core.url_to_fs(join(rebalanced, "kept"))
+    with fsspec.open(join(output, "refined", "part-00000.jsonl"), "w", auto_mkdir=True) as out:
+        for name in sorted(fs.glob(kept + "/*.jsonl")):
+            with fs.open(name, "r") as f:
+                for line in f:
+                    if line.strip():
+                        out.write(line if line.endswith("\n") else line + "\n")
+        for row in synthetic:
+            out.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def describe(summary: dict) -> str:
+    lines = [f"budget {summary['budget']}  synthetic {summary['synthetic']}  refined {summary['refined']} "
+             f"(input {summary['input']})  " + ("budget met" if summary["budget_met"] else "BUDGET NOT MET")]
+    lines += [f"{m:<8} planned {summary['planned'][m]:>6}  made {summary['made'][m]:>6}" for m in METHODS]
+    for m, s in summary["short"].items():
+        lines.append(f"{m}: short by {s['planned'] - s['made']}: tried {s['seeds_tried']} of {s['pool']} seeds")
+    if summary["failed_by_reason"]:
+        lines.append("failed: " + ", ".join(f"{k} {v}" for k, v in summary["failed_by_reason"].items()))
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    print(describe(run(argv)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Beam RunInference model handlers, one per model family (diffusion, captioning, LLM, detection)."""

@@ -1,0 +1,81 @@
+"""A transformers image-to-text ModelHandler: "Please describe the image in detail."."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Sequence
+
+from apache_beam.ml.inference.base import ModelHandler, PredictionResult
+
+from adr.prompts import CAPTION_PROMPT
+from pipelines.handlers.torch_env import dtype_for, resolve_device
+from udfs.model_files import local_model_dir
+
+
+class CaptionHandler(ModelHandler[Any, str, Any]):
+    """PIL images in, captions out. Chat-style vision-language models get the prompt through
+    their chat template; captioners such as BLIP get it as the text prefix."""
+
+    def __init__(self, model: str, *, prompt: str = CAPTION_PROMPT, device: str = "auto",
+                 max_new_tokens: int = 128, min_batch_size: int = 1, max_batch_size: int = 16,
+                 large_model: bool = False, model_copies: int | None = None):
+        self._model = model
+        self._prompt = prompt
+        self._device_spec = device
+        self._max_new_tokens = max_new_tokens
+        self._batching = {"min_batch_size": min_batch_size, "max_batch_size": max_batch_size}
+        self._large_model = large_model or bool(model_copies)
+        self._model_copies = model_copies or 1
+        self.device = None
+
+    def load_model(self):
+        from transformers import AutoModelForImageTextToText, AutoProcessor
+
+        import transformers
+
+        transformers.utils.logging.disable_progress_bar()
+        self.device = resolve_device(self._device_spec)
+        path = local_model_dir(self._model)
+        processor = AutoProcessor.from_pretrained(path)
+        model = AutoModelForImageTextToText.from_pretrained(path, dtype=dtype_for(self.device),
+                                                            use_safetensors=True).to(self.device).eval()
+        return processor, model
+
+    def _inputs(self, processor, images: list):
+        if getattr(processor, "chat_template", None):
+            messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": self._prompt}]}]
+            text = processor.apply_chat_template(messages, add_generation_prompt=True)
+            return processor(images=images, text=[text] * len(images), return_tensors="pt", padding=True)
+        return processor(images=images, text=[self._prompt] * len(images), return_tensors="pt", padding=True)
+
+    def run_inference(self, batch: Sequence[Any], model, inference_args=None) -> Iterable[PredictionResult]:
+        import torch
+
+        processor, net = model
+        inputs = self._inputs(processor, [image.convert("RGB") for image in batch]).to(self.device)
+        with torch.inference_mode():
+            out = net.generate(**inputs, max_new_tokens=self._max_new_tokens, do_sample=False,
+                               **(inference_args or {}))
+        if not net.config.is_encoder_decoder and out.shape[1] > inputs["input_ids"].shape[1]:
+            out = out[:, inputs["input_ids"].shape[1]:]
+        texts = processor.batch_decode(out, skip_special_tokens=True)
+        return [PredictionResult(image, strip_prompt(text, self._prompt), self._model)
+                for image, text in zip(batch, texts)]
+
+    def batch_elements_kwargs(self):
+        return self._batching
+
+    def share_model_across_processes(self) -> bool:
+        return self._large_model
+
+    def model_copies(self) -> int:
+        return self._model_copies
+
+    def get_metrics_namespace(self) -> str:
+        return "adr_caption"
+
+
+def strip_prompt(text: str, prompt: str) -> str:
+    """Captioners that take the prompt as a prefix repeat it; keep only what follows."""
+    text = text.strip()
+    lowered, p = text.lower(), prompt.lower().strip()
+    return text[len(p):].strip() if lowered.startswith(p) else text

@@ -1,0 +1,54 @@
+"""Where a model's files are: a local directory, a URL copied down once per worker, or a hub id.
+
+Weights are loaded only from safetensors: a directory that holds pickled weights
+(*.bin, *.pt, *.pth, *.ckpt, *.pkl) and no safetensors is refused.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import tempfile
+from pathlib import Path
+
+import fsspec
+
+from adr.errors import ConfigError
+
+PICKLED = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+
+
+@functools.lru_cache(maxsize=16)
+def local_model_dir(spec: str, cache_dir: str | None = None) -> str:
+    """A local directory for `spec`; hub ids (no scheme, not a path) are returned unchanged."""
+    if "://" in spec and not spec.startswith("file://"):
+        return _copy_down(spec, cache_dir)
+    path = Path(spec.removeprefix("file://")).expanduser()
+    if path.is_dir():
+        check_safetensors(path)
+        return str(path)
+    if path.exists() or spec.startswith((".", "/", "~")) or spec.count("/") != 1:
+        raise ConfigError(f"model {spec!r}: no such directory")
+    return spec  # 'org/name': a hub id, loaded by the library as usual (offline: from its cache only)
+
+
+def _copy_down(url: str, cache_dir: str | None) -> str:
+    fs, root = fsspec.core.url_to_fs(url)
+    if not fs.isdir(root):
+        raise ConfigError(f"model {url!r}: no such directory")
+    key = hashlib.sha256(f"{url}\x1f{fs.checksum(root)}".encode()).hexdigest()[:16]
+    target = Path(cache_dir or Path(tempfile.gettempdir()) / "adr-models") / key
+    done = target / ".complete"
+    if not done.exists():
+        target.mkdir(parents=True, exist_ok=True)
+        fs.get(root.rstrip("/") + "/", str(target), recursive=True)
+        done.touch()
+    check_safetensors(target)
+    return str(target)
+
+
+def check_safetensors(path: Path) -> None:
+    files = [p for p in Path(path).rglob("*") if p.is_file()]
+    pickled = [p for p in files if p.suffix in PICKLED]
+    if pickled and not any(p.suffix == ".safetensors" for p in files):
+        raise ConfigError(f"model {path}: weights are pickled ({pickled[0].name}); only safetensors are loaded")
