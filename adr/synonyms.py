@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from typing import Callable, Iterable, Mapping
 
+from adr.records import IMAGE_TOKEN
+
 
 def tail_synonyms(noun: str, synonyms: Iterable[str], token_counts: Mapping[str, int], tau: int) -> list[str]:
     """Synonyms of `noun` that are themselves tail tokens (n_T(s) < tau_T), rarest first; equally
@@ -28,11 +30,14 @@ def choose_replacements(nouns: Iterable[str], synonyms_of: Callable[[str], Itera
     return out
 
 
-def replace_in_text(text: str, replacements: Mapping[str, str]) -> str:
+def replace_in_text(text: str, replacements: Mapping[str, str], applied: set | None = None) -> str:
     """Whole-word, case-insensitive replacement of each noun and its plural; the first letter's
-    case is kept ("Dogs" -> "Hounds") and an indefinite article before it agrees ("a adult")."""
+    case is kept ("Dogs" -> "Hounds") and an indefinite article before it agrees ("a adult").
+    The `<image>` placeholder is never touched. Nouns replaced are added to `applied`."""
     if not replacements:
         return text
+    if IMAGE_TOKEN in text:
+        return IMAGE_TOKEN.join(replace_in_text(part, replacements, applied) for part in text.split(IMAGE_TOKEN))
     nouns = "|".join(re.escape(n) for n in sorted(replacements, key=len, reverse=True))
     pattern = re.compile(r"\b(?:(?P<article>an?)(?P<space>\s+))?(?P<noun>" + nouns + r")(?P<plural>s|es)?\b",
                          re.IGNORECASE)
@@ -40,6 +45,8 @@ def replace_in_text(text: str, replacements: Mapping[str, str]) -> str:
     def swap(match: re.Match) -> str:
         noun = match.group("noun")
         word = replacements[noun.lower()]
+        if applied is not None:
+            applied.add(noun.lower())
         if match.group("plural"):
             word += "es" if word.endswith(("s", "x", "z", "ch", "sh")) else "s"
         if noun[:1].isupper():
@@ -55,5 +62,8 @@ def replace_in_text(text: str, replacements: Mapping[str, str]) -> str:
     return pattern.sub(swap, text)
 
 
-def replace_in_conversation(turns: list[dict], replacements: Mapping[str, str]) -> list[dict]:
-    return [{**t, "value": replace_in_text(t["value"], replacements)} for t in turns]
+def replace_in_conversation(turns: list[dict], replacements: Mapping[str, str]) -> tuple[list[dict], dict]:
+    """The turns with nouns replaced, and the replacements that actually occurred in them."""
+    applied: set[str] = set()
+    new = [{**t, "value": replace_in_text(t["value"], replacements, applied)} for t in turns]
+    return new, {noun: replacements[noun] for noun in sorted(applied)}

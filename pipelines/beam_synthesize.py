@@ -61,7 +61,8 @@ def parse_args(argv=None):
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--strength", type=float, default=0.75, help="img2img strength")
     ap.add_argument("--candidates", type=int, default=2, help="image variations per seed, closest kept")
-    ap.add_argument("--max-new-tokens", type=int, default=512)
+    ap.add_argument("--max-new-tokens", type=int, default=512, help="LLM reply length")
+    ap.add_argument("--caption-max-new-tokens", type=int, default=128)
     ap.add_argument("--batch-size", type=int, default=4, help="largest model batch")
     ap.add_argument("--overdraw", type=float, default=1.2, help="seeds drawn per needed record in a round")
     return ap.parse_known_args(argv)
@@ -75,6 +76,7 @@ class Plan:
         summary = read_json(join(args.rebalanced, "summary.json"))
         self.budget = summary["budget"] if args.budget is None else args.budget
         self.input = summary["input"]
+        self.kept = summary["kept"]
         manifest = read_json(join(args.dictionary, "manifest.json"))
         self.tau_token = manifest["perspectives"].get("token", {}).get("tau", 0)
         nlp = manifest["parameters"].get("nlp", "default")
@@ -130,15 +132,16 @@ def synonym_record(item, counts: dict, tau: int, seed: int, nlp: str | None):
     rank, row = item
     from udfs.wordnet import noun_synonyms
 
-    replacements = choose_replacements(record_nouns(row, nlp), noun_synonyms, counts, tau)
-    if not replacements:
+    record = row["record"]
+    turns, applied = replace_in_conversation(
+        record["conversations"], choose_replacements(record_nouns(row, nlp), noun_synonyms, counts, tau))
+    if not applied:
         yield beam.pvalue.TaggedOutput(FAILED, failure("synonym", rank, row, "no-tail-synonym"))
         return
-    record = row["record"]
     yield rank, {"id": synthetic_id("synonym", row["id"], seed), "image": record.get("image"),
-                 "conversations": replace_in_conversation(record["conversations"], replacements),
+                 "conversations": turns,
                  "adr": provenance("synonym", row["id"], row["tail_entities"], {"wordnet": "3.0"},
-                                   {"replacements": replacements})}
+                                   {"replacements": applied})}
 
 
 def rewrite_messages_for(item, counts: dict, tau: int, nlp: str | None):
@@ -226,7 +229,8 @@ def run_round(plan: Plan, assignments: dict[str, list], seeds_by_id: dict, round
                                          steps=args.steps, guidance=args.guidance, size=args.size,
                                          strength=args.strength, candidates=args.candidates, seed=args.seed,
                                          max_batch_size=args.batch_size)
-            captioner = CaptionHandler(args.caption_model, device=args.device, max_batch_size=args.batch_size)
+            captioner = CaptionHandler(args.caption_model, device=args.device, max_batch_size=args.batch_size,
+                                       max_new_tokens=args.caption_max_new_tokens)
             loaded = (p | "VisualSeeds" >> beam.Create(assignments["visual"])
                       | "LoadImages" >> beam.FlatMap(load_seed_image, args.images_root).with_outputs(
                           FAILED, main="images"))
@@ -315,8 +319,9 @@ def run(argv=None) -> dict:
              for m in METHODS if made[m] < plan.plan[m]}
     summary = {
         "budget": plan.budget, "planned": plan.plan, "made": made, "synthetic": len(synthetic),
-        "refined": plan.input - plan.budget + len(synthetic), "input": plan.input,
-        "budget_met": len(synthetic) == plan.budget, "short": short, "skipped": plan.skipped,
+        "refined": plan.kept + len(synthetic), "input": plan.input,
+        "budget_met": len(synthetic) == plan.budget,
+        "size_kept": plan.kept + len(synthetic) == plan.input, "short": short, "skipped": plan.skipped,
         "failed_by_reason": _count(failed), "rounds": round_no, "seed": args.seed, "models": plan.models,
         "seed_pools": {m: len(pools[m]) for m in METHODS},
     }

@@ -115,8 +115,12 @@ def _single_thread() -> None:
         sys.modules["torch"].set_num_threads(1)
 
 
-def evaluate(nlp, conllu_path: str | os.PathLike = DEFAULT_DEV, limit: int | None = None, batch_size: int = 256) -> dict:
-    """Noun-lemma precision / recall / F1 of ``nlp`` against gold XPOS + LEMMA, and its speed."""
+def evaluate(nlp, conllu_path: str | os.PathLike = DEFAULT_DEV, limit: int | None = None,
+             batch_size: int | None = None) -> dict:
+    """Noun-lemma precision / recall / F1 of ``nlp`` against gold XPOS + LEMMA, and its speed.
+
+    batch_size: texts per ``nlp.pipe`` batch; the pipeline's own ``nlp.batch_size`` by default.
+    """
     _single_thread()
     sentences = list(read_conllu(conllu_path, limit=limit))
     texts = [s.text for s in sentences]

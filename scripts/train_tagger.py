@@ -56,6 +56,14 @@ EWT_HYPHEN_PREFIXES = ("e", "non", "pre", "anti", "mid", "re", "post", "co", "ov
                        "sub", "semi", "cross", "neo", "psycho", "socio", "counter", "intra", "inter", "vice",
                        "micro", "mis")
 
+# Abbreviations EWT keeps with their period that spaCy's English exceptions split off
+# ("Wed." even becomes "We" "d.").
+EWT_ABBREVIATIONS = ("Capt.", "Lt.", "Ft.", "Sgt.", "Col.", "Drs.", "Sts.", "Reps.", "Attn.", "ext.", "approx.",
+                     "dept.", "Dept.", "Mon.", "Tue.", "Tues.", "Wed.", "Thu.", "Thur.", "Thurs.", "Fri.",
+                     "Sat.", "Sun.")
+# Plural decades are one NNS word in EWT (60's, 1590's).
+EWT_DECADES = tuple(f"{d}'s" for d in range(10, 100, 10)) + tuple(f"{d}'s" for d in range(1500, 2100, 10))
+
 
 @registry.callbacks("adr_ewt.ewt_tokenizer.v1")
 def ewt_tokenizer():
@@ -73,7 +81,9 @@ def ewt_tokenizer():
         if infixes == list(nlp.Defaults.infixes):
             raise ValueError("spaCy's English hyphen infix pattern changed; update ewt_tokenizer")
         nlp.tokenizer.infix_finditer = compile_infix_regex(infixes).finditer
-        for form in ("alot", "Alot", "ALOT"):
+        for form in EWT_ABBREVIATIONS + EWT_DECADES:
+            nlp.tokenizer.add_special_case(form, [{"ORTH": form}])
+        for form in ("alot", "Alot", "ALOT"):  # UD splits it: a/DT lot/NN
             nlp.tokenizer.add_special_case(form, [{"ORTH": form[0]}, {"ORTH": form[1:]}])
         return nlp
 

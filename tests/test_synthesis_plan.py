@@ -41,7 +41,9 @@ def test_replacement_keeps_case_plural_and_word_boundaries():
     assert replace_in_text("A man and a dog; an apple.", {"man": "adult male", "apple": "pear"}) == \
         "An adult male and a dog; a pear."
     turns = [{"from": "human", "value": "<image>\nWhat is the dog doing?"}, {"from": "gpt", "value": "The dog sleeps."}]
-    assert replace_in_conversation(turns, r)[1]["value"] == "The hound sleeps."
+    new, applied = replace_in_conversation(turns, {**r, "image": "icon", "cat": "true cat"})
+    assert new[0]["value"] == "<image>\nWhat is the hound doing?" and new[1]["value"] == "The hound sleeps."
+    assert applied == {"dog": "hound"}
 
 
 def test_wordnet_synonym_replacement_on_real_captions(coco):

@@ -33,7 +33,7 @@ from pathlib import Path
 
 MARKER = ".tiny_model"
 #: Bump when a builder changes, so that builds cached under an old version are rebuilt.
-VERSION = 1
+VERSION = 2
 SEED = 0
 
 #: Pixel sizes. The diffusion pipelines use a VAE with two blocks (down-sampling factor 2), so a
@@ -212,7 +212,7 @@ def bpe_tokenizer(vocab_size: int = 400, extra_specials: tuple[str, ...] = ()):
     tok.train_from_iterator(CORPUS + ["system", "user", "assistant"], trainer=trainer)
     return PreTrainedTokenizerFast(
         tokenizer_object=tok, bos_token=None, eos_token="<|im_end|>", pad_token="<|endoftext|>",
-        unk_token=None, chat_template=CHAT_TEMPLATE, model_max_length=256, padding_side="left",
+        unk_token=None, chat_template=CHAT_TEMPLATE, model_max_length=4096, padding_side="left",
     )
 
 
@@ -437,7 +437,7 @@ def build_causal_lm(path: Path) -> Path:
         tok = bpe_tokenizer()
         config = LlamaConfig(
             vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-            num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+            num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
             bos_token_id=None, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
             tie_word_embeddings=True,
         )
@@ -517,3 +517,4 @@ if __name__ == "__main__":  # python tests/tiny_models.py OUT_DIR [name ...]: bu
         built = BUILDERS[name](root / name)
         print(f"{name:20s} {dir_size(built) / 1e6:7.2f} MB  {built}")
         print(json.dumps(sorted(str(p.relative_to(built)) for p in built.rglob("*") if p.is_file())))
+

@@ -11,7 +11,7 @@ from pipelines.handlers.torch_env import dtype_for, resolve_device
 from udfs.model_files import local_model_dir
 
 
-class CaptionHandler(ModelHandler[Any, str, Any]):
+class CaptionHandler(ModelHandler[Any, str, "Captioner"]):
     """PIL images in, captions out. Chat-style vision-language models get the prompt through
     their chat template; captioners such as BLIP get it as the text prefix."""
 
@@ -25,41 +25,21 @@ class CaptionHandler(ModelHandler[Any, str, Any]):
         self._batching = {"min_batch_size": min_batch_size, "max_batch_size": max_batch_size}
         self._large_model = large_model or bool(model_copies)
         self._model_copies = model_copies or 1
-        self.device = None
 
-    def load_model(self):
+    def load_model(self) -> "Captioner":
+        import transformers
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
-        import transformers
-
         transformers.utils.logging.disable_progress_bar()
-        self.device = resolve_device(self._device_spec)
+        device = resolve_device(self._device_spec)
         path = local_model_dir(self._model)
-        processor = AutoProcessor.from_pretrained(path)
-        model = AutoModelForImageTextToText.from_pretrained(path, dtype=dtype_for(self.device),
-                                                            use_safetensors=True).to(self.device).eval()
-        return processor, model
-
-    def _inputs(self, processor, images: list):
-        if getattr(processor, "chat_template", None):
-            messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": self._prompt}]}]
-            text = processor.apply_chat_template(messages, add_generation_prompt=True)
-            return processor(images=images, text=[text] * len(images), return_tensors="pt", padding=True)
-        return processor(images=images, text=[self._prompt] * len(images), return_tensors="pt", padding=True)
+        model = AutoModelForImageTextToText.from_pretrained(path, dtype=dtype_for(device), use_safetensors=True)
+        return Captioner(AutoProcessor.from_pretrained(path), model.to(device).eval(), device)
 
     def run_inference(self, batch: Sequence[Any], model, inference_args=None) -> Iterable[PredictionResult]:
-        import torch
-
-        processor, net = model
-        inputs = self._inputs(processor, [image.convert("RGB") for image in batch]).to(self.device)
-        with torch.inference_mode():
-            out = net.generate(**inputs, max_new_tokens=self._max_new_tokens, do_sample=False,
-                               **(inference_args or {}))
-        if not net.config.is_encoder_decoder and out.shape[1] > inputs["input_ids"].shape[1]:
-            out = out[:, inputs["input_ids"].shape[1]:]
-        texts = processor.batch_decode(out, skip_special_tokens=True)
-        return [PredictionResult(image, strip_prompt(text, self._prompt), self._model)
-                for image, text in zip(batch, texts)]
+        captions = model.caption([image.convert("RGB") for image in batch], self._prompt, self._max_new_tokens,
+                                 inference_args or {})
+        return [PredictionResult(image, caption, self._model) for image, caption in zip(batch, captions)]
 
     def batch_elements_kwargs(self):
         return self._batching
@@ -72,6 +52,28 @@ class CaptionHandler(ModelHandler[Any, str, Any]):
 
     def get_metrics_namespace(self) -> str:
         return "adr_caption"
+
+
+class Captioner:
+    """A loaded processor and model; methods do the work (see diffusion.DiffusionModel for why)."""
+
+    def __init__(self, processor, model, device: str):
+        self.processor, self.model, self.device = processor, model, device
+
+    def caption(self, images: list, prompt: str, max_new_tokens: int, extra: dict) -> list[str]:
+        import torch
+
+        processor, net = self.processor, self.model
+        text = prompt
+        if getattr(processor, "chat_template", None):
+            messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]}]
+            text = processor.apply_chat_template(messages, add_generation_prompt=True)
+        inputs = processor(images=images, text=[text] * len(images), return_tensors="pt", padding=True).to(self.device)
+        with torch.inference_mode():
+            out = net.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False, **extra)
+        if not net.config.is_encoder_decoder and out.shape[1] > inputs["input_ids"].shape[1]:
+            out = out[:, inputs["input_ids"].shape[1]:]
+        return [strip_prompt(t, prompt) for t in processor.batch_decode(out, skip_special_tokens=True)]
 
 
 def strip_prompt(text: str, prompt: str) -> str:

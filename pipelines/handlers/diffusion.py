@@ -57,53 +57,31 @@ class DiffusionHandler(ModelHandler[SeedImage, Any, Any]):
         self._batching = {"min_batch_size": min_batch_size, "max_batch_size": max_batch_size}
         if max_batch_duration_secs is not None:
             self._batching["max_batch_duration_secs"] = max_batch_duration_secs
+        if variant == "img2img" and int(self._steps * strength) < 1:
+            from adr.errors import ConfigError
+
+            raise ConfigError(f"img2img with {self._steps} steps at strength {strength} would denoise 0 steps")
         self._large_model = large_model or bool(model_copies)
         self._model_copies = model_copies or 1
-        self.device = None
 
-    def load_model(self):
+    def load_model(self) -> "DiffusionModel":
         import diffusers
 
-        self.device = resolve_device(self._device_spec)
+        device = resolve_device(self._device_spec)
         cls = {"variation": diffusers.StableDiffusionImageVariationPipeline,
                "controlnet": diffusers.StableDiffusionControlNetPipeline,
                "img2img": diffusers.AutoPipelineForImage2Image}[self._variant]
         diffusers.utils.logging.disable_progress_bar()
-        pipe = cls.from_pretrained(local_model_dir(self._model), dtype=dtype_for(self.device), use_safetensors=True)
+        pipe = cls.from_pretrained(local_model_dir(self._model), dtype=dtype_for(device), use_safetensors=True)
         pipe.set_progress_bar_config(disable=True)
-        return pipe.to(self.device)
+        return DiffusionModel(pipe.to(device), self._variant, device)
 
     def run_inference(self, batch: Sequence[SeedImage], model, inference_args=None) -> Iterable[PredictionResult]:
-        import torch
-
-        images = [square(e.image, self._size) for e in batch]
-        generators = [generator(self.device, self._seed, f"{e.key}#{c}") for e in batch for c in range(self._candidates)]
-        common = {"num_inference_steps": self._steps, "guidance_scale": self._guidance, "generator": generators,
-                  **(inference_args or {})}
-        with torch.inference_mode():
-            if self._variant == "variation":
-                out = model(image=images, num_images_per_prompt=self._candidates, height=self._size,
-                            width=self._size, **common).images
-                out = self._closest(model, images, out)
-            elif self._variant == "controlnet":
-                out = model(prompt=[e.prompt for e in batch], image=[edge_map(i) for i in images],
-                            height=self._size, width=self._size, **common).images
-            else:
-                out = model(prompt=[e.prompt for e in batch], image=images, strength=self._strength, **common).images
-        return [PredictionResult(e, img, self._model) for e, img in zip(batch, out)]
-
-    def _closest(self, model, seeds: list, candidates: list) -> list:
-        """Per seed, the candidate with the highest CLIP image-embedding cosine to the seed."""
-        if self._candidates == 1:
-            return candidates
-        import torch
-
-        pixels = model.feature_extractor(images=seeds + candidates, return_tensors="pt").pixel_values
-        embeds = model.image_encoder(pixels.to(self.device, model.image_encoder.dtype)).image_embeds
-        embeds = torch.nn.functional.normalize(embeds.float(), dim=-1)
-        seed_emb, cand_emb = embeds[: len(seeds)], embeds[len(seeds):].view(len(seeds), self._candidates, -1)
-        best = (cand_emb @ seed_emb.unsqueeze(-1)).squeeze(-1).argmax(dim=1).tolist()
-        return [candidates[i * self._candidates + b] for i, b in enumerate(best)]
+        images = model.generate(
+            [e.image for e in batch], [e.prompt for e in batch], [e.key for e in batch], seed=self._seed,
+            size=self._size, steps=self._steps, guidance=self._guidance, strength=self._strength,
+            candidates=self._candidates, extra=inference_args or {})
+        return [PredictionResult(e, img, self._model) for e, img in zip(batch, images)]
 
     def batch_elements_kwargs(self):
         return self._batching
@@ -116,3 +94,45 @@ class DiffusionHandler(ModelHandler[SeedImage, Any, Any]):
 
     def get_metrics_namespace(self) -> str:
         return f"adr_diffusion_{self._variant}"
+
+
+class DiffusionModel:
+    """A loaded diffusers pipeline and what to do with it. RunInference may host it in another
+    process (large_model) and call it through a proxy, which passes method calls but not
+    attribute access: the work is done in methods, on the model's side."""
+
+    def __init__(self, pipe, variant: str, device: str):
+        self.pipe, self.variant, self.device = pipe, variant, device
+
+    def generate(self, images: list, prompts: list[str], keys: list[str], *, seed: int, size: int, steps: int,
+                 guidance: float, strength: float, candidates: int, extra: dict) -> list:
+        import torch
+
+        pipe = self.pipe
+        images = [square(image, size) for image in images]
+        generators = [generator(self.device, seed, f"{key}#{c}") for key in keys for c in range(candidates)]
+        common = {"num_inference_steps": steps, "guidance_scale": guidance, "generator": generators, **extra}
+        with torch.inference_mode():
+            if self.variant == "variation":
+                out = pipe(image=images, num_images_per_prompt=candidates, height=size, width=size, **common).images
+                return self.closest(images, out, candidates)
+            if self.variant == "controlnet":
+                return pipe(prompt=prompts, image=[edge_map(i) for i in images], height=size, width=size,
+                            **common).images
+            return pipe(prompt=prompts, image=images, strength=strength, **common).images
+
+    def closest(self, seeds: list, candidates: list, per_seed: int) -> list:
+        """Per seed, the candidate whose CLIP image embedding (the pipeline's own encoder) has
+        the highest cosine similarity to the seed's."""
+        if per_seed == 1:
+            return candidates
+        import torch
+
+        encoder = self.pipe.image_encoder
+        pixels = self.pipe.feature_extractor(images=seeds + candidates, return_tensors="pt").pixel_values
+        with torch.inference_mode():
+            embeds = encoder(pixels.to(self.device, encoder.dtype)).image_embeds
+        embeds = torch.nn.functional.normalize(embeds.float(), dim=-1)
+        seed_emb, cand_emb = embeds[: len(seeds)], embeds[len(seeds):].view(len(seeds), per_seed, -1)
+        best = (cand_emb @ seed_emb.unsqueeze(-1)).squeeze(-1).argmax(dim=1).tolist()
+        return [candidates[i * per_seed + b] for i, b in enumerate(best)]

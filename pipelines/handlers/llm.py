@@ -1,7 +1,7 @@
 """A transformers causal-LM ModelHandler: chat messages in, the model's reply out.
 
-On a GPU worker with vLLM installed, Beam's own VLLMChatModelHandler serves the same messages
-(see pipelines.synthesis: --llm-engine vllm).
+On a GPU worker with vLLM installed, Beam's own VLLMChatModelHandler
+(apache_beam.ml.inference.vllm_inference) serves the same chat messages.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from udfs.model_files import local_model_dir
 Messages = list[dict[str, str]]
 
 
-class ChatLLMHandler(ModelHandler[Messages, str, tuple]):
+class ChatLLMHandler(ModelHandler[Messages, str, "ChatModel"]):
     def __init__(self, model: str, *, device: str = "auto", max_new_tokens: int = 512,
                  temperature: float = 0.0, min_batch_size: int = 1, max_batch_size: int = 8,
                  large_model: bool = True, model_copies: int | None = None):
@@ -27,36 +27,23 @@ class ChatLLMHandler(ModelHandler[Messages, str, tuple]):
         self._batching = {"min_batch_size": min_batch_size, "max_batch_size": max_batch_size}
         self._large_model = large_model or bool(model_copies)
         self._model_copies = model_copies or 1
-        self.device = None
 
-    def load_model(self):
+    def load_model(self) -> "ChatModel":
+        import transformers
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        import transformers
-
         transformers.utils.logging.disable_progress_bar()
-        self.device = resolve_device(self._device_spec)
+        device = resolve_device(self._device_spec)
         path = local_model_dir(self._model)
         tokenizer = AutoTokenizer.from_pretrained(path, padding_side="left")
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype_for(self.device),
-                                                     use_safetensors=True).to(self.device).eval()
-        return tokenizer, model
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype_for(device), use_safetensors=True)
+        return ChatModel(tokenizer, model.to(device).eval(), device)
 
     def run_inference(self, batch: Sequence[Messages], model, inference_args=None) -> Iterable[PredictionResult]:
-        import torch
-
-        tokenizer, net = model
-        prompts = [render_chat(tokenizer, messages) for messages in batch]
-        inputs = tokenizer(prompts, return_tensors="pt", padding=True).to(self.device)
-        sampling = ({"do_sample": True, "temperature": self._temperature} if self._temperature > 0
-                    else {"do_sample": False})
-        with torch.inference_mode():
-            out = net.generate(**inputs, max_new_tokens=self._max_new_tokens, pad_token_id=tokenizer.pad_token_id,
-                               **sampling, **(inference_args or {}))
-        replies = tokenizer.batch_decode(out[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
-        return [PredictionResult(messages, reply.strip(), self._model) for messages, reply in zip(batch, replies)]
+        replies = model.reply(list(batch), self._max_new_tokens, self._temperature, inference_args or {})
+        return [PredictionResult(messages, reply, self._model) for messages, reply in zip(batch, replies)]
 
     def batch_elements_kwargs(self):
         return self._batching
@@ -69,6 +56,26 @@ class ChatLLMHandler(ModelHandler[Messages, str, tuple]):
 
     def get_metrics_namespace(self) -> str:
         return "adr_llm"
+
+
+class ChatModel:
+    """A loaded tokenizer and causal LM; methods do the work (see diffusion.DiffusionModel)."""
+
+    def __init__(self, tokenizer, model, device: str):
+        self.tokenizer, self.model, self.device = tokenizer, model, device
+
+    def reply(self, conversations: list[Messages], max_new_tokens: int, temperature: float, extra: dict) -> list[str]:
+        import torch
+
+        tokenizer = self.tokenizer
+        prompts = [render_chat(tokenizer, messages) for messages in conversations]
+        inputs = tokenizer(prompts, return_tensors="pt", padding=True).to(self.device)
+        sampling = {"do_sample": True, "temperature": temperature} if temperature > 0 else {"do_sample": False}
+        with torch.inference_mode():
+            out = self.model.generate(**inputs, max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id,
+                                      **sampling, **extra)
+        new_tokens = out[:, inputs["input_ids"].shape[1]:]
+        return [r.strip() for r in tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
 
 
 def render_chat(tokenizer, messages: Messages) -> str:

@@ -38,3 +38,4 @@ def generator(device: str, seed: int, key: str):
 
     value = int.from_bytes(hashlib.blake2b(f"{seed}\x1f{key}".encode(), digest_size=8).digest(), "little") >> 1
     return torch.Generator(device=device).manual_seed(value)
+

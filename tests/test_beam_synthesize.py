@@ -1,0 +1,161 @@
+"""Synthesis on Beam RunInference with tiny random-weight models, on real COCO_Tiny images."""
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from apache_beam.ml.inference.base import PredictionResult
+from PIL import Image
+
+from adr.synthesis import synthetic_id
+from pipelines import beam_rebalance, beam_synthesize, spark_stats
+from tests import tiny_models as tiny
+from tests.conftest import COCO_IMAGES, NLP_ARGS
+from tests.test_prompts import REPLY
+
+
+@pytest.fixture(scope="module")
+def corpus(coco, tmp_path_factory, spark):
+    """One caption for each of the 80 COCO_Tiny images (so no image is shared), their objects,
+    then stats and rebalancing: the inputs `adr synthesize` starts from."""
+    from adr.coco import coco_records, objects_by_image
+
+    captions, instances = coco
+    objects = objects_by_image(instances)
+    root = tmp_path_factory.mktemp("synth")
+    first = {}
+    for record in coco_records(captions, objects, set(objects)):
+        first.setdefault(record["image"], record)
+    records = list(first.values())
+    records[5] = {**records[5], "image": "missing/000.jpg"}  # a seed whose image is not there
+    (root / "corpus.jsonl").write_text("\n".join(json.dumps(r) for r in records) + "\n")
+    spark_stats.run(["--input", str(root / "corpus.jsonl"), "--output", str(root / "stats"), *NLP_ARGS], spark=spark)
+    _, summary = beam_rebalance.run(["--input", str(root / "corpus.jsonl"), "--dictionary", str(root / "stats"),
+                                     "--output", str(root / "rebalanced")])
+    return root, summary
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    root = tmp_path_factory.mktemp("models")
+    return {"img2img": tiny.build_sd_img2img(root / "img2img"),
+            "variation": tiny.build_sd_image_variation(root / "variation"),
+            "controlnet": tiny.build_controlnet(root / "controlnet"),
+            "captioner": tiny.build_captioner(root / "captioner"),
+            "llm": tiny.build_causal_lm(root / "llm")}
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for f in sorted(path.glob("*.jsonl")) for line in f.read_text().splitlines() if line]
+
+
+def synthesize(corpus, out, *extra):
+    root, _ = corpus
+    return beam_synthesize.run(["--rebalanced", str(root / "rebalanced"), "--dictionary", str(root / "stats"),
+                                "--output", str(out), "--images-root", str(COCO_IMAGES), *extra])
+
+
+def test_synonym_replacement_alone_meets_the_budget_without_models(corpus, tmp_path):
+    root, rebalanced = corpus
+    summary = synthesize(corpus, tmp_path / "o", "--budget", "12")
+    assert summary["skipped"].keys() == {"visual", "rewrite"}
+    assert summary["planned"] == {"visual": 0, "synonym": 12, "rewrite": 0}
+    synthetic = read_jsonl(tmp_path / "o" / "synthetic")
+    assert len(synthetic) == summary["synthetic"] == 12 and summary["budget_met"]
+    refined = read_jsonl(tmp_path / "o" / "refined")
+    assert len(refined) == rebalanced["kept"] + 12 == summary["refined"]
+    seeds = {s["id"]: s for s in read_jsonl(root / "rebalanced" / "seeds")}
+    for record in synthetic:
+        seed = seeds[record["adr"]["seed_id"]]
+        assert record["id"] == synthetic_id("synonym", seed["id"], 42)
+        assert record["conversations"] != seed["record"]["conversations"]
+        assert record.get("image") == seed["record"].get("image")
+        for noun, synonym in record["adr"]["parameters"]["replacements"].items():
+            assert synonym in json.dumps(record["conversations"]).lower()
+    # the same seed gives the same output
+    again = synthesize(corpus, tmp_path / "again", "--budget", "12")
+    assert read_jsonl(tmp_path / "again" / "synthetic") == synthetic and again["made"] == summary["made"]
+
+
+def test_visual_synthesis_runs_every_model_and_reports_what_fell_short(corpus, models, tmp_path):
+    """Random weights never write the reply format: every reply fails to parse, the driver
+    retries on further seeds until the pool runs out, and says so."""
+    out = tmp_path / "visual"
+    summary = synthesize(corpus, out, "--budget", "4", "--mix", "visual=1", "--image-model",
+                         str(models["img2img"]), "--image-variant", "img2img", "--caption-model", str(models["captioner"]),
+                         "--llm", str(models["llm"]), "--size", "64", "--steps", "2", "--max-new-tokens", "8", "--caption-max-new-tokens", "6",
+                         "--batch-size", "3", "--device", "cpu")
+    pool = summary["seed_pools"]["visual"]
+    assert pool >= 60
+    assert summary["made"]["visual"] == 0 and not summary["budget_met"]
+    assert summary["short"]["visual"]["seeds_tried"] == pool == summary["short"]["visual"]["pool"]
+    failed = read_jsonl(out / "failed")
+    assert summary["failed_by_reason"] == {"bad-image": 1, "unparseable-reply": pool - 1}
+    assert len(failed) == pool
+    images = sorted((out / "images" / beam_synthesize.IMAGE_DIR).glob("*.png"))
+    assert len(images) == pool - 1
+    assert {Image.open(p).size for p in images} == {(64, 64)}
+    assert len(read_jsonl(out / "refined")) == summary["refined"]
+
+
+def test_a_parsed_reply_becomes_a_record_with_provenance(corpus):
+    root, _ = corpus
+    seeds = {s["id"]: s for s in read_jsonl(root / "rebalanced" / "seeds")}
+    seed = next(s for s in seeds.values() if not s["image_shared"])
+    key = (3, seed["id"], json.dumps({"image": "adr-synthetic/abc.png", "caption": "A cat."}))
+    out = list(beam_synthesize.parsed_record((key, PredictionResult([], REPLY, "llm-dir")), "visual", seeds,
+                                             {"llm": "llm-dir"}, {"seed": 42}, 42))
+    (rank, record), = out
+    assert rank == 3 and record["image"] == "adr-synthetic/abc.png"
+    assert record["id"] == synthetic_id("visual", seed["id"], 42)
+    assert [t["from"] for t in record["conversations"]] == ["human", "gpt"] * 3
+    assert record["conversations"][0]["value"].startswith("<image>\nWhat type of vehicle")
+    assert record["adr"]["method"] == "visual" and record["adr"]["seed_id"] == seed["id"]
+    assert record["adr"]["tail_entities"] == seed["tail_entities"]
+    assert record["adr"]["parameters"]["caption"] == "A cat."
+    bad = list(beam_synthesize.parsed_record((key, PredictionResult([], "no blocks here", "m")), "rewrite", seeds,
+                                             {}, {}, 42))
+    assert bad[0].tag == beam_synthesize.FAILED and json.loads(bad[0].value)["reason"] == "unparseable-reply"
+
+
+def test_a_missing_model_is_a_one_line_error(corpus, tmp_path):
+    import subprocess
+    import sys
+
+    root, _ = corpus
+    proc = subprocess.run([sys.executable, "-m", "pipelines.cli", "synthesize", "--rebalanced", str(root / "rebalanced"),
+                           "--dictionary", str(root / "stats"), "--output", str(tmp_path / "o"),
+                           "--llm", str(tmp_path / "no-such-model")], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "no such directory" in proc.stderr.strip().splitlines()[-1]
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("variant", ["variation", "controlnet", "img2img"])
+def test_diffusion_variants_batch_and_are_deterministic_under_a_seed(models, variant):
+    import numpy as np
+
+    from pipelines.handlers.diffusion import DiffusionHandler, SeedImage
+
+    image = Image.open(next(COCO_IMAGES.glob("*.jpg")))
+    handler = DiffusionHandler(str(models[variant]), variant=variant, steps=2, size=64, candidates=2,
+                               device="cpu", max_batch_size=3)
+    assert handler.batch_elements_kwargs() == {"min_batch_size": 1, "max_batch_size": 3}
+    assert handler.share_model_across_processes()
+    model = handler.load_model()
+    batch = [SeedImage(f"s{i}", image, "a photo of a dog") for i in range(3)]
+    first, second = handler.run_inference(batch, model), handler.run_inference(batch, model)
+    assert [r.inference.size for r in first] == [(64, 64)] * 3
+    assert [r.example.key for r in first] == ["s0", "s1", "s2"]
+    assert all(np.array_equal(np.array(a.inference), np.array(b.inference)) for a, b in zip(first, second))
+    assert not np.array_equal(np.array(first[0].inference), np.array(first[1].inference))
+
+
+def test_captioner_batches(models):
+    from pipelines.handlers.captioning import CaptionHandler
+
+    image = Image.open(next(COCO_IMAGES.glob("*.jpg")))
+    captioner = CaptionHandler(str(models["captioner"]), device="cpu", max_new_tokens=4)
+    captions = captioner.run_inference([image, image], captioner.load_model())
+    assert len(captions) == 2 and all(isinstance(c.inference, str) for c in captions)
+    assert os.environ["HF_HUB_OFFLINE"] == "1" and os.environ["TRANSFORMERS_OFFLINE"] == "1"
