@@ -159,19 +159,19 @@ def main() -> None:
             results["rows"].append({"handler": f"diffusion-{variant}", "batch": bs, "images_per_s": round(bs / seconds, 3),
                                     "gpu_busy_pct": gpu.busy_pct})
         del model
-    for name, handler, make in (
-        ("caption", CaptionHandler(str(paths["captioner"]), device=device, max_new_tokens=32),
+    # Random weights stop at once: fix the length (min = max new tokens) so every row generates
+    # exactly batch x new_tokens tokens.
+    for name, new_tokens, handler, make in (
+        ("caption", 32, CaptionHandler(str(paths["captioner"]), device=device, max_new_tokens=32),
          lambda bs: [seed_image] * bs),
-        ("llm", ChatLLMHandler(str(paths["llm"]), device=device, max_new_tokens=64),
+        ("llm", 64, ChatLLMHandler(str(paths["llm"]), device=device, max_new_tokens=64, large_model=False),
          lambda bs: [conversation_messages("A cat sleeps on a red sofa next to a lamp.")] * bs),
     ):
         model = handler.load_model()
         for bs in map(int, args.batch_sizes.split(",")):
-            tokenizer = model.processor.tokenizer if name == "caption" else model.tokenizer
-            seconds, out = timed(lambda: handler.run_inference(make(bs), model))
-            tokens = sum(len(tokenizer(o.inference, add_special_tokens=False)["input_ids"]) for o in out)
-            results["rows"].append({"handler": name, "batch": bs, "tokens_per_s": round(tokens / seconds, 1),
-                                    "generated_tokens": tokens})
+            seconds, _ = timed(lambda: handler.run_inference(make(bs), model, {"min_new_tokens": new_tokens}))
+            results["rows"].append({"handler": name, "batch": bs, "new_tokens": new_tokens,
+                                    "tokens_per_s": round(bs * new_tokens / seconds, 1)})
     results["model_bytes"] = {k: sum(f.stat().st_size for f in Path(p).rglob("*") if f.is_file())
                               for k, p in paths.items()}
     print(json.dumps(results, indent=2))

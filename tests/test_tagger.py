@@ -1,0 +1,43 @@
+"""The token perspective's default spaCy pipeline: known answers, and the EWT measurement."""
+
+import pytest
+
+from adr.entities.token import noun_lemmas
+from tests.conftest import EWT_DEV, NLP_ARGS
+from udfs.nlp import load_nlp, tagged_tokens
+
+NLP = NLP_ARGS[1] if NLP_ARGS else None
+
+
+@pytest.mark.parametrize("text,nouns", [
+    ("A man riding a wave on top of a surfboard.", {"man", "wave", "top", "surfboard"}),
+    ("Two dogs are playing with frisbees in the grass.", {"dog", "frisbee", "grass"}),
+    ("What color is the bus?", {"color", "bus"}),
+    ("A woman stands in the dining area at the table.", {"woman", "dining", "area", "table"}),
+    ("Several giraffes are eating from the trees.", {"giraffe", "tree"}),
+])
+def test_noun_lemmas_of_sentences_with_known_answers(text, nouns):
+    assert noun_lemmas(tagged_tokens(load_nlp(NLP)(text))) == nouns
+
+
+def test_the_pipeline_loads_once_per_process():
+    assert load_nlp(NLP) is load_nlp(NLP)
+
+
+def test_a_pipeline_that_cannot_load_is_a_config_error(tmp_path):
+    from adr.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="cannot load spaCy pipeline"):
+        load_nlp(str(tmp_path / "no-such-pipeline"))
+
+
+def test_noun_lemma_f1_on_ewt_dev_has_a_floor():
+    """Measured on the whole UD EWT dev split (2,001 sentences): see README 'Token tagger'."""
+    from scripts.eval_tagger import evaluate
+
+    result = evaluate(load_nlp(NLP), EWT_DEV)
+    assert result["sentences"] == 2001
+    assert result["f1"] >= F1_FLOOR, result
+
+
+F1_FLOOR = 0.93
