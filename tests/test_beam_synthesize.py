@@ -159,3 +159,19 @@ def test_captioner_batches(models):
     captions = captioner.run_inference([image, image], captioner.load_model())
     assert len(captions) == 2 and all(isinstance(c.inference, str) for c in captions)
     assert os.environ["HF_HUB_OFFLINE"] == "1" and os.environ["TRANSFORMERS_OFFLINE"] == "1"
+
+
+def test_a_cuda_request_without_a_gpu_warns_and_runs_on_the_cpu(caplog):
+    import torch
+
+    from adr.errors import ConfigError
+    from pipelines.handlers.torch_env import resolve_device
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    with caplog.at_level("WARNING"):
+        assert resolve_device("cuda") == "cpu"
+    assert "no CUDA GPU is available" in caplog.text
+    assert resolve_device("auto") == "cpu"
+    with pytest.raises(ConfigError):
+        resolve_device("tpu")

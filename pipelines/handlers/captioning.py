@@ -17,12 +17,14 @@ class CaptionHandler(ModelHandler[Any, str, "Captioner"]):
 
     def __init__(self, model: str, *, prompt: str = CAPTION_PROMPT, device: str = "auto",
                  max_new_tokens: int = 128, min_batch_size: int = 1, max_batch_size: int = 16,
-                 large_model: bool = False, model_copies: int | None = None):
+                 max_batch_duration_secs: int | None = None, large_model: bool = False, model_copies: int | None = None):
         self._model = model
         self._prompt = prompt
         self._device_spec = device
         self._max_new_tokens = max_new_tokens
         self._batching = {"min_batch_size": min_batch_size, "max_batch_size": max_batch_size}
+        if max_batch_duration_secs is not None:  # streaming: batch across bundles for this long
+            self._batching["max_batch_duration_secs"] = max_batch_duration_secs
         self._large_model = large_model or bool(model_copies)
         self._model_copies = model_copies or 1
 

@@ -19,12 +19,14 @@ Messages = list[dict[str, str]]
 class ChatLLMHandler(ModelHandler[Messages, str, "ChatModel"]):
     def __init__(self, model: str, *, device: str = "auto", max_new_tokens: int = 512,
                  temperature: float = 0.0, min_batch_size: int = 1, max_batch_size: int = 8,
-                 large_model: bool = True, model_copies: int | None = None):
+                 max_batch_duration_secs: int | None = None, large_model: bool = True, model_copies: int | None = None):
         self._model = model
         self._device_spec = device
         self._max_new_tokens = max_new_tokens
         self._temperature = temperature
         self._batching = {"min_batch_size": min_batch_size, "max_batch_size": max_batch_size}
+        if max_batch_duration_secs is not None:  # streaming: batch across bundles for this long
+            self._batching["max_batch_duration_secs"] = max_batch_duration_secs
         self._large_model = large_model or bool(model_copies)
         self._model_copies = model_copies or 1
 
