@@ -11,6 +11,7 @@ commands:
   stats         corpus statistics and the probability dictionary (Apache Spark)
   rebalance     keep tail records, drop part of the head-only ones (Apache Beam)
   synthesize    refill the dropped budget with tail-centred records (Beam RunInference)
+  annotate      objects for unannotated records, by a zero-shot detector (Beam RunInference)
   import coco   official COCO caption/instance files -> LLaVA JSON Lines
 
 Run `adr <command> --help` for its options."""
@@ -37,6 +38,9 @@ def main(argv=None) -> int:
         if command == "synthesize":
             from pipelines import beam_synthesize
             return beam_synthesize.main(rest)
+        if command == "annotate":
+            from pipelines import beam_annotate
+            return beam_annotate.main(rest)
         if command == "import" and rest[:1] == ["coco"]:
             from pipelines import coco_import
             return coco_import.run(rest[1:])

@@ -1,0 +1,168 @@
+"""`adr annotate`: fill the object perspective of unannotated corpora with a zero-shot detector.
+
+    adr annotate --input ... --output DIR --detector M [--images-root PATH_OR_URL]
+                 [--box-threshold 0.4] [--text-threshold 0.3] [--max-labels 64] [--device auto]
+                 [--nlp ...] [--overwrite] [Beam options]
+
+Each record with an image is prompted with its noun lemmas (the stats job's token udf); the
+labels found above the thresholds become `objects` (normalised like annotated ones) and their
+boxes and scores `object_boxes`. Records that already have `objects` pass through unless
+--overwrite; records without an image pass through. Outputs: DIR/records/ (JSON Lines, every
+field kept), DIR/failed/ (missing or unreadable images: those records also pass through
+unchanged), DIR/invalid/, DIR/summary.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections import Counter
+
+import apache_beam as beam
+import pyarrow as pa
+from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from adr.errors import InputError
+from adr.grounding import objects_of, prompt_labels
+from adr.records import DEFAULT_MAX_RECORD_BYTES
+from pipelines.handlers.detection import DetectionHandler, GroundingRequest
+from pipelines.outputs import join, read_json, write_json
+from udfs.entities import extract_entities
+from udfs.images import load_image
+from udfs.model_files import local_model_dir
+from udfs.records import parse_raw
+from udfs.sources import expand_inputs, read_raw
+
+DETECT, FAILED, INVALID, STATS = "detect", "failed", "invalid", "stats"
+
+
+def parse_args(argv=None):
+    ap = argparse.ArgumentParser(prog="adr annotate", description=__doc__.splitlines()[0])
+    ap.add_argument("--input", required=True, nargs="+")
+    ap.add_argument("--output", required=True)
+    ap.add_argument("--detector", required=True, help="AutoModelForZeroShotObjectDetection directory/URL/hub id")
+    ap.add_argument("--images-root", default=".")
+    ap.add_argument("--box-threshold", type=float, default=0.4)
+    ap.add_argument("--text-threshold", type=float, default=0.3)
+    ap.add_argument("--max-labels", type=int, default=64)
+    ap.add_argument("--labels-per-call", type=int, default=32, help="labels per model call (prompt chunks)")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--nlp", default=None)
+    ap.add_argument("--overwrite", action="store_true", help="re-detect records that already have objects")
+    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--max-record-bytes", type=int, default=DEFAULT_MAX_RECORD_BYTES)
+    return ap.parse_known_args(argv)
+
+
+class Route(beam.DoFn):
+    """Parse a raw batch; send records to pass through or to the detector with their prompt."""
+
+    def __init__(self, args):
+        self.max_bytes, self.overwrite, self.nlp, self.max_labels = (
+            args.max_record_bytes, args.overwrite, args.nlp, args.max_labels)
+
+    def process(self, raw: pa.RecordBatch):
+        parsed = parse_raw(raw, max_bytes=self.max_bytes)
+        stats = Counter(read=parsed.num_rows)
+        for row in parsed.filter(parsed.column("reason").is_valid()).to_pylist():
+            stats["invalid"] += 1
+            yield beam.pvalue.TaggedOutput(INVALID, json.dumps(
+                {k: row[k] for k in ("source", "line", "reason", "detail", "raw")}, ensure_ascii=False))
+        good = parsed.filter(parsed.column("reason").is_null())
+        records = [json.loads(r) for r in good.column("record").to_pylist()]
+        wanted = [i for i, r in enumerate(records) if r.get("image") and (self.overwrite or r.get("objects") is None)]
+        for i, record in enumerate(records):
+            if i not in set(wanted):
+                stats["passed_through"] += 1
+                yield good.column("record")[i].as_py()
+        if wanted:
+            nouns = extract_entities(good.take(wanted).select(["id", "record"]), ("token",), self.nlp).column("token")
+            for i, labels in zip(wanted, nouns.to_pylist()):
+                yield beam.pvalue.TaggedOutput(DETECT, (records[i], prompt_labels(labels, self.max_labels)))
+        yield beam.pvalue.TaggedOutput(STATS, stats)
+
+
+def request(item, images_root: str):
+    record, labels = item
+    try:
+        image = load_image(images_root, record["image"])
+    except InputError as err:
+        yield beam.pvalue.TaggedOutput(FAILED, (record, str(err)))
+        return
+    # The record rides along as the key, so each detection comes back attached to it.
+    yield json.dumps(record, ensure_ascii=False), GroundingRequest(str(record["id"]), image, tuple(labels))
+
+
+def run(argv=None) -> dict:
+    args, beam_args = parse_args(argv)
+    files = expand_inputs(args.input)
+    local_model_dir(args.detector)  # a missing model is a one-line error before anything starts
+    handler = DetectionHandler(args.detector, box_threshold=args.box_threshold, text_threshold=args.text_threshold,
+                               labels_per_call=args.labels_per_call, device=args.device,
+                               max_batch_size=args.batch_size)
+    started = time.time()
+    with beam.Pipeline(options=PipelineOptions(beam_args)) as p:
+        routed = (p | "Files" >> beam.Create(files) | "Spread" >> beam.Reshuffle() | "Read" >> beam.FlatMap(read_raw)
+                  | "Route" >> beam.ParDo(Route(args)).with_outputs(DETECT, INVALID, STATS, main="through"))
+        keyed = (routed[DETECT]
+                 | "Requests" >> beam.FlatMap(request, args.images_root).with_outputs(FAILED, main="requests"))
+        annotated = (keyed.requests
+                  | "Detect" >> RunInference(KeyedModelHandler(handler))
+                  | "Annotate" >> beam.Map(annotate_record))
+        failed = keyed[FAILED]
+        failed_lines = failed | "FailedLines" >> beam.Map(
+            lambda rf: json.dumps({"id": str(rf[0]["id"]), "image": rf[0].get("image"), "reason": "bad-image",
+                                   "detail": rf[1]}, ensure_ascii=False))
+        unchanged = failed | "FailedThrough" >> beam.Map(lambda rf: json.dumps(rf[0], ensure_ascii=False))
+        ((routed.through, annotated | "Lines" >> beam.Map(lambda r: r[1]), unchanged)
+         | "AllRecords" >> beam.Flatten()
+         | "WriteRecords" >> beam.io.WriteToText(join(args.output, "records", "part"), file_name_suffix=".jsonl"))
+        failed_lines | "WriteFailed" >> beam.io.WriteToText(join(args.output, "failed", "part"), file_name_suffix=".jsonl")
+        routed[INVALID] | "WriteInvalid" >> beam.io.WriteToText(join(args.output, "invalid", "part"),
+                                                                file_name_suffix=".jsonl")
+        counts = ((routed[STATS],
+                   annotated | "AnnotatedCounts" >> beam.Map(lambda r: Counter(annotated=1, labels=r[0])),
+                   failed | "FailedCounts" >> beam.Map(lambda _: Counter(failed=1)))
+                  | "AllCounts" >> beam.Flatten()
+                  | "Total" >> beam.CombineGlobally(lambda cs: sum(cs, Counter()))
+                  | "Summary" >> beam.Map(write_summary, args.output, started))
+    return read_json(join(args.output, "summary.json"))
+
+
+def annotate_record(keyed) -> tuple[int, str]:
+    """(number of labels, the record with `objects` and `object_boxes`) from a detection result."""
+    record_text, result = keyed
+    found = result.inference
+    record = {**json.loads(record_text), "objects": objects_of(found),
+              "object_boxes": [{"label": d.label, "score": d.score, "box": list(d.box)} for d in found]}
+    return len(record["objects"]), json.dumps(record, ensure_ascii=False)
+
+
+def write_summary(counts: Counter, output: str, started: float) -> dict:
+    seconds = time.time() - started
+    annotated_n = counts["annotated"]
+    summary = {
+        "records": counts["read"] - counts["invalid"], "read": counts["read"], "invalid": counts["invalid"],
+        "annotated": annotated_n, "passed_through": counts["passed_through"], "failed": counts["failed"],
+        "mean_labels_per_image": round(counts["labels"] / annotated_n, 3) if annotated_n else 0.0,
+        "images_per_s": round(annotated_n / seconds, 3) if seconds else None, "seconds": round(seconds, 1),
+    }
+    if summary["records"] != annotated_n + counts["passed_through"] + counts["failed"]:
+        raise RuntimeError(f"records lost: {summary}")
+    write_json(join(output, "summary.json"), summary)
+    return summary
+
+
+def main(argv=None) -> int:
+    s = run(argv)
+    print(f"records {s['records']}  annotated {s['annotated']}  passed through {s['passed_through']}  "
+          f"failed {s['failed']}  invalid {s['invalid']}  mean labels/image {s['mean_labels_per_image']}  "
+          f"images/s {s['images_per_s']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
