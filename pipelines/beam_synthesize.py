@@ -149,7 +149,8 @@ def rewrite_messages_for(item, counts: dict, tau: int, nlp: str | None):
     from udfs.wordnet import noun_synonyms
 
     words = sorted(set(choose_replacements(record_nouns(row, nlp), noun_synonyms, counts, tau).values()))
-    return (rank, row["id"], json.dumps({"words": words})), rewrite_messages(row["record"]["conversations"], words)
+    info = {"tail": row["tail_entities"], "image": row["record"].get("image"), "words": words}
+    return (rank, row["id"], json.dumps(info)), rewrite_messages(row["record"]["conversations"], words)
 
 
 def load_seed_image(item, images_root: str):
@@ -160,7 +161,7 @@ def load_seed_image(item, images_root: str):
         yield beam.pvalue.TaggedOutput(FAILED, failure("visual", rank, row, "bad-image", str(err)))
         return
     prompt = "a photo of " + ", ".join(sorted({e for es in row["tail_entities"].values() for e in es})[:8])
-    yield (rank, row["id"], json.dumps({})), SeedImage(row["id"], image, prompt)
+    yield (rank, row["id"], json.dumps({"tail": row["tail_entities"]})), SeedImage(row["id"], image, prompt)
 
 
 def save_image(keyed, output: str):
@@ -181,18 +182,25 @@ def to_conversation_request(keyed):
         conversation_messages(result.inference)
 
 
-def parsed_record(keyed, method: str, seeds: dict, plan_models: dict, params: dict, seed: int):
+def parsed_record(keyed, method: str, plan_models: dict, params: dict, seed: int):
+    """An LLM reply -> a synthetic record, or a failure. The key carries what the record needs:
+    (seed rank, seed id, JSON with the seed's tail entities, the image and step outputs)."""
     (rank, seed_id, extra), result = keyed
     info = json.loads(extra)
-    row = seeds[seed_id]
-    turns = parse_conversation(result.inference, with_image=method == "visual" or bool(row.get("image")))
+    image = info.pop("image", None)
+    tail = info.pop("tail")
+    turns = parse_conversation(result.inference, with_image=bool(image))
     if turns is None:
-        yield beam.pvalue.TaggedOutput(FAILED, failure(method, rank, row, "unparseable-reply", result.inference[:2000]))
+        yield beam.pvalue.TaggedOutput(FAILED, failure(method, rank, {"id": seed_id}, "unparseable-reply",
+                                                       result.inference[:2000]))
         return
-    image = info.get("image") if method == "visual" else row["record"].get("image")
     yield rank, {"id": synthetic_id(method, seed_id, seed), "image": image, "conversations": turns,
-                 "adr": provenance(method, seed_id, row["tail_entities"], plan_models,
-                                   {**params, **{k: v for k, v in info.items() if k != "image"}})}
+                 "adr": provenance(method, seed_id, tail, plan_models, {**params, **info})}
+
+
+def seed_item(line: str) -> tuple[int, dict]:
+    item = json.loads(line)
+    return item["rank"], item["row"]
 
 
 def failure(method: str, rank: int, row: dict, reason: str, detail: str = "") -> str:
@@ -201,26 +209,34 @@ def failure(method: str, rank: int, row: dict, reason: str, detail: str = "") ->
 
 # ---- one round ---------------------------------------------------------------------------
 
-def run_round(plan: Plan, assignments: dict[str, list], seeds_by_id: dict, round_dir: str, beam_args, counts):
+def run_round(plan: Plan, assignments: dict[str, list], round_dir: str, beam_args, counts):
     args = plan.args
     options = PipelineOptions(beam_args)
     llm = ChatLLMHandler(args.llm, device=args.device, max_new_tokens=args.max_new_tokens,
                          max_batch_size=args.batch_size) if args.llm else None
     params = {"seed": args.seed}
+    # Seeds travel as files, not inside the pipeline graph (runners cap its size).
+    for method, rows in assignments.items():
+        write_jsonl(join(round_dir, "seeds", f"{method}.jsonl"), [{"rank": r, "row": row} for r, row in rows])
+
+    def seeds(p, method):
+        return (p | f"Read{method.title()}Seeds" >> beam.io.ReadFromText(join(round_dir, "seeds", f"{method}.jsonl"))
+                | f"Parse{method.title()}Seeds" >> beam.Map(seed_item))
+
     with beam.Pipeline(options=options) as p:
         results, failures = [], []
         if assignments.get("synonym"):
-            out = (p | "SynonymSeeds" >> beam.Create(assignments["synonym"])
+            out = (seeds(p, "synonym")
                    | "Synonyms" >> beam.FlatMap(synonym_record, counts, plan.tau_token, args.seed, plan.nlp).with_outputs(
                        FAILED, main="records"))
             results.append(out.records | "SynonymOut" >> beam.Map(lambda r: ("synonym", r)))
             failures.append(out[FAILED])
         if assignments.get("rewrite"):
-            replies = (p | "RewriteSeeds" >> beam.Create(assignments["rewrite"])
+            replies = (seeds(p, "rewrite")
                        | "RewritePrompt" >> beam.Map(rewrite_messages_for, counts, plan.tau_token, plan.nlp)
                        | "Rewrite" >> RunInference(KeyedModelHandler(llm)))
             out = replies | "ParseRewrite" >> beam.FlatMap(
-                parsed_record, "rewrite", seeds_by_id, {"llm": args.llm}, params, args.seed).with_outputs(
+                parsed_record, "rewrite", {"llm": args.llm}, params, args.seed).with_outputs(
                 FAILED, main="records")
             results.append(out.records | "RewriteOut" >> beam.Map(lambda r: ("rewrite", r)))
             failures.append(out[FAILED])
@@ -231,7 +247,7 @@ def run_round(plan: Plan, assignments: dict[str, list], seeds_by_id: dict, round
                                          max_batch_size=args.batch_size)
             captioner = CaptionHandler(args.caption_model, device=args.device, max_batch_size=args.batch_size,
                                        max_new_tokens=args.caption_max_new_tokens)
-            loaded = (p | "VisualSeeds" >> beam.Create(assignments["visual"])
+            loaded = (seeds(p, "visual")
                       | "LoadImages" >> beam.FlatMap(load_seed_image, args.images_root).with_outputs(
                           FAILED, main="images"))
             failures.append(loaded[FAILED])
@@ -244,7 +260,7 @@ def run_round(plan: Plan, assignments: dict[str, list], seeds_by_id: dict, round
             visual_params = {**params, "variant": args.image_variant, "steps": diffusion._steps,
                              "guidance": diffusion._guidance, "size": args.size}
             out = replies | "ParseConversation" >> beam.FlatMap(
-                parsed_record, "visual", seeds_by_id, plan.models, visual_params, args.seed).with_outputs(
+                parsed_record, "visual", plan.models, visual_params, args.seed).with_outputs(
                 FAILED, main="records")
             results.append(out.records | "VisualOut" >> beam.Map(lambda r: ("visual", r)))
             failures.append(out[FAILED])
@@ -299,7 +315,7 @@ def run(argv=None) -> dict:
         if not assignments:
             break
         round_dir = join(args.output, "rounds", f"{round_no:03d}")
-        run_round(plan, assignments, seeds_by_id, round_dir, beam_args, counts)
+        run_round(plan, assignments, round_dir, beam_args, counts)
         candidates = _read_lines(join(round_dir, "candidates*.jsonl"))
         failed += _read_lines(join(round_dir, "failed*.jsonl"))
         for m in METHODS:

@@ -13,6 +13,9 @@ import os
 import sys
 import time
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from adr import __version__
 from adr.entities.registry import ALL, PERSPECTIVES, resolve, tail_shares
 from adr.records import DEFAULT_MAX_RECORD_BYTES, DUPLICATE_ID
@@ -62,20 +65,30 @@ def spark_session(master: str | None, app: str = "adr-stats"):
             .getOrCreate())
 
 
-def _read_files(batches):
+def _read(batches):
     for batch in batches:
         for url in batch.column("path").to_pylist():
             yield from read_raw(url)
 
 
-def _parse(batches, max_bytes):
-    for batch in batches:
-        yield parse_raw(batch, max_bytes=max_bytes)
+def analysed_schema(perspectives: tuple[str, ...]) -> pa.Schema:
+    """Parse results (position, id, reason for invalid rows) with each valid row's entities."""
+    return pa.schema([f for f in PARSED_SCHEMA if f.name != "record"] + list(entities_schema(perspectives))[1:])
 
 
-def _extract(batches, perspectives, nlp):
-    for batch in batches:
-        yield extract_entities(batch, perspectives, nlp)
+def _parse_and_extract(raw_batches, max_bytes, perspectives, nlp):
+    for raw in raw_batches:
+        parsed = parse_raw(raw, max_bytes=max_bytes)
+        valid = parsed.filter(parsed.column("reason").is_null())
+        entities = extract_entities(valid, perspectives, nlp) if valid.num_rows else None
+        columns = {name: parsed.column(name) for name in parsed.schema.names if name != "record"}
+        rows = pc.indices_nonzero(parsed.column("reason").is_null()).to_pylist()
+        for p in perspectives:
+            values: list = [None] * parsed.num_rows
+            for row, entity_list in zip(rows, entities.column(p).to_pylist() if entities else []):
+                values[row] = entity_list
+            columns[p] = pa.array(values, pa.list_(pa.string()))
+        yield pa.RecordBatch.from_arrays(list(columns.values()), schema=analysed_schema(perspectives))
 
 
 def run(argv=None, spark=None) -> dict:
@@ -93,38 +106,44 @@ def run(argv=None, spark=None) -> dict:
     from pyspark.sql.pandas.types import from_arrow_schema
 
     out = args.output
-    parts = args.partitions or 4 * spark.sparkContext.defaultParallelism
+    parts = args.partitions or 2 * spark.sparkContext.defaultParallelism
 
+    # One Python pass per record: read, parse and tag together. With fewer files than tasks,
+    # the raw lines are spread first so tagging still uses every core.
     paths = spark.createDataFrame([(f,) for f in files], "path string").repartition(len(files))
-    raw = paths.mapInArrow(_read_files,
-                          from_arrow_schema(RAW_SCHEMA))
-    parsed = raw.mapInArrow(functools.partial(_parse, max_bytes=args.max_record_bytes),
-                            from_arrow_schema(PARSED_SCHEMA))
-    parsed = parsed.persist(StorageLevel.MEMORY_AND_DISK)
+    analyse = functools.partial(_parse_and_extract, max_bytes=args.max_record_bytes, perspectives=perspectives,
+                                nlp=args.nlp)
+    schema = from_arrow_schema(analysed_schema(perspectives))
+    if len(files) < parts:
+        raw = paths.mapInArrow(_read, from_arrow_schema(RAW_SCHEMA)).repartition(parts)
+        analysed = raw.mapInArrow(analyse, schema)
+    else:
+        analysed = paths.mapInArrow(lambda batches: analyse(_read(batches)), schema)
+    analysed = analysed.persist(StorageLevel.MEMORY_AND_DISK)
 
-    # The first occurrence of an id (in file, then line order) is the record; later ones are invalid.
-    valid = parsed.where(F.col("reason").isNull())
-    firsts = (valid.groupBy("id").agg(F.min(F.struct("source", "line")).alias("first"))
-              .select("id", F.col("first.source").alias("first_source"), F.col("first.line").alias("first_line")))
-    flagged = valid.join(firsts, "id").withColumn(
-        "duplicate", (F.col("source") != F.col("first_source")) | (F.col("line") != F.col("first_line")))
-    flagged = flagged.persist(StorageLevel.MEMORY_AND_DISK)
+    # The first occurrence of an id (in file, then line order) is the record; later ones are
+    # invalid. Only (id, position) is shuffled to find them, and only repeated ids are joined back.
+    valid = analysed.where(F.col("reason").isNull())
+    repeated = (valid.groupBy("id").agg(F.count("*").alias("n"), F.min(F.struct("source", "line")).alias("first"))
+                .where("n > 1")
+                .select("id", F.col("first.source").alias("first_source"), F.col("first.line").alias("first_line")))
+    flagged = valid.join(F.broadcast(repeated), "id", "left").withColumn(
+        "duplicate", F.col("first_source").isNotNull()
+        & ((F.col("source") != F.col("first_source")) | (F.col("line") != F.col("first_line"))))
     duplicates = flagged.where("duplicate").select(
         "source", "line", "id", F.lit(DUPLICATE_ID).alias("reason"),
         F.concat(F.lit(f"{DUPLICATE_ID}: first seen at "), "first_source", F.lit(":"),
                  F.col("first_line").cast("string")).alias("detail"),
-        F.substring("record", 1, 4096).alias("raw"))
-    invalid = parsed.where(F.col("reason").isNotNull()).select("source", "line", "id", "reason", "detail", "raw")
+        F.lit(None).cast("string").alias("raw"))
+    invalid = analysed.where(F.col("reason").isNotNull()).select("source", "line", "id", "reason", "detail", "raw")
     invalid.unionByName(duplicates).write.mode("overwrite").parquet(join(out, "invalid"))
+    log.info("read, parsed, tagged; wrote invalid/ in %.1f s", time.time() - started)
 
-    records = flagged.where(~F.col("duplicate")).select("id", "record").repartition(parts)
-    entities = records.mapInArrow(
-        functools.partial(_extract, perspectives=perspectives, nlp=args.nlp),
-        from_arrow_schema(entities_schema(perspectives)))
+    entities = flagged.where(~F.col("duplicate")).select("id", *perspectives)
     entities.write.mode("overwrite").parquet(join(out, "entities"))
-    lines_read = parsed.count()
-    parsed.unpersist()
-    flagged.unpersist()
+    log.info("extracted entities/ at %.1f s", time.time() - started)
+    lines_read = analysed.count()
+    analysed.unpersist()
 
     entities = spark.read.parquet(join(out, "entities"))
     n_records = entities.count()
@@ -143,6 +162,7 @@ def run(argv=None, spark=None) -> dict:
     (counts.withColumn("p", tau[F.col("perspective")].cast("double") / F.col("count"))
      .repartition(max(1, len(perspectives)), "perspective").sortWithinPartitions("perspective", F.desc("count"), "entity")
      .write.mode("overwrite").parquet(join(out, "dictionary")))
+    log.info("counted and wrote dictionary/ at %.1f s", time.time() - started)
     counts.unpersist()
 
     if args.reverse_index:

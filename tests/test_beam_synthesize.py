@@ -103,8 +103,9 @@ def test_a_parsed_reply_becomes_a_record_with_provenance(corpus):
     root, _ = corpus
     seeds = {s["id"]: s for s in read_jsonl(root / "rebalanced" / "seeds")}
     seed = next(s for s in seeds.values() if not s["image_shared"])
-    key = (3, seed["id"], json.dumps({"image": "adr-synthetic/abc.png", "caption": "A cat."}))
-    out = list(beam_synthesize.parsed_record((key, PredictionResult([], REPLY, "llm-dir")), "visual", seeds,
+    key = (3, seed["id"], json.dumps({"image": "adr-synthetic/abc.png", "caption": "A cat.",
+                                      "tail": seed["tail_entities"]}))
+    out = list(beam_synthesize.parsed_record((key, PredictionResult([], REPLY, "llm-dir")), "visual",
                                              {"llm": "llm-dir"}, {"seed": 42}, 42))
     (rank, record), = out
     assert rank == 3 and record["image"] == "adr-synthetic/abc.png"
@@ -114,7 +115,7 @@ def test_a_parsed_reply_becomes_a_record_with_provenance(corpus):
     assert record["adr"]["method"] == "visual" and record["adr"]["seed_id"] == seed["id"]
     assert record["adr"]["tail_entities"] == seed["tail_entities"]
     assert record["adr"]["parameters"]["caption"] == "A cat."
-    bad = list(beam_synthesize.parsed_record((key, PredictionResult([], "no blocks here", "m")), "rewrite", seeds,
+    bad = list(beam_synthesize.parsed_record((key, PredictionResult([], "no blocks here", "m")), "rewrite",
                                              {}, {}, 42))
     assert bad[0].tag == beam_synthesize.FAILED and json.loads(bad[0].value)["reason"] == "unparseable-reply"
 

@@ -4,29 +4,25 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Sequence
 
-from apache_beam.ml.inference.base import ModelHandler, PredictionResult
+from apache_beam.ml.inference.base import PredictionResult
 
 from adr.prompts import CAPTION_PROMPT
-from pipelines.handlers.torch_env import dtype_for, resolve_device
+from pipelines.handlers.torch_env import BatchedHandler, dtype_for, resolve_device
 from udfs.model_files import local_model_dir
 
 
-class CaptionHandler(ModelHandler[Any, str, "Captioner"]):
+class CaptionHandler(BatchedHandler):
     """PIL images in, captions out. Chat-style vision-language models get the prompt through
     their chat template; captioners such as BLIP get it as the text prefix."""
 
     def __init__(self, model: str, *, prompt: str = CAPTION_PROMPT, device: str = "auto",
                  max_new_tokens: int = 128, min_batch_size: int = 1, max_batch_size: int = 16,
                  max_batch_duration_secs: int | None = None, large_model: bool = False, model_copies: int | None = None):
-        self._model = model
+        super().__init__(model, device=device, min_batch_size=min_batch_size, max_batch_size=max_batch_size,
+                         max_batch_duration_secs=max_batch_duration_secs, large_model=large_model,
+                         model_copies=model_copies, namespace="adr_caption")
         self._prompt = prompt
-        self._device_spec = device
         self._max_new_tokens = max_new_tokens
-        self._batching = {"min_batch_size": min_batch_size, "max_batch_size": max_batch_size}
-        if max_batch_duration_secs is not None:  # streaming: batch across bundles for this long
-            self._batching["max_batch_duration_secs"] = max_batch_duration_secs
-        self._large_model = large_model or bool(model_copies)
-        self._model_copies = model_copies or 1
 
     def load_model(self) -> "Captioner":
         import transformers
@@ -43,17 +39,6 @@ class CaptionHandler(ModelHandler[Any, str, "Captioner"]):
                                  inference_args or {})
         return [PredictionResult(image, caption, self._model) for image, caption in zip(batch, captions)]
 
-    def batch_elements_kwargs(self):
-        return self._batching
-
-    def share_model_across_processes(self) -> bool:
-        return self._large_model
-
-    def model_copies(self) -> int:
-        return self._model_copies
-
-    def get_metrics_namespace(self) -> str:
-        return "adr_caption"
 
 
 class Captioner:

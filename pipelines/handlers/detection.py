@@ -10,10 +10,10 @@ import inspect
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
-from apache_beam.ml.inference.base import ModelHandler, PredictionResult
+from apache_beam.ml.inference.base import PredictionResult
 
 from adr.grounding import Detection, chunks, merge
-from pipelines.handlers.torch_env import dtype_for, resolve_device
+from pipelines.handlers.torch_env import BatchedHandler, dtype_for, resolve_device
 from udfs.model_files import local_model_dir
 
 
@@ -24,21 +24,17 @@ class GroundingRequest:
     labels: tuple[str, ...]
 
 
-class DetectionHandler(ModelHandler[GroundingRequest, list, "Detector"]):
+class DetectionHandler(BatchedHandler):
     def __init__(self, model: str, *, box_threshold: float = 0.4, text_threshold: float = 0.3,
                  labels_per_call: int = 32, device: str = "auto", min_batch_size: int = 1,
                  max_batch_size: int = 8, max_batch_duration_secs: int | None = None,
                  large_model: bool = False, model_copies: int | None = None):
-        self._model = model
+        super().__init__(model, device=device, min_batch_size=min_batch_size, max_batch_size=max_batch_size,
+                         max_batch_duration_secs=max_batch_duration_secs, large_model=large_model,
+                         model_copies=model_copies, namespace="adr_detection")
         self._box_threshold = box_threshold
         self._text_threshold = text_threshold
         self._labels_per_call = labels_per_call
-        self._device_spec = device
-        self._batching = {"min_batch_size": min_batch_size, "max_batch_size": max_batch_size}
-        if max_batch_duration_secs is not None:
-            self._batching["max_batch_duration_secs"] = max_batch_duration_secs
-        self._large_model = large_model or bool(model_copies)
-        self._model_copies = model_copies or 1
 
     def load_model(self) -> "Detector":
         import transformers
@@ -56,17 +52,6 @@ class DetectionHandler(ModelHandler[GroundingRequest, list, "Detector"]):
                              self._text_threshold, self._labels_per_call)
         return [PredictionResult(r, detections, self._model) for r, detections in zip(batch, found)]
 
-    def batch_elements_kwargs(self):
-        return self._batching
-
-    def share_model_across_processes(self) -> bool:
-        return self._large_model
-
-    def model_copies(self) -> int:
-        return self._model_copies
-
-    def get_metrics_namespace(self) -> str:
-        return "adr_detection"
 
 
 class Detector:

@@ -13,9 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
-from apache_beam.ml.inference.base import ModelHandler, PredictionResult
+from apache_beam.ml.inference.base import PredictionResult
 
-from pipelines.handlers.torch_env import dtype_for, generator, resolve_device
+from pipelines.handlers.torch_env import BatchedHandler, dtype_for, generator, resolve_device
 from udfs.images import edge_map, square
 from udfs.model_files import local_model_dir
 
@@ -35,7 +35,7 @@ class SeedImage:
     prompt: str = ""
 
 
-class DiffusionHandler(ModelHandler[SeedImage, Any, Any]):
+class DiffusionHandler(BatchedHandler):
     def __init__(self, model: str, *, variant: str = "variation", device: str = "auto",
                  steps: int | None = None, guidance: float | None = None, size: int = 512,
                  strength: float = 0.75, candidates: int = 2, seed: int = 42,
@@ -45,24 +45,20 @@ class DiffusionHandler(ModelHandler[SeedImage, Any, Any]):
             from adr.errors import ConfigError
 
             raise ConfigError(f"diffusion variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
-        self._model = model
+        super().__init__(model, device=device, min_batch_size=min_batch_size, max_batch_size=max_batch_size,
+                         max_batch_duration_secs=max_batch_duration_secs, large_model=large_model,
+                         model_copies=model_copies, namespace=f"adr_diffusion_{variant}")
         self._variant = variant
-        self._device_spec = device
         self._steps = steps or DEFAULTS[variant]["steps"]
         self._guidance = DEFAULTS[variant]["guidance"] if guidance is None else guidance
         self._size = size
         self._strength = strength
         self._candidates = max(1, candidates) if variant == "variation" else 1
         self._seed = seed
-        self._batching = {"min_batch_size": min_batch_size, "max_batch_size": max_batch_size}
-        if max_batch_duration_secs is not None:
-            self._batching["max_batch_duration_secs"] = max_batch_duration_secs
         if variant == "img2img" and int(self._steps * strength) < 1:
             from adr.errors import ConfigError
 
             raise ConfigError(f"img2img with {self._steps} steps at strength {strength} would denoise 0 steps")
-        self._large_model = large_model or bool(model_copies)
-        self._model_copies = model_copies or 1
 
     def load_model(self) -> "DiffusionModel":
         import diffusers
@@ -83,17 +79,6 @@ class DiffusionHandler(ModelHandler[SeedImage, Any, Any]):
             candidates=self._candidates, extra=inference_args or {})
         return [PredictionResult(e, img, self._model) for e, img in zip(batch, images)]
 
-    def batch_elements_kwargs(self):
-        return self._batching
-
-    def share_model_across_processes(self) -> bool:
-        return self._large_model
-
-    def model_copies(self) -> int:
-        return self._model_copies
-
-    def get_metrics_namespace(self) -> str:
-        return f"adr_diffusion_{self._variant}"
 
 
 class DiffusionModel:

@@ -8,27 +8,23 @@ from __future__ import annotations
 
 from typing import Iterable, Sequence
 
-from apache_beam.ml.inference.base import ModelHandler, PredictionResult
+from apache_beam.ml.inference.base import PredictionResult
 
-from pipelines.handlers.torch_env import dtype_for, resolve_device
+from pipelines.handlers.torch_env import BatchedHandler, dtype_for, resolve_device
 from udfs.model_files import local_model_dir
 
 Messages = list[dict[str, str]]
 
 
-class ChatLLMHandler(ModelHandler[Messages, str, "ChatModel"]):
+class ChatLLMHandler(BatchedHandler):
     def __init__(self, model: str, *, device: str = "auto", max_new_tokens: int = 512,
                  temperature: float = 0.0, min_batch_size: int = 1, max_batch_size: int = 8,
                  max_batch_duration_secs: int | None = None, large_model: bool = True, model_copies: int | None = None):
-        self._model = model
-        self._device_spec = device
+        super().__init__(model, device=device, min_batch_size=min_batch_size, max_batch_size=max_batch_size,
+                         max_batch_duration_secs=max_batch_duration_secs, large_model=large_model,
+                         model_copies=model_copies, namespace="adr_llm")
         self._max_new_tokens = max_new_tokens
         self._temperature = temperature
-        self._batching = {"min_batch_size": min_batch_size, "max_batch_size": max_batch_size}
-        if max_batch_duration_secs is not None:  # streaming: batch across bundles for this long
-            self._batching["max_batch_duration_secs"] = max_batch_duration_secs
-        self._large_model = large_model or bool(model_copies)
-        self._model_copies = model_copies or 1
 
     def load_model(self) -> "ChatModel":
         import transformers
@@ -47,17 +43,6 @@ class ChatLLMHandler(ModelHandler[Messages, str, "ChatModel"]):
         replies = model.reply(list(batch), self._max_new_tokens, self._temperature, inference_args or {})
         return [PredictionResult(messages, reply, self._model) for messages, reply in zip(batch, replies)]
 
-    def batch_elements_kwargs(self):
-        return self._batching
-
-    def share_model_across_processes(self) -> bool:
-        return self._large_model
-
-    def model_copies(self) -> int:
-        return self._model_copies
-
-    def get_metrics_namespace(self) -> str:
-        return "adr_llm"
 
 
 class ChatModel:

@@ -1,9 +1,11 @@
-"""Device, precision and seeded generators shared by the torch-based handlers."""
+"""What the handlers share: device, precision, seeded generators, and the batching knobs."""
 
 from __future__ import annotations
 
 import hashlib
 import logging
+
+from apache_beam.ml.inference.base import ModelHandler
 
 log = logging.getLogger("adr.handlers")
 
@@ -39,3 +41,33 @@ def generator(device: str, seed: int, key: str):
     value = int.from_bytes(hashlib.blake2b(f"{seed}\x1f{key}".encode(), digest_size=8).digest(), "little") >> 1
     return torch.Generator(device=device).manual_seed(value)
 
+
+
+class BatchedHandler(ModelHandler):
+    """The knobs every ADR handler has, stored as Beam's handlers store them: batch sizes (and
+    how long to wait for a batch across bundles, in streaming), one model shared per process
+    (large_model) or several copies (model_copies)."""
+
+    def __init__(self, model: str, *, device: str, min_batch_size: int, max_batch_size: int,
+                 max_batch_duration_secs: int | None, large_model: bool, model_copies: int | None,
+                 namespace: str):
+        self._model = model
+        self._device_spec = device
+        self._batching = {"min_batch_size": min_batch_size, "max_batch_size": max_batch_size}
+        if max_batch_duration_secs is not None:
+            self._batching["max_batch_duration_secs"] = max_batch_duration_secs
+        self._large_model = large_model or bool(model_copies)
+        self._model_copies = model_copies or 1
+        self._namespace = namespace
+
+    def batch_elements_kwargs(self):
+        return self._batching
+
+    def share_model_across_processes(self) -> bool:
+        return self._large_model
+
+    def model_copies(self) -> int:
+        return self._model_copies
+
+    def get_metrics_namespace(self) -> str:
+        return self._namespace
