@@ -21,7 +21,8 @@ $(STAMP): pyproject.toml constraints.txt scripts/install_wordnet.py
 demo: install
 	$(BIN)/adr stats --input $(SAMPLE) --output $(DEMO)/stats --master 'local[2]'
 	$(BIN)/adr rebalance --input $(SAMPLE) --dictionary $(DEMO)/stats --output $(DEMO)/rebalance
-	@echo "demo outputs: $(DEMO)/stats (dictionary, entities, manifest.json), $(DEMO)/rebalance (kept, dropped, seeds, summary.json)"
+	$(BIN)/adr synthesize --rebalanced $(DEMO)/rebalance --dictionary $(DEMO)/stats --output $(DEMO)/synthesize
+	@echo "demo outputs: $(DEMO)/stats (dictionary/, entities/, manifest.json), $(DEMO)/rebalance (kept/, dropped/, seeds/, summary.json), $(DEMO)/synthesize (synthetic/, refined/, summary.json)"
 
 test: install
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q

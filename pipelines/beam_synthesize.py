@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 from pathlib import Path
 
@@ -37,7 +36,6 @@ from udfs.images import content_name, load_image, png_bytes
 from udfs.model_files import local_model_dir
 from udfs.rebalance import _read_table
 
-log = logging.getLogger("adr.synthesize")
 FAILED = "failed"
 IMAGE_DIR = "adr-synthetic"
 
@@ -90,11 +88,12 @@ class Plan:
         self.skipped = {m: why for m, why in (
             ("visual", "needs --image-model, --caption-model and --llm"), ("rewrite", "needs --llm"),
             ("synonym", "needs the token perspective in the dictionary")) if not enabled[m]}
-        mix = parse_mix(args.mix)
-        if not any(mix[m] for m in METHODS if enabled[m]):
-            mix = {m: (1.0 if m == "synonym" else 0.0) for m in METHODS}
-        mix = {m: (mix[m] if enabled[m] else 0.0) for m in METHODS}
-        self.plan = plan_budget(self.budget, parse_mix(mix) if any(mix.values()) else mix)
+        # Disabled methods' shares go to the enabled ones; synonym replacement, which needs no
+        # model, takes the whole budget when no enabled method has a share.
+        shares = {m: share if enabled[m] else 0.0 for m, share in parse_mix(args.mix).items()}
+        if not any(shares.values()) and enabled["synonym"]:
+            shares["synonym"] = 1.0
+        self.plan = plan_budget(self.budget, parse_mix(shares)) if any(shares.values()) else dict.fromkeys(METHODS, 0)
         self.models = {k: v for k, v in (("image", args.image_model), ("caption", args.caption_model),
                                           ("llm", args.llm)) if v}
 
@@ -287,7 +286,6 @@ def run(argv=None) -> dict:
     args, beam_args = parse_args(argv)
     plan = Plan(args)
     for method, why in plan.skipped.items():
-        log.warning("%s synthesis skipped: it %s", method, why)
         print(f"adr synthesize: {method} synthesis skipped ({why})", file=sys.stderr)
     seeds = read_seeds(args.rebalanced)
     seeds_by_id = {s["id"]: s for s in seeds}
