@@ -32,7 +32,7 @@ from adr.rebalance_stats import RebalanceStats
 from adr.records import DEFAULT_MAX_RECORD_BYTES, DUPLICATE_ID
 from adr.sampling import factor_for_target
 from pipelines.outputs import join, read_json, write_json
-from udfs.rebalance import (EntityIndex, _read_table, attach_entities, decide_batch, expected_kept_fn,
+from udfs.rebalance import (EntityIndex, attach_entities, decide_batch, expected_kept_fn, read_table,
                             load_probabilities)
 from udfs.records import parse_raw
 from udfs.sources import RAW_SCHEMA, expand_inputs, fingerprint, read_raw
@@ -93,7 +93,7 @@ class Config:
         self.factor = 1.0
         self.target_size = args.target_size
         if args.target_size:
-            entities = _read_table(join(args.dictionary, "entities"), ["id", *self.perspectives])
+            entities = read_table(join(args.dictionary, "entities"), ["id", *self.perspectives])
             expected = expected_kept_fn(entities, load_probabilities(args.dictionary, self.perspectives))
             self.factor = factor_for_target(expected, args.target_size)
             log.info("target size %d: tau scaled by %.6f", args.target_size, self.factor)

@@ -34,7 +34,7 @@ from pipelines.handlers.llm import ChatLLMHandler
 from pipelines.outputs import join, read_json, write_json
 from udfs.images import content_name, load_image, png_bytes
 from udfs.model_files import local_model_dir
-from udfs.rebalance import _read_table
+from udfs.rebalance import read_table
 
 FAILED = "failed"
 IMAGE_DIR = "adr-synthetic"
@@ -110,7 +110,7 @@ def read_seeds(rebalanced: str) -> list[dict]:
 def token_counts(stats_dir: str) -> dict[str, int]:
     import pyarrow.compute as pc
 
-    table = _read_table(join(stats_dir, "dictionary"), ["perspective", "entity", "count"])
+    table = read_table(join(stats_dir, "dictionary"), ["perspective", "entity", "count"])
     table = table.filter(pc.equal(table["perspective"], "token"))
     return dict(zip(table["entity"].to_pylist(), table["count"].to_pylist()))
 

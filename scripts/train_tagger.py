@@ -148,7 +148,7 @@ def form_cased_lemma(form: str, lemma: str) -> str:
     return lemma
 
 
-def conllu_to_docbin(conllu: Path, out: Path, recase_lemmas: bool = True):
+def conllu_to_docbin(conllu: Path, out: Path, recase_lemmas: bool = False):
     """One Doc per sentence, tokenised as the treebank, with gold tag / pos / morph / lemma."""
     import spacy
     from spacy.tokens import Doc, DocBin
@@ -249,8 +249,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, default=DEFAULT_WORK, help="scratch directory (DocBins, checkpoints)")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="where the packaged pipeline goes")
     parser.add_argument("--no-package", action="store_true", help="train and evaluate, leave --output alone")
-    parser.add_argument("--treebank-lemma-case", action="store_true",
-                        help="train on EWT's lemma capitalisation instead of form-cased lemmas")
+    parser.add_argument("--form-cased-lemmas", action="store_true",
+                        help="train the lemmatizer on lemmas recased like their word (see form_cased_lemma); "
+                        "the shipped pipeline was trained on the treebank's own lemma case")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="config override, e.g. components.tok2vec.model.encode.width=64 (repeatable)")
     args = parser.parse_args(argv)
@@ -261,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     args.work.mkdir(parents=True, exist_ok=True)
     train_bin, dev_bin = args.work / "train.spacy", args.work / "dev.spacy"
     for src, dst in ((args.train, train_bin), (args.dev, dev_bin)):
-        n_sents, n_words = conllu_to_docbin(src, dst, recase_lemmas=not args.treebank_lemma_case)
+        n_sents, n_words = conllu_to_docbin(src, dst, recase_lemmas=args.form_cased_lemmas)
         print(f"converted {src.name}: {n_sents} sentences, {n_words} words -> {dst}", flush=True)
 
     overrides = {"paths.train": str(train_bin), "paths.dev": str(dev_bin)}

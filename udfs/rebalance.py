@@ -22,7 +22,7 @@ from udfs.entities import entities_schema, extract_entities
 Probabilities = dict[str, dict[str, float]]
 
 
-def _read_table(url: str, columns=None) -> pa.Table:
+def read_table(url: str, columns=None) -> pa.Table:
     fs, path = fsspec.core.url_to_fs(url)
     if not fs.exists(path):
         raise InputError(f"cannot read {url!r}: no such file or directory (run `adr stats` first)")
@@ -31,7 +31,7 @@ def _read_table(url: str, columns=None) -> pa.Table:
 
 def load_probabilities(stats_dir: str, perspectives: tuple[str, ...]) -> Probabilities:
     """perspective -> entity -> p, from the dictionary `adr stats` wrote."""
-    table = _read_table(f"{stats_dir.rstrip('/')}/dictionary", ["perspective", "entity", "p"])
+    table = read_table(f"{stats_dir.rstrip('/')}/dictionary", ["perspective", "entity", "p"])
     probs: Probabilities = {p: {} for p in perspectives}
     for perspective in perspectives:
         part = table.filter(pc.equal(table["perspective"], perspective))
@@ -43,7 +43,7 @@ class EntityIndex:
     """The per-record entities of `adr stats`, looked up by record id (loaded once per worker)."""
 
     def __init__(self, stats_dir: str, perspectives: tuple[str, ...]):
-        table = _read_table(f"{stats_dir.rstrip('/')}/entities", ["id", *perspectives])
+        table = read_table(f"{stats_dir.rstrip('/')}/entities", ["id", *perspectives])
         self.table = table.cast(entities_schema(perspectives)).combine_chunks()
         self.row = {rid: i for i, rid in enumerate(self.table["id"].to_pylist())}
 
