@@ -231,3 +231,17 @@ def test_command_line_streaming_watches_a_directory_with_a_refreshed_dictionary(
     assert {r["id"] for r in read_jsonl(tmp_path / "s" / "kept")} == kept
     windows = [json.loads(p.read_text()) for p in (tmp_path / "s" / "summary").glob("*.json")]
     assert sum(w["input"] for w in windows) == len(lines)
+
+
+def test_vectorised_expected_kept_equals_the_scalar_closed_form(stats):
+    """The numpy twin behind --target-size agrees with adr.sampling.expected_kept."""
+    from adr.sampling import expected_kept
+    from udfs.rebalance import expected_kept_fn
+
+    out, _, entities, probs = stats
+    table = pq.read_table(out / "entities")
+    vectorised = expected_kept_fn(table, probs)
+    ps_by_record = [[probs[k].get(e, float("inf")) for k in probs for e in (ents.get(k) or [])]
+                    for ents in (entities[rid] for rid in table["id"].to_pylist())]
+    for factor in (0.05, 0.37, 1.0, 3.0):
+        assert vectorised(factor) == pytest.approx(expected_kept(ps_by_record, factor), rel=1e-9)
