@@ -5,6 +5,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.adr-installed
 SAMPLE := data/sample/coco_captions_val2017_sample.jsonl
 DEMO   := demo-output
+# COCO images for the report's examples, where the shared data is beside the checkout (optional).
+IMAGES ?= $(wildcard ../shared/data/coco_tiny/val2017)
 
 .PHONY: install demo test clean
 
@@ -12,6 +14,8 @@ install: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt scripts/install_wordnet.py
 	@command -v java >/dev/null || (apt-get update -qq && apt-get install -y -qq openjdk-17-jre-headless)
+	@# Headless Chromium opens the report in the tests.
+	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -c constraints.txt -e '.[test]'
@@ -19,10 +23,8 @@ $(STAMP): pyproject.toml constraints.txt scripts/install_wordnet.py
 	@touch $(STAMP)
 
 demo: install
-	$(BIN)/adr stats --input $(SAMPLE) --output $(DEMO)/stats --master 'local[2]'
-	$(BIN)/adr rebalance --input $(SAMPLE) --dictionary $(DEMO)/stats --output $(DEMO)/rebalance
-	$(BIN)/adr synthesize --rebalanced $(DEMO)/rebalance --dictionary $(DEMO)/stats --output $(DEMO)/synthesize
-	@echo "demo outputs: $(DEMO)/stats (dictionary/, entities/, manifest.json), $(DEMO)/rebalance (kept/, dropped/, seeds/, summary.json), $(DEMO)/synthesize (synthetic/, refined/, summary.json)"
+	$(BIN)/adr run --input $(SAMPLE) --output $(DEMO) --master 'local[2]' $(if $(IMAGES),--images-root $(IMAGES))
+	@echo "open $(DEMO)/report/index.html in a browser (no server needed)"
 
 test: install
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q

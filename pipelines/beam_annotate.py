@@ -22,6 +22,7 @@ from collections import Counter
 
 import apache_beam as beam
 import pyarrow as pa
+import pyarrow.compute as pc
 from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
 from apache_beam.options.pipeline_options import PipelineOptions
 
@@ -29,17 +30,20 @@ from adr.errors import InputError
 from adr.grounding import objects_of, prompt_labels
 from adr.records import DEFAULT_MAX_RECORD_BYTES
 from pipelines.handlers.detection import DetectionHandler, GroundingRequest
+from pipelines.handlers.torch_env import on_accelerator
+from pipelines import progress
 from pipelines.outputs import join, read_json, write_json
 from udfs.entities import extract_entities
 from udfs.images import load_image
 from udfs.model_files import local_model_dir
 from udfs.records import parse_raw
-from udfs.sources import expand_inputs, read_raw
+from udfs.sources import expand_inputs, read_raw, total_bytes
 
 DETECT, FAILED, INVALID, STATS = "detect", "failed", "invalid", "stats"
 
 
-def parse_args(argv=None):
+def parser() -> argparse.ArgumentParser:
+    """The stage's flags; `adr run` offers the same ones."""
     ap = argparse.ArgumentParser(prog="adr annotate", description=__doc__.splitlines()[0])
     ap.add_argument("--input", required=True, nargs="+")
     ap.add_argument("--output", required=True)
@@ -53,18 +57,28 @@ def parse_args(argv=None):
     ap.add_argument("--nlp", default=None)
     ap.add_argument("--overwrite", action="store_true", help="re-detect records that already have objects")
     ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--accelerator", default=None,
+                    help="Beam resource hint for the detector step only, e.g. 'type:nvidia-l4;count:1;install-nvidia-driver'")
     ap.add_argument("--max-record-bytes", type=int, default=DEFAULT_MAX_RECORD_BYTES)
-    return ap.parse_known_args(argv)
+    return ap
+
+
+def parse_args(argv=None):
+    return parser().parse_known_args(argv)
 
 
 class Route(beam.DoFn):
     """Parse a raw batch; send records to pass through or to the detector with their prompt."""
 
-    def __init__(self, args):
+    def __init__(self, args, input_bytes: int = 0):
         self.max_bytes, self.overwrite, self.nlp, self.max_labels = (
             args.max_record_bytes, args.overwrite, args.nlp, args.max_labels)
+        self.input_bytes = input_bytes
 
     def process(self, raw: pa.RecordBatch):
+        if self.input_bytes:
+            # Routing streams into detection (no barrier between them), so bytes routed track the work.
+            progress.advance(0, (pc.sum(pc.binary_length(raw.column("raw"))).as_py() or 0) / self.input_bytes)
         parsed = parse_raw(raw, max_bytes=self.max_bytes)
         stats = Counter(read=parsed.num_rows)
         for row in parsed.filter(parsed.column("reason").is_valid()).to_pylist():
@@ -74,8 +88,9 @@ class Route(beam.DoFn):
         good = parsed.filter(parsed.column("reason").is_null())
         records = [json.loads(r) for r in good.column("record").to_pylist()]
         wanted = [i for i, r in enumerate(records) if r.get("image") and (self.overwrite or r.get("objects") is None)]
-        for i, record in enumerate(records):
-            if i not in set(wanted):
+        detect = set(wanted)
+        for i in range(len(records)):
+            if i not in detect:
                 stats["passed_through"] += 1
                 yield good.column("record")[i].as_py()
         if wanted:
@@ -104,13 +119,13 @@ def run(argv=None) -> dict:
                                labels_per_call=args.labels_per_call, device=args.device,
                                max_batch_size=args.batch_size)
     started = time.time()
-    with beam.Pipeline(options=PipelineOptions(beam_args)) as p:
+    with progress.track("annotate", unit="images"), beam.Pipeline(options=PipelineOptions(beam_args)) as p:
         routed = (p | "Files" >> beam.Create(files) | "Spread" >> beam.Reshuffle() | "Read" >> beam.FlatMap(read_raw)
-                  | "Route" >> beam.ParDo(Route(args)).with_outputs(DETECT, INVALID, STATS, main="through"))
+                  | "Route" >> beam.ParDo(Route(args, total_bytes(files))).with_outputs(DETECT, INVALID, STATS, main="through"))
         keyed = (routed[DETECT]
                  | "Requests" >> beam.FlatMap(request, args.images_root).with_outputs(FAILED, main="requests"))
         annotated = (keyed.requests
-                  | "Detect" >> RunInference(KeyedModelHandler(handler))
+                  | "Detect" >> on_accelerator(RunInference(KeyedModelHandler(handler)), args.accelerator)
                   | "Annotate" >> beam.Map(annotate_record))
         failed = keyed[FAILED]
         failed_lines = failed | "FailedLines" >> beam.Map(
@@ -135,6 +150,7 @@ def run(argv=None) -> dict:
 def annotate_record(keyed) -> tuple[int, str]:
     """(number of labels, the record with `objects` and `object_boxes`) from a detection result."""
     record_text, result = keyed
+    progress.advance(1)
     found = result.inference
     record = {**json.loads(record_text), "objects": objects_of(found),
               "object_boxes": [{"label": d.label, "score": d.score, "box": list(d.box)} for d in found]}
@@ -156,11 +172,14 @@ def write_summary(counts: Counter, output: str, started: float) -> dict:
     return summary
 
 
+def describe(s: dict) -> str:
+    return (f"records {s['records']}  annotated {s['annotated']}  passed through {s['passed_through']}  "
+            f"failed {s['failed']}  invalid {s['invalid']}  mean labels/image {s['mean_labels_per_image']}  "
+            f"images/s {s['images_per_s']}")
+
+
 def main(argv=None) -> int:
-    s = run(argv)
-    print(f"records {s['records']}  annotated {s['annotated']}  passed through {s['passed_through']}  "
-          f"failed {s['failed']}  invalid {s['invalid']}  mean labels/image {s['mean_labels_per_image']}  "
-          f"images/s {s['images_per_s']}")
+    print(describe(run(argv)))
     return 0
 
 

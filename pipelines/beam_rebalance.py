@@ -21,6 +21,7 @@ from typing import Iterable
 import apache_beam as beam
 from apache_beam.io import fileio
 import pyarrow as pa
+import pyarrow.compute as pc
 from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions, StandardOptions
 from apache_beam.transforms import window
 from apache_beam.transforms.periodicsequence import PeriodicImpulse
@@ -31,17 +32,19 @@ from adr.errors import ConfigError
 from adr.rebalance_stats import RebalanceStats
 from adr.records import DEFAULT_MAX_RECORD_BYTES, DUPLICATE_ID
 from adr.sampling import factor_for_target
+from pipelines import progress
 from pipelines.outputs import join, read_json, write_json
 from udfs.rebalance import (EntityIndex, attach_entities, decide_batch, expected_kept_fn, read_table,
                             load_probabilities)
 from udfs.records import parse_raw
-from udfs.sources import RAW_SCHEMA, expand_inputs, fingerprint, read_raw
+from udfs.sources import RAW_SCHEMA, expand_inputs, fingerprint, read_raw, total_bytes
 
 log = logging.getLogger("adr.rebalance")
 INVALID, DROPPED, SEEDS, STATS = "invalid", "dropped", "seeds", "stats"
 
 
-def parse_args(argv=None) -> tuple[argparse.Namespace, list[str]]:
+def parser() -> argparse.ArgumentParser:
+    """The stage's flags; `adr run` offers the same ones."""
     ap = argparse.ArgumentParser(prog="adr rebalance", description=__doc__.splitlines()[0])
     ap.add_argument("--input", nargs="+", help="files, globs, directories or URLs (a directory to watch "
                     "with --streaming)")
@@ -65,6 +68,11 @@ def parse_args(argv=None) -> tuple[argparse.Namespace, list[str]]:
                     help="streaming: stop watching after this long and finish (default: watch forever)")
     ap.add_argument("--dictionary-refresh-secs", type=float, default=0.0,
                     help="streaming: reload the dictionary this often (slowly-changing side input)")
+    return ap
+
+
+def parse_args(argv=None) -> tuple[argparse.Namespace, list[str]]:
+    ap = parser()
     args, beam_args = ap.parse_known_args(argv)
     if not (args.input or args.pubsub_subscription or args.kafka_topic):
         ap.error("one of --input, --pubsub-subscription or --kafka-topic is required")
@@ -92,6 +100,7 @@ class Config:
         self.stop_at = time.time() + args.watch_for_secs if streaming and args.watch_for_secs else None
         self.factor = 1.0
         self.target_size = args.target_size
+        self.input_bytes = 0  # set by run() for a bounded input; read progress is a share of it
         if args.target_size:
             entities = read_table(join(args.dictionary, "entities"), ["id", *self.perspectives])
             expected = expected_kept_fn(entities, load_probabilities(args.dictionary, self.perspectives))
@@ -150,10 +159,13 @@ def raw_batch_from_messages(messages: list[bytes], source: str) -> pa.RecordBatc
 class ParseBatch(beam.DoFn):
     """Raw batch -> valid records (one batch), invalid rows (tagged), and their counts."""
 
-    def __init__(self, max_bytes: int):
-        self.max_bytes = max_bytes
+    def __init__(self, max_bytes: int, input_bytes: int = 0):
+        self.max_bytes, self.input_bytes = max_bytes, input_bytes
 
     def process(self, raw: pa.RecordBatch):
+        if self.input_bytes:
+            # Reading is the first half of the work shown; deciding (see Decide) the second.
+            progress.advance(0, 0.5 * (pc.sum(pc.binary_length(raw.column("raw"))).as_py() or 0) / self.input_bytes)
         parsed = parse_raw(raw, max_bytes=self.max_bytes)
         stats = RebalanceStats(input=parsed.num_rows)
         bad = parsed.filter(parsed.column("reason").is_valid())
@@ -263,6 +275,9 @@ class Decide(beam.DoFn):
         stats.mass_before = {p: tuple(v) for p, v in tail_before.items()}
         stats.mass_after = {p: tuple(v) for p, v in tail_after.items()}
         stats.kept = len(kept_lines)
+        if cfg.input_bytes:
+            progress.advance(batch.num_rows, 0.5 * (pc.sum(pc.binary_length(batch.column("record"))).as_py()
+                                                    + batch.num_rows) / cfg.input_bytes)
         self.kept.inc(stats.kept)
         self.dropped.inc(len(dropped_lines))
         if kept_lines:
@@ -315,7 +330,7 @@ def summarise(stats: RebalanceStats, cfg: Config, output: str, inputs: list[str]
 def build(pipeline: beam.Pipeline, raw_batches, cfg: Config, output: str, inputs: list[str] | None,
           refresh_secs: float = 0.0):
     """The rebalancing graph from a PCollection of raw batches; returns the summary PCollection."""
-    parsed = raw_batches | "Parse" >> beam.ParDo(ParseBatch(cfg.max_bytes)).with_outputs(INVALID, STATS, main="valid")
+    parsed = raw_batches | "Parse" >> beam.ParDo(ParseBatch(cfg.max_bytes, cfg.input_bytes)).with_outputs(INVALID, STATS, main="valid")
     valid = parsed.valid
     if cfg.streaming:
         duplicates = pipeline | "NoDuplicateCheck" >> beam.Create([])
@@ -365,11 +380,13 @@ def run(argv=None, test_pipeline=None, raw_batches=None):
     streaming = options.view_as(StandardOptions).streaming
     cfg = Config(args, streaming)
     inputs = expand_inputs(args.input) if args.input and not streaming else None
+    cfg.input_bytes = total_bytes(inputs) if inputs else 0
     pipeline = test_pipeline or beam.Pipeline(options=options)
     source = pipeline | "Source" >> raw_batches if raw_batches else read_raw_batches(pipeline, args, cfg)
     build(pipeline, source, cfg, args.output, inputs, args.dictionary_refresh_secs if streaming else 0.0)
-    result = pipeline.run()
-    result.wait_until_finish()
+    with progress.track("rebalance"):
+        result = pipeline.run()
+        result.wait_until_finish()
     return result, None if streaming else read_json(join(args.output, "summary.json"))
 
 

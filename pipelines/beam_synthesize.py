@@ -15,6 +15,7 @@ OUT/failed/, OUT/summary.json.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 from pathlib import Path
@@ -31,6 +32,8 @@ from adr.synthesis import METHODS, parse_mix, plan_budget, provenance, seed_orde
 from pipelines.handlers.captioning import CaptionHandler
 from pipelines.handlers.diffusion import DiffusionHandler, SeedImage
 from pipelines.handlers.llm import ChatLLMHandler
+from pipelines.handlers.torch_env import on_accelerator
+from pipelines import progress
 from pipelines.outputs import join, read_json, write_json
 from udfs.images import content_name, load_image, png_bytes
 from udfs.model_files import local_model_dir
@@ -40,7 +43,8 @@ FAILED = "failed"
 IMAGE_DIR = "adr-synthetic"
 
 
-def parse_args(argv=None):
+def parser() -> argparse.ArgumentParser:
+    """The stage's flags; `adr run` offers the same ones."""
     ap = argparse.ArgumentParser(prog="adr synthesize", description=__doc__.splitlines()[0])
     ap.add_argument("--rebalanced", required=True, help="output directory of `adr rebalance`")
     ap.add_argument("--dictionary", required=True, help="output directory of `adr stats`")
@@ -63,7 +67,14 @@ def parse_args(argv=None):
     ap.add_argument("--caption-max-new-tokens", type=int, default=128)
     ap.add_argument("--batch-size", type=int, default=4, help="largest model batch")
     ap.add_argument("--overdraw", type=float, default=1.2, help="seeds drawn per needed record in a round")
-    return ap.parse_known_args(argv)
+    ap.add_argument("--accelerator", default=None,
+                    help="Beam resource hint for the model steps only, e.g. "
+                         "'type:nvidia-l4;count:1;install-nvidia-driver' (Dataflow GPU workers)")
+    return ap
+
+
+def parse_args(argv=None):
+    return parser().parse_known_args(argv)
 
 
 class Plan:
@@ -233,7 +244,7 @@ def run_round(plan: Plan, assignments: dict[str, list], round_dir: str, beam_arg
         if assignments.get("rewrite"):
             replies = (seeds(p, "rewrite")
                        | "RewritePrompt" >> beam.Map(rewrite_messages_for, counts, plan.tau_token, plan.nlp)
-                       | "Rewrite" >> RunInference(KeyedModelHandler(llm)))
+                       | "Rewrite" >> on_accelerator(RunInference(KeyedModelHandler(llm)), args.accelerator))
             out = replies | "ParseRewrite" >> beam.FlatMap(
                 parsed_record, "rewrite", {"llm": args.llm}, params, args.seed).with_outputs(
                 FAILED, main="records")
@@ -251,11 +262,11 @@ def run_round(plan: Plan, assignments: dict[str, list], round_dir: str, beam_arg
                           FAILED, main="images"))
             failures.append(loaded[FAILED])
             replies = (loaded.images
-                       | "Diffuse" >> RunInference(KeyedModelHandler(diffusion))
+                       | "Diffuse" >> on_accelerator(RunInference(KeyedModelHandler(diffusion)), args.accelerator)
                        | "SaveImages" >> beam.Map(save_image, args.output)
-                       | "Caption" >> RunInference(KeyedModelHandler(captioner))
+                       | "Caption" >> on_accelerator(RunInference(KeyedModelHandler(captioner)), args.accelerator)
                        | "ConversationPrompt" >> beam.Map(to_conversation_request)
-                       | "Converse" >> RunInference(KeyedModelHandler(llm)))
+                       | "Converse" >> on_accelerator(RunInference(KeyedModelHandler(llm)), args.accelerator))
             visual_params = {**params, "variant": args.image_variant, "steps": diffusion._steps,
                              "guidance": diffusion._guidance, "size": args.size}
             out = replies | "ParseConversation" >> beam.FlatMap(
@@ -265,12 +276,33 @@ def run_round(plan: Plan, assignments: dict[str, list], round_dir: str, beam_arg
             failures.append(out[FAILED])
         if results:
             (results | "AllRecords" >> beam.Flatten()
+             | "Progress" >> beam.Map(lambda mr: progress.advance(1) or mr)
              | "Line" >> beam.Map(lambda mr: json.dumps({"method": mr[0], "rank": mr[1][0], "record": mr[1][1]},
                                                          ensure_ascii=False))
              | "WriteCandidates" >> beam.io.WriteToText(join(round_dir, "candidates"), file_name_suffix=".jsonl"))
         if failures:
             (failures | "AllFailures" >> beam.Flatten()
              | "WriteFailures" >> beam.io.WriteToText(join(round_dir, "failed"), file_name_suffix=".jsonl"))
+
+
+def round_key(args, assignments: dict[str, list]) -> str:
+    """What a round's outputs depend on: its seeds and every option but the directories (a run
+    directory that was moved or copied still resumes; its seeds carry what came from them)."""
+    options = {k: v for k, v in sorted(vars(args).items()) if k not in ("output", "rebalanced", "dictionary")}
+    seeds = {m: [(rank, row["id"]) for rank, row in rows] for m, rows in sorted(assignments.items())}
+    return hashlib.sha256(json.dumps([options, seeds], sort_keys=True, default=str).encode()).hexdigest()[:32]
+
+
+def finished_round(round_dir: str, args, assignments) -> bool:
+    """A round of an interrupted run, finished with the same options and seeds, is not run again."""
+    fs, path = fsspec.core.url_to_fs(join(round_dir, "_done.json"))
+    return fs.exists(path) and read_json(join(round_dir, "_done.json"))["key"] == round_key(args, assignments)
+
+
+def remove(url: str) -> None:
+    fs, path = fsspec.core.url_to_fs(url)
+    if fs.exists(path):
+        fs.rm(path, recursive=True)
 
 
 def _read_lines(pattern: str) -> list[dict]:
@@ -300,26 +332,34 @@ def run(argv=None) -> dict:
     chosen: dict[str, list] = {m: [] for m in METHODS}
     failed: list[dict] = []
     cursor = {m: 0 for m in METHODS}
-    round_no = 0
-    while True:
-        need = {m: plan.plan[m] - len(chosen[m]) for m in METHODS}
-        assignments = {}
-        for m in METHODS:
-            if need[m] > 0 and cursor[m] < len(pools[m]):
-                take = max(need[m], int(need[m] * args.overdraw + 0.999))
-                ids = pools[m][cursor[m]:cursor[m] + take]
-                assignments[m] = [(cursor[m] + i, seeds_by_id[sid]) for i, sid in enumerate(ids)]
-                cursor[m] += len(ids)
-        if not assignments:
-            break
-        round_dir = join(args.output, "rounds", f"{round_no:03d}")
-        run_round(plan, assignments, round_dir, beam_args, counts)
-        candidates = _read_lines(join(round_dir, "candidates*.jsonl"))
-        failed += _read_lines(join(round_dir, "failed*.jsonl"))
-        for m in METHODS:
-            got = sorted((c for c in candidates if c["method"] == m), key=lambda c: c["rank"])
-            chosen[m] += got[: max(0, need[m])]
-        round_no += 1
+    with progress.track("synthesize", total=plan.budget):
+        round_no = reused = 0
+        while True:
+            need = {m: plan.plan[m] - len(chosen[m]) for m in METHODS}
+            assignments = {}
+            for m in METHODS:
+                if need[m] > 0 and cursor[m] < len(pools[m]):
+                    take = max(need[m], int(need[m] * args.overdraw + 0.999))
+                    ids = pools[m][cursor[m]:cursor[m] + take]
+                    assignments[m] = [(cursor[m] + i, seeds_by_id[sid]) for i, sid in enumerate(ids)]
+                    cursor[m] += len(ids)
+            if not assignments:
+                break
+            round_dir = join(args.output, "rounds", f"{round_no:03d}")
+            if finished_round(round_dir, args, assignments):
+                reused += 1
+                print(f"adr synthesize: round {round_no:03d} already done, reused", file=sys.stderr)
+            else:
+                remove(round_dir)  # a round cut short leaves shards that must not mix with the rerun's
+                run_round(plan, assignments, round_dir, beam_args, counts)
+                write_json(join(round_dir, "_done.json"), {"key": round_key(args, assignments)})
+            candidates = _read_lines(join(round_dir, "candidates*.jsonl"))
+            failed += _read_lines(join(round_dir, "failed*.jsonl"))
+            for m in METHODS:
+                got = sorted((c for c in candidates if c["method"] == m), key=lambda c: c["rank"])
+                chosen[m] += got[: max(0, need[m])]
+            progress.update(sum(len(c) for c in chosen.values()))
+            round_no += 1
 
     synthetic = [c["record"] for m in METHODS for c in chosen[m]]
     for record in synthetic:
@@ -336,7 +376,7 @@ def run(argv=None) -> dict:
         "refined": plan.kept + len(synthetic), "input": plan.input,
         "budget_met": len(synthetic) == plan.budget,
         "size_kept": plan.kept + len(synthetic) == plan.input, "short": short, "skipped": plan.skipped,
-        "failed_by_reason": _count(failed), "rounds": round_no, "seed": args.seed, "models": plan.models,
+        "failed_by_reason": _count(failed), "rounds": round_no, "rounds_reused": reused, "seed": args.seed, "models": plan.models,
         "seed_pools": {m: len(pools[m]) for m in METHODS},
     }
     write_json(join(args.output, "summary.json"), summary)

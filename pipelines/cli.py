@@ -8,6 +8,8 @@ import sys
 USAGE = """usage: adr <command> [options]
 
 commands:
+  run           the whole pipeline: [annotate ->] stats -> rebalance -> synthesize -> report
+  report        DIR/report/index.html: what a run did, before and after
   stats         corpus statistics and the probability dictionary (Apache Spark)
   rebalance     keep tail records, drop part of the head-only ones (Apache Beam)
   synthesize    refill the dropped budget with tail-centred records (Beam RunInference)
@@ -27,6 +29,12 @@ def main(argv=None) -> int:
     from adr.errors import AdrError
 
     try:
+        if command == "run":
+            from pipelines import run
+            return run.main(rest)
+        if command == "report":
+            from pipelines import report
+            return report.main(rest)
         if command == "stats":
             from pipelines import spark_stats
             manifest = spark_stats.run(rest)

@@ -13,6 +13,7 @@ import os
 import sys
 import time
 
+import fsspec
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -20,16 +21,18 @@ from adr import __version__
 from adr.entities.registry import ALL, PERSPECTIVES, resolve, tail_shares
 from adr.records import DEFAULT_MAX_RECORD_BYTES, DUPLICATE_ID
 from adr.thresholds import threshold
-from pipelines.outputs import join, write_json
+from pipelines import progress
+from pipelines.outputs import join, read_json, write_json
 from udfs.entities import entities_schema, extract_entities
 from udfs.nlp import load_nlp
 from udfs.records import PARSED_SCHEMA, parse_raw
-from udfs.sources import RAW_SCHEMA, expand_inputs, fingerprint, read_raw
+from udfs.sources import RAW_SCHEMA, expand_inputs, fingerprint, read_raw, total_bytes
 
 log = logging.getLogger("adr.stats")
 
 
-def parse_args(argv=None) -> argparse.Namespace:
+def parser() -> argparse.ArgumentParser:
+    """The stage's flags; `adr run` offers the same ones."""
     ap = argparse.ArgumentParser(prog="adr stats", description=__doc__.splitlines()[0])
     ap.add_argument("--input", required=True, nargs="+", help="files, globs, directories or URLs")
     ap.add_argument("--output", required=True, help="output directory (local path or URL)")
@@ -39,8 +42,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--master", default=None, help="Spark master; default: spark-submit's, else local[*]")
     ap.add_argument("--reverse-index", action="store_true", help="also write entity -> ids")
     ap.add_argument("--max-record-bytes", type=int, default=DEFAULT_MAX_RECORD_BYTES)
+    ap.add_argument("--resume", action="store_true",
+                    help="reuse entities/ and invalid/ left by an interrupted run of the same input and parameters")
     ap.add_argument("--partitions", type=int, default=0, help="extraction tasks (default: 4 x cores)")
-    return ap.parse_args(argv)
+    return ap
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    return parser().parse_args(argv)
 
 
 def spark_session(master: str | None, app: str = "adr-stats"):
@@ -76,8 +85,11 @@ def analysed_schema(perspectives: tuple[str, ...]) -> pa.Schema:
     return pa.schema([f for f in PARSED_SCHEMA if f.name != "record"] + list(entities_schema(perspectives))[1:])
 
 
-def _parse_and_extract(raw_batches, max_bytes, perspectives, nlp):
+def _parse_and_extract(raw_batches, max_bytes, perspectives, nlp, counters=None):
     for raw in raw_batches:
+        if counters:
+            counters[0].add(raw.num_rows)
+            counters[1].add(pc.sum(pc.binary_length(raw.column("raw"))).as_py() or 0)
         parsed = parse_raw(raw, max_bytes=max_bytes)
         valid = parsed.filter(parsed.column("reason").is_null())
         entities = extract_entities(valid, perspectives, nlp) if valid.num_rows else None
@@ -91,28 +103,21 @@ def _parse_and_extract(raw_batches, max_bytes, perspectives, nlp):
         yield pa.RecordBatch.from_arrays(list(columns.values()), schema=analysed_schema(perspectives))
 
 
-def run(argv=None, spark=None) -> dict:
-    """Run the job; returns the manifest it wrote."""
-    args = parse_args(argv)
-    perspectives = resolve(args.perspectives)
-    rhos = tail_shares(args.tail_share, perspectives)
-    files = expand_inputs(args.input)
-    started = time.time()
-    if any(PERSPECTIVES[p].needs_tagger for p in perspectives):
-        load_nlp(args.nlp)  # fail here, in one line, rather than inside every Spark task
-    spark = spark or spark_session(args.master)
+def extract(spark, args, files: list[str], perspectives: tuple[str, ...], out: str, started: float) -> int:
+    """Read, parse and tag every record: writes invalid/ and entities/, returns the lines read."""
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
     from pyspark.sql.pandas.types import from_arrow_schema
 
-    out = args.output
     parts = args.partitions or 2 * spark.sparkContext.defaultParallelism
 
     # One Python pass per record: read, parse and tag together. With fewer files than tasks,
     # the raw lines are spread first so tagging still uses every core.
     paths = spark.createDataFrame([(f,) for f in files], "path string").repartition(len(files))
+    # Accumulators reach the driver as tasks finish: the records and bytes behind the progress line.
+    counters = (spark.sparkContext.accumulator(0), spark.sparkContext.accumulator(0))
     analyse = functools.partial(_parse_and_extract, max_bytes=args.max_record_bytes, perspectives=perspectives,
-                                nlp=args.nlp)
+                                nlp=args.nlp, counters=counters)
     schema = from_arrow_schema(analysed_schema(perspectives))
     if len(files) < parts:
         raw = paths.mapInArrow(_read, from_arrow_schema(RAW_SCHEMA)).repartition(parts)
@@ -136,14 +141,46 @@ def run(argv=None, spark=None) -> dict:
                  F.col("first_line").cast("string")).alias("detail"),
         F.lit(None).cast("string").alias("raw"))
     invalid = analysed.where(F.col("reason").isNotNull()).select("source", "line", "id", "reason", "detail", "raw")
-    invalid.unionByName(duplicates).write.mode("overwrite").parquet(join(out, "invalid"))
-    log.info("read, parsed, tagged; wrote invalid/ in %.1f s", time.time() - started)
-
-    entities = flagged.where(~F.col("duplicate")).select("id", *perspectives)
-    entities.write.mode("overwrite").parquet(join(out, "entities"))
-    log.info("extracted entities/ at %.1f s", time.time() - started)
-    lines_read = analysed.count()
+    size = total_bytes(files)
+    with progress.track("stats: tagging") as shown, progress.polling(
+            lambda: shown.update(counters[0].value, counters[1].value / size if size else None)):
+        invalid.unionByName(duplicates).write.mode("overwrite").parquet(join(out, "invalid"))
+        log.info("read, parsed, tagged; wrote invalid/ in %.1f s", time.time() - started)
+        entities = flagged.where(~F.col("duplicate")).select("id", *perspectives)
+        entities.write.mode("overwrite").parquet(join(out, "entities"))
+        log.info("extracted entities/ at %.1f s", time.time() - started)
+        lines_read = analysed.count()
+        shown.update(lines_read, 1.0)
     analysed.unpersist()
+    return lines_read
+
+
+def run(argv=None, spark=None) -> dict:
+    """Run the job; returns the manifest it wrote."""
+    args = parse_args(argv)
+    perspectives = resolve(args.perspectives)
+    rhos = tail_shares(args.tail_share, perspectives)
+    files = expand_inputs(args.input)
+    started = time.time()
+    if any(PERSPECTIVES[p].needs_tagger for p in perspectives):
+        load_nlp(args.nlp)  # fail here, in one line, rather than inside every Spark task
+    spark = spark or spark_session(args.master)
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    out = args.output
+    parameters = {"perspectives": list(perspectives), "tail_share": rhos, "nlp": args.nlp or "default",
+                  "max_record_bytes": args.max_record_bytes}
+    identity = {"input_fingerprint": fingerprint(files), "parameters": parameters}
+    done = join(out, "extracted.json")
+    fs, done_path = fsspec.core.url_to_fs(done)
+    if args.resume and fs.exists(done_path) and read_json(done)["identity"] == identity:
+        lines_read = read_json(done)["lines_read"]
+        print("adr stats: resuming: entities/ and invalid/ of the same input and parameters reused", file=sys.stderr)
+    else:
+        lines_read = extract(spark, args, files, perspectives, out, started)
+        write_json(done, {"identity": identity, "lines_read": lines_read})
 
     entities = spark.read.parquet(join(out, "entities"))
     n_records = entities.count()
@@ -183,9 +220,8 @@ def run(argv=None, spark=None) -> dict:
         "invalid": sum(by_reason.values()),
         "invalid_by_reason": dict(sorted(by_reason.items())),
         "perspectives": {p: thresholds[p].to_dict() for p in perspectives},
-        "input": {"files": files, "fingerprint": fingerprint(files)},
-        "parameters": {"perspectives": list(perspectives), "tail_share": rhos, "nlp": args.nlp or "default",
-                       "max_record_bytes": args.max_record_bytes},
+        "input": {"files": files, "fingerprint": identity["input_fingerprint"]},
+        "parameters": parameters,
         "engine": {"spark": spark.version, "master": spark.sparkContext.master},
         "seconds": round(time.time() - started, 2),
     }

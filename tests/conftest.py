@@ -111,3 +111,19 @@ def write_bad_corpus(path: Path, good_lines: list[str]) -> Path:
 
 BAD_LINES = {11: "malformed-json", 12: "not-an-object", 13: "bad-conversations", 14: "unsafe-image-path",
              15: "duplicate-id", 16: "too-long", 28: "not-utf8"}
+
+
+@pytest.fixture(scope="session")
+def adr_run(spark, coco_jsonl, tmp_path_factory):
+    """`adr run` on the COCO records with the COCO_Tiny images: (run dir, stage outcomes, stderr)."""
+    import contextlib
+    import io
+
+    from pipelines import run
+
+    out = tmp_path_factory.mktemp("adr-run") / "run"
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        outcome = run.run(["--input", str(coco_jsonl), "--output", str(out), "--images-root", str(COCO_IMAGES),
+                           *NLP_ARGS], spark=spark)
+    return out, outcome, err.getvalue()

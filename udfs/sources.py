@@ -68,6 +68,15 @@ def fingerprint(files: list[str]) -> str:
     return digest.hexdigest()[:32]
 
 
+def total_bytes(files: list[str]) -> int:
+    """The inputs' size on storage: the denominator of read progress."""
+    total = 0
+    for url in files:
+        fs, path = fsspec.core.url_to_fs(url)
+        total += fs.size(path) or 0
+    return total
+
+
 def read_raw(url: str, batch_size: int = 4096) -> Iterator[pa.RecordBatch]:
     """Raw elements of one file, in batches of RAW_SCHEMA. Blank lines are not elements."""
     try:

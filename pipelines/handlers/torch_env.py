@@ -71,3 +71,8 @@ class BatchedHandler(ModelHandler):
 
     def get_metrics_namespace(self) -> str:
         return self._namespace
+
+
+def on_accelerator(transform, accelerator: str | None):
+    """The model step with a Beam accelerator resource hint, so only it asks for GPU workers."""
+    return transform.with_resource_hints(accelerator=accelerator) if accelerator else transform

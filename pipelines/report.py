@@ -1,0 +1,292 @@
+"""`adr report --run DIR`: what a run did, as DIR/report/index.html with PNG figures.
+
+Before = the statistics stage's counts. After = before, less the dropped records' entities (from
+the statistics' entities/, no re-tagging), plus the synthetic records' entities (tagged by the
+same udfs). Head and tail are cut at the statistics' tau on both sides. The page is static HTML
+with relative links to figures/ and images/, so it opens from disk without a server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import html
+import io
+import json
+from collections import Counter
+from dataclasses import dataclass
+
+import fsspec
+
+from adr.distribution import rank_frequency, sample_tail, shape
+from adr.synthesis import METHODS
+from pipelines import report_figures as figures
+from pipelines.outputs import join, read_json
+from udfs.entity_counts import Counts, counts_of_files, counts_of_ids, dictionary_counts
+
+SYNTHETIC_IMAGES = "adr-synthetic/"
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="adr report", description=__doc__.splitlines()[0])
+    ap.add_argument("--run", required=True, help="the --output directory of `adr run`")
+    ap.add_argument("--images-root", default=".", help="where the records' images are (any URL)")
+    ap.add_argument("--examples", type=int, default=6, help="synthetic records shown beside their seeds")
+    ap.add_argument("--top", type=int, default=15, help="head entities and tail samples listed")
+    ap.add_argument("--seed", type=int, default=42, help="for the tail sample")
+    return ap
+
+
+def _glob(pattern: str) -> list[str]:
+    fs, path = fsspec.core.url_to_fs(pattern)
+    return [fs.unstrip_protocol(p) if fs.protocol not in ("file", ("file", "local")) else p
+            for p in sorted(fs.glob(path))]
+
+
+def _exists(url: str) -> bool:
+    fs, path = fsspec.core.url_to_fs(url)
+    return fs.exists(path)
+
+
+def _jsonl(pattern: str) -> list[dict]:
+    rows = []
+    for name in _glob(pattern):
+        with fsspec.open(name, "r") as f:
+            rows += [json.loads(line) for line in f if line.strip()]
+    return rows
+
+
+@dataclass
+class RunData:
+    manifest: dict
+    rebalance: dict
+    synthesize: dict | None
+    taus: dict[str, int]
+    before: Counts
+    after: Counts
+    records_after: int
+
+
+def gather(run_dir: str) -> RunData:
+    stats_dir = join(run_dir, "stats")
+    manifest = read_json(join(stats_dir, "manifest.json"))
+    rebalance = read_json(join(run_dir, "rebalance", "summary.json"))
+    synth_summary = join(run_dir, "synthesize", "summary.json")
+    synthesize = read_json(synth_summary) if _exists(synth_summary) else None
+    perspectives = tuple(manifest["parameters"]["perspectives"])
+    taus = {p: manifest["perspectives"][p]["tau"] for p in perspectives}
+    before = dictionary_counts(stats_dir, perspectives)
+    dropped_ids = [row["id"] for row in _jsonl(join(run_dir, "rebalance", "dropped", "*.jsonl"))]
+    dropped = counts_of_ids(stats_dir, dropped_ids, perspectives)
+    nlp = manifest["parameters"]["nlp"]
+    added, n_added = counts_of_files(_glob(join(run_dir, "synthesize", "synthetic", "*.jsonl")), perspectives,
+                                     None if nlp == "default" else nlp) if synthesize else ({}, 0)
+    after = {}
+    for p in perspectives:
+        counts = Counter(before[p])
+        counts.subtract(dropped[p])
+        counts.update(added.get(p, {}))
+        after[p] = Counter({e: c for e, c in counts.items() if c > 0})
+    return RunData(manifest, rebalance, synthesize, taus, before, after,
+                   manifest["records"] - len(set(dropped_ids)) + n_added)
+
+
+def write_figures(data: RunData, out: str) -> dict[str, str]:
+    """name -> relative path of each PNG."""
+    made = {}
+
+    def save(name, draw, *args, **kwargs):
+        with fsspec.open(join(out, "figures", f"{name}.png"), "wb", auto_mkdir=True) as f:
+            draw(f, *args, **kwargs)
+        made[name] = f"figures/{name}.png"
+
+    perspectives = list(data.taus)
+    shapes = {p: (shape(data.before[p], data.taus[p]), shape(data.after[p], data.taus[p])) for p in perspectives}
+    for p in perspectives:
+        save(f"rank_{p}", figures.rank_frequency, p, rank_frequency(data.before[p]), rank_frequency(data.after[p]),
+             data.taus[p])
+    save("tail_shares", figures.grouped_bars, "tail share (at tau) before and after", perspectives,
+         {"tail entities, before": [shapes[p][0].tail_entities_pct for p in perspectives],
+          "tail entities, after": [shapes[p][1].tail_entities_pct for p in perspectives],
+          "tail occurrences, before": [shapes[p][0].tail_occurrences_pct for p in perspectives],
+          "tail occurrences, after": [shapes[p][1].tail_occurrences_pct for p in perspectives]},
+         "% of the perspective", percent=True)
+    save("balance", figures.grouped_bars, "Gini (lower is more even) and normalised entropy (higher is more even)",
+         [f"{p}\n{m}" for p in perspectives for m in ("Gini", "entropy")],
+         {"before": [v for p in perspectives for v in (shapes[p][0].gini, shapes[p][0].entropy)],
+          "after": [v for p in perspectives for v in (shapes[p][1].gini, shapes[p][1].entropy)]}, "value")
+    save("records", figures.record_counts, outcome_counts(data))
+    return made
+
+
+def outcome_counts(data: RunData) -> dict[str, int]:
+    r = data.rebalance
+    counts = {"input": r["input"], "kept": r["kept"], "dropped": r["dropped"], "invalid": r["invalid"]}
+    if data.synthesize:
+        counts.update({f"synthesised: {m}": data.synthesize["made"][m] for m in METHODS})
+        counts["refined"] = data.synthesize["refined"]
+    return counts
+
+
+# ---- examples: synthetic records beside their seeds ----------------------------------------
+
+def _image_url(run_dir: str, images_root: str, image: str | None) -> str | None:
+    if not image:
+        return None
+    if image.startswith(SYNTHETIC_IMAGES):
+        return join(run_dir, "synthesize", "images", image)
+    return join(images_root, image)
+
+
+def thumbnail(url: str | None, out: str) -> str | None:
+    """A JPEG copy beside the page (relative path), or None when the image is missing or unreadable."""
+    if not url:
+        return None
+    from PIL import Image
+
+    try:
+        with fsspec.open(url, "rb") as f:
+            image = Image.open(io.BytesIO(f.read()))
+            image.load()
+    except Exception:  # missing or not an image: the page says so instead of a broken <img>
+        return None
+    image = image.convert("RGB")
+    image.thumbnail((320, 320))
+    name = f"images/{hashlib.sha1(url.encode()).hexdigest()[:16]}.jpg"
+    with fsspec.open(join(out, name), "wb", auto_mkdir=True) as f:
+        image.save(f, format="JPEG", quality=85)
+    return name
+
+
+def examples(run_dir: str, images_root: str, k: int, out: str) -> list[dict]:
+    """Up to k synthetic records, spread over methods, those whose images can be shown first."""
+    synthetic = _jsonl(join(run_dir, "synthesize", "synthetic", "*.jsonl"))
+    if not synthetic or k <= 0:
+        return []
+    seeds = {s["id"]: s["record"] for s in _jsonl(join(run_dir, "rebalance", "seeds", "*.jsonl"))}
+    by_method: dict[str, list[dict]] = {}
+    for record in synthetic:
+        by_method.setdefault(record["adr"]["method"], []).append(record)
+    chosen: list[dict] = []
+    while len(chosen) < k and any(by_method.values()):
+        for method in METHODS:
+            pool = by_method.get(method, [])
+            if pool and len(chosen) < k:
+                shown = [r for r in pool if _image_url(run_dir, images_root, r.get("image"))
+                         and _exists(_image_url(run_dir, images_root, r["image"]))]
+                pick = (shown or pool)[0]
+                pool.remove(pick)
+                chosen.append(pick)
+    rows = []
+    for record in chosen:
+        seed = seeds.get(record["adr"]["seed_id"], {})
+        rows.append({"record": record, "seed": seed,
+                     "image": thumbnail(_image_url(run_dir, images_root, record.get("image")), out),
+                     "seed_image": thumbnail(_image_url(run_dir, images_root, seed.get("image")), out)})
+    return rows
+
+
+# ---- the page ------------------------------------------------------------------------------
+
+CSS = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}
+table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px}
+th{background:#f3f3f3}td.n{text-align:right}
+.figs{display:grid;grid-template-columns:1fr 1fr;gap:8px}.figs img{width:100%}
+.pair{display:grid;grid-template-columns:1fr 1fr;gap:1em;border-top:1px solid #ddd;padding:1em 0}
+.turn{font-size:13px;margin:2px 0}.who{font-weight:600}.missing{color:#888;font-style:italic}
+.card img{max-width:320px;display:block}"""
+
+
+def _e(x) -> str:
+    return html.escape(str(x))
+
+
+def _table(header: list[str], rows: list[list]) -> str:
+    head = "".join(f"<th>{_e(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(
+        f'<td class="n">{v:,}</td>' if isinstance(v, int) else
+        f'<td class="n">{v:.3f}</td>' if isinstance(v, float) else f"<td>{_e(v)}</td>" for v in row) + "</tr>"
+        for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _card(title: str, record: dict, image: str | None) -> str:
+    turns = "".join(f'<div class="turn"><span class="who">{_e(t.get("from"))}:</span> {_e(t.get("value"))}</div>'
+                    for t in record.get("conversations", []))
+    if image:
+        picture = f'<img src="{_e(image)}" alt="{_e(record.get("image"))}">'
+    elif record.get("image"):
+        picture = f'<div class="missing">image {_e(record["image"])} not found under --images-root</div>'
+    else:
+        picture = '<div class="missing">text-only record</div>'
+    return f'<div class="card"><h4>{_e(title)}</h4>{picture}{turns}</div>'
+
+
+def render(data: RunData, figs: dict[str, str], shown: list[dict], top: int, seed: int, run_dir: str) -> str:
+    m, r, s = data.manifest, data.rebalance, data.synthesize
+    parts = [f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>ADR report: {_e(run_dir)}</title>"
+             f"<style>{CSS}</style></head><body><h1>ADR report</h1><p>Run directory: <code>{_e(run_dir)}</code></p>"]
+    parts.append("<h2>Records</h2>" + f'<div class="figs"><img src="{figs["records"]}" alt="records by outcome"></div>')
+    rows = [["read by statistics", m["lines_read"]], ["valid records", m["records"]],
+            ["invalid (statistics)", m["invalid"]], ["rebalance input", r["input"]], ["kept", r["kept"]],
+            ["dropped", r["dropped"]], ["invalid (rebalance)", r["invalid"]], ["budget", r["budget"]]]
+    if s:
+        rows += [[f"synthesised: {k}", s["made"][k]] for k in METHODS] + [["refined", s["refined"]]]
+    parts.append(_table(["", "records"], rows))
+    if m["invalid_by_reason"]:
+        parts.append(_table(["invalid reason", "records"], [[k, v] for k, v in m["invalid_by_reason"].items()]))
+    if s and s.get("skipped"):
+        parts.append(_table(["synthesis method skipped", "why"], [[k, v] for k, v in s["skipped"].items()]))
+
+    parts.append("<h2>Distributions</h2><p>Head and tail are cut at the statistics stage's tau on both sides; "
+                 f"after = the refined corpus ({data.records_after:,} records).</p>")
+    shape_rows = []
+    for p, tau in data.taus.items():
+        b, a = shape(data.before[p], tau), shape(data.after[p], tau)
+        shape_rows.append([p, tau, b.entities, a.entities, f"{b.tail_entities_pct:.1f}%", f"{a.tail_entities_pct:.1f}%",
+                           f"{b.tail_occurrences_pct:.1f}%", f"{a.tail_occurrences_pct:.1f}%",
+                           b.gini, a.gini, b.entropy, a.entropy])
+    parts.append(_table(["perspective", "tau", "entities before", "after", "tail entities before", "after",
+                         "tail occurrences before", "after", "Gini before", "after", "entropy before", "after"],
+                        shape_rows))
+    parts.append('<div class="figs">' + "".join(
+        f'<img src="{figs[f"rank_{p}"]}" alt="{_e(p)} rank-frequency">' for p in data.taus)
+        + f'<img src="{figs["tail_shares"]}" alt="tail shares"><img src="{figs["balance"]}" alt="Gini and entropy">'
+        + "</div>")
+
+    parts.append("<h2>Entities</h2>")
+    for p, tau in data.taus.items():
+        head = data.before[p].most_common(top)
+        tail = sample_tail(data.before[p], tau, top, seed)
+        parts.append(f"<h3>{_e(p)} (tau {tau})</h3>")
+        parts.append(_table(["top head entity", "before", "after"], [[e, c, data.after[p].get(e, 0)] for e, c in head]))
+        parts.append(_table(["sampled tail entity", "before", "after"],
+                            [[e, c, data.after[p].get(e, 0)] for e, c in tail]))
+
+    parts.append("<h2>Synthetic records beside their seeds</h2>")
+    if not shown:
+        parts.append('<p class="missing">no synthetic records in this run</p>')
+    for row in shown:
+        rec, prov = row["record"], row["record"]["adr"]
+        parts.append('<div class="pair">' + _card(f"seed {prov['seed_id']}", row["seed"], row["seed_image"])
+                     + _card(f"{prov['method']}: {rec['id']}", rec, row["image"]) + "</div>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def run(argv=None) -> str:
+    """Write the report; returns the path of index.html."""
+    args = parser().parse_args(argv)
+    out = join(args.run, "report")
+    data = gather(args.run)
+    figs = write_figures(data, out)
+    shown = examples(args.run, args.images_root, args.examples, out)
+    page = join(out, "index.html")
+    with fsspec.open(page, "w", encoding="utf-8") as f:
+        f.write(render(data, figs, shown, args.top, args.seed, args.run))
+    return page
+
+
+def main(argv=None) -> int:
+    print(f"report: {run(argv)}")
+    return 0

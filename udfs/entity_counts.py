@@ -1,0 +1,66 @@
+"""Entity counts of parts of a corpus, for comparing it before and after refinement.
+
+Counting a subset from the statistics stage's entities/ (by id) avoids tagging the corpus again;
+only records the stages made (synthetic ones) are tagged, by the same udfs as the statistics.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Iterable
+
+import fsspec
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+
+from udfs.entities import extract_entities
+from udfs.rebalance import read_table
+from udfs.records import parse_raw
+from udfs.sources import read_raw
+
+Counts = dict[str, Counter]
+
+
+def count_batches(batches: Iterable[pa.RecordBatch], perspectives: tuple[str, ...]) -> Counts:
+    """Records containing each entity (an entity counts once per record, as in the statistics)."""
+    counts: Counts = {p: Counter() for p in perspectives}
+    for batch in batches:
+        for p in perspectives:
+            flat = pc.list_flatten(batch.column(p))
+            if len(flat):
+                vc = pc.value_counts(flat)
+                counts[p].update(dict(zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist())))
+    return counts
+
+
+def dictionary_counts(stats_dir: str, perspectives: tuple[str, ...]) -> Counts:
+    table = read_table(f"{stats_dir.rstrip('/')}/dictionary", ["perspective", "entity", "count"])
+    counts: Counts = {}
+    for p in perspectives:
+        part = table.filter(pc.equal(table["perspective"], p))
+        counts[p] = Counter(dict(zip(part["entity"].to_pylist(), part["count"].to_pylist())))
+    return counts
+
+
+def counts_of_ids(stats_dir: str, ids: Iterable[str], perspectives: tuple[str, ...]) -> Counts:
+    """Entity counts of the records with these ids, streamed from the statistics' entities/."""
+    fs, path = fsspec.core.url_to_fs(f"{stats_dir.rstrip('/')}/entities")
+    dataset = ds.dataset(path, filesystem=fs, format="parquet")
+    wanted = pa.array(sorted(set(ids)), pa.string())
+    return count_batches(dataset.to_batches(columns=["id", *perspectives], filter=pc.field("id").isin(wanted)),
+                         perspectives)
+
+
+def counts_of_files(urls: Iterable[str], perspectives: tuple[str, ...], nlp: str | None) -> tuple[Counts, int]:
+    """(entity counts, valid records) of record files, tagged as the statistics stage tags."""
+    def entities():
+        for url in urls:
+            for raw in read_raw(url):
+                parsed = parse_raw(raw)
+                valid = parsed.filter(parsed.column("reason").is_null())
+                if valid.num_rows:
+                    yield extract_entities(valid.select(["id", "record"]), perspectives, nlp)
+
+    batches = list(entities())
+    return count_batches(batches, perspectives), sum(b.num_rows for b in batches)
