@@ -233,6 +233,11 @@ def render(data: RunData, figs: dict[str, str], shown: list[dict], top: int, see
     if s:
         rows += [[f"synthesised: {k}", s["made"][k]] for k in METHODS] + [["refined", s["refined"]]]
     parts.append(_table(["", "records"], rows))
+    annotate = join(run_dir, "annotate", "summary.json")
+    if _exists(annotate):
+        a = read_json(annotate)
+        parts.append(_table(["annotate (before statistics)", "records"],
+                            [[k, a[k]] for k in ("records", "annotated", "passed_through", "failed", "invalid")]))
     if m["invalid_by_reason"]:
         parts.append(_table(["invalid reason", "records"], [[k, v] for k, v in m["invalid_by_reason"].items()]))
     if s and s.get("skipped"):

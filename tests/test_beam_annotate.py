@@ -7,7 +7,7 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from pipelines import beam_annotate, spark_stats
+from pipelines import beam_annotate
 from tests import tiny_models as tiny
 from tests.conftest import COCO_IMAGES, NLP_ARGS, SCIENCEQA
 
@@ -78,14 +78,41 @@ def test_thresholds_above_every_score_find_nothing(corpus, detectors, tmp_path):
     assert all(r["objects"] == [] and r["object_boxes"] == [] for r in annotated)
 
 
-def test_output_feeds_adr_stats(corpus, detectors, tmp_path, spark):
-    annotate(corpus, detectors["owlvit"], tmp_path / "a", "--box-threshold", "0.0")
-    manifest = spark_stats.run(["--input", str(tmp_path / "a" / "records"), "--output", str(tmp_path / "s"),
-                                "--perspectives", "object,cooccurrence", *NLP_ARGS], spark=spark)
-    rows = pq.read_table(tmp_path / "s" / "dictionary").to_pylist()
+def test_adr_run_with_a_detector_grounds_objects_before_the_statistics(corpus, detectors, tmp_path, spark):
+    from pipelines import run
+
+    out = tmp_path / "run"
+    outcome = run.run(["--input", str(corpus[0]), "--output", str(out), "--detector", str(detectors["owlvit"]),
+                       "--images-root", str(COCO_IMAGES), "--device", "cpu", "--box-threshold", "0.0",
+                       "--accelerator", "type:nvidia-l4;count:1;install-nvidia-driver", *NLP_ARGS], spark=spark)
+    assert outcome == dict.fromkeys(("annotate", "stats", "rebalance", "synthesize", "report"), "ran")
+    manifest = json.loads((out / "stats" / "manifest.json").read_text())
     assert manifest["records"] == 35
+    assert all(f.startswith(str(out / "annotate" / "records")) for f in manifest["input"]["files"])
+    # 19 detected + 5 annotated records: the objects the detector found are counted.
     assert manifest["perspectives"]["object"]["entities"] > 0 and manifest["perspectives"]["cooccurrence"]["mass"] > 0
-    assert {r["perspective"] for r in rows} == {"object", "cooccurrence"}
+    rows = pq.read_table(out / "stats" / "dictionary").to_pylist()
+    assert {r["perspective"] for r in rows} >= {"object", "cooccurrence"}
+    assert (out / "report" / "index.html").exists()
+
+
+def test_accelerator_hint_is_on_the_model_step_only():
+    """On Dataflow the hint gives GPU workers to the detector/diffusion/LLM steps, not to reading."""
+    import apache_beam as beam
+    from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
+
+    from pipelines.handlers.detection import DetectionHandler
+    from pipelines.handlers.torch_env import on_accelerator
+
+    hint = "type:nvidia-l4;count:1;install-nvidia-driver"
+    p = beam.Pipeline()
+    (p | "Read" >> beam.Create([("k", None)])
+     | "Detect" >> on_accelerator(RunInference(KeyedModelHandler(DetectionHandler("unused"))), hint))
+    proto = p.to_runner_api()
+    hints = {t.unique_name: dict(t.environment_id and proto.components.environments[t.environment_id].resource_hints
+                                 or {}) for t in proto.components.transforms.values()}
+    accelerated = {name for name, h in hints.items() if h.get("beam:resources:accelerator:v1") == hint.encode()}
+    assert "Detect" in accelerated and not any(name.startswith("Read") for name in accelerated)
 
 
 def test_prompts_are_chunked_and_every_chunk_is_asked(detectors):

@@ -193,3 +193,16 @@ def test_progress_on_a_terminal_redraws_one_line_and_estimates_from_a_fraction()
     clock.now = 10
     progress.update(2500, fraction=0.25)   # bytes read of the input's size
     assert stream.getvalue() == "\rstats: tagging: 2,500 records  25%  250.0 records/s  0:00:30 left\033[K"
+
+
+def test_the_readme_config_example_is_valid(tmp_path):
+    from tests.conftest import ROOT
+
+    text = (ROOT / "README.md").read_text()
+    example = text.split("```toml\n", 1)[1].split("```", 1)[0]
+    path = tmp_path / "adr.toml"
+    path.write_text(example)
+    config = run.load_config(str(path))
+    run.check_config(config, str(path))
+    assert run.stage_values(run.BY_NAME["rebalance"], {}, config)["target_size"] == 4500
+    assert run.beam_argv([], config) == ["--direct_num_workers=2", "--direct_running_mode=multi_processing"]
