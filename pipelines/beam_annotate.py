@@ -32,7 +32,7 @@ from adr.records import DEFAULT_MAX_RECORD_BYTES
 from pipelines.handlers.detection import DetectionHandler, GroundingRequest
 from pipelines.handlers.torch_env import on_accelerator
 from pipelines import progress
-from pipelines.outputs import join, read_json, write_json
+from pipelines.outputs import join, read_summary, write_json
 from udfs.entities import extract_entities
 from udfs.images import load_image
 from udfs.model_files import local_model_dir
@@ -119,32 +119,35 @@ def run(argv=None) -> dict:
                                labels_per_call=args.labels_per_call, device=args.device,
                                max_batch_size=args.batch_size)
     started = time.time()
-    with progress.track("annotate", unit="images"), beam.Pipeline(options=PipelineOptions(beam_args)) as p:
-        routed = (p | "Files" >> beam.Create(files) | "Spread" >> beam.Reshuffle() | "Read" >> beam.FlatMap(read_raw)
-                  | "Route" >> beam.ParDo(Route(args, total_bytes(files))).with_outputs(DETECT, INVALID, STATS, main="through"))
-        keyed = (routed[DETECT]
-                 | "Requests" >> beam.FlatMap(request, args.images_root).with_outputs(FAILED, main="requests"))
-        annotated = (keyed.requests
-                  | "Detect" >> on_accelerator(RunInference(KeyedModelHandler(handler)), args.accelerator)
-                  | "Annotate" >> beam.Map(annotate_record))
-        failed = keyed[FAILED]
-        failed_lines = failed | "FailedLines" >> beam.Map(
-            lambda rf: json.dumps({"id": str(rf[0]["id"]), "image": rf[0].get("image"), "reason": "bad-image",
-                                   "detail": rf[1]}, ensure_ascii=False))
-        unchanged = failed | "FailedThrough" >> beam.Map(lambda rf: json.dumps(rf[0], ensure_ascii=False))
-        ((routed.through, annotated | "Lines" >> beam.Map(lambda r: r[1]), unchanged)
-         | "AllRecords" >> beam.Flatten()
-         | "WriteRecords" >> beam.io.WriteToText(join(args.output, "records", "part"), file_name_suffix=".jsonl"))
-        failed_lines | "WriteFailed" >> beam.io.WriteToText(join(args.output, "failed", "part"), file_name_suffix=".jsonl")
-        routed[INVALID] | "WriteInvalid" >> beam.io.WriteToText(join(args.output, "invalid", "part"),
-                                                                file_name_suffix=".jsonl")
-        counts = ((routed[STATS],
-                   annotated | "AnnotatedCounts" >> beam.Map(lambda r: Counter(annotated=1, labels=r[0])),
-                   failed | "FailedCounts" >> beam.Map(lambda _: Counter(failed=1)))
-                  | "AllCounts" >> beam.Flatten()
-                  | "Total" >> beam.CombineGlobally(lambda cs: sum(cs, Counter()))
-                  | "Summary" >> beam.Map(write_summary, args.output, started))
-    return read_json(join(args.output, "summary.json"))
+    p = beam.Pipeline(options=PipelineOptions(beam_args))
+    routed = (p | "Files" >> beam.Create(files) | "Spread" >> beam.Reshuffle() | "Read" >> beam.FlatMap(read_raw)
+              | "Route" >> beam.ParDo(Route(args, total_bytes(files))).with_outputs(DETECT, INVALID, STATS, main="through"))
+    keyed = (routed[DETECT]
+             | "Requests" >> beam.FlatMap(request, args.images_root).with_outputs(FAILED, main="requests"))
+    annotated = (keyed.requests
+              | "Detect" >> on_accelerator(RunInference(KeyedModelHandler(handler)), args.accelerator)
+              | "Annotate" >> beam.Map(annotate_record))
+    failed = keyed[FAILED]
+    failed_lines = failed | "FailedLines" >> beam.Map(
+        lambda rf: json.dumps({"id": str(rf[0]["id"]), "image": rf[0].get("image"), "reason": "bad-image",
+                               "detail": rf[1]}, ensure_ascii=False))
+    unchanged = failed | "FailedThrough" >> beam.Map(lambda rf: json.dumps(rf[0], ensure_ascii=False))
+    ((routed.through, annotated | "Lines" >> beam.Map(lambda r: r[1]), unchanged)
+     | "AllRecords" >> beam.Flatten()
+     | "WriteRecords" >> beam.io.WriteToText(join(args.output, "records", "part"), file_name_suffix=".jsonl"))
+    failed_lines | "WriteFailed" >> beam.io.WriteToText(join(args.output, "failed", "part"), file_name_suffix=".jsonl")
+    routed[INVALID] | "WriteInvalid" >> beam.io.WriteToText(join(args.output, "invalid", "part"),
+                                                            file_name_suffix=".jsonl")
+    ((routed[STATS],
+      annotated | "AnnotatedCounts" >> beam.Map(lambda r: Counter(annotated=1, labels=r[0])),
+      failed | "FailedCounts" >> beam.Map(lambda _: Counter(failed=1)))
+     | "AllCounts" >> beam.Flatten()
+     | "Total" >> beam.CombineGlobally(lambda cs: sum(cs, Counter()))
+     | "Summary" >> beam.Map(write_summary, args.output, started))
+    with progress.track("annotate", unit="images"):
+        result = p.run()
+        result.wait_until_finish()
+    return read_summary(result, join(args.output, "summary.json"))
 
 
 def annotate_record(keyed) -> tuple[int, str]:
@@ -179,7 +182,8 @@ def describe(s: dict) -> str:
 
 
 def main(argv=None) -> int:
-    print(describe(run(argv)))
+    summary = run(argv)
+    print(describe(summary) if summary else "annotate: job graph staged (a template launch); no summary yet")
     return 0
 
 

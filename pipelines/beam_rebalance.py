@@ -27,13 +27,13 @@ from apache_beam.transforms import window
 from apache_beam.transforms.periodicsequence import PeriodicImpulse
 from apache_beam.utils.shared import Shared
 
-from adr.entities.registry import ALL, resolve
+from adr.entities.registry import resolve
 from adr.errors import ConfigError
 from adr.rebalance_stats import RebalanceStats
 from adr.records import DEFAULT_MAX_RECORD_BYTES, DUPLICATE_ID
 from adr.sampling import factor_for_target
 from pipelines import progress
-from pipelines.outputs import join, read_json, write_json
+from pipelines.outputs import join, read_json, read_summary, write_json
 from udfs.rebalance import (EntityIndex, attach_entities, decide_batch, expected_kept_fn, read_table,
                             load_probabilities)
 from udfs.records import parse_raw
@@ -387,7 +387,7 @@ def run(argv=None, test_pipeline=None, raw_batches=None):
     with progress.track("rebalance"):
         result = pipeline.run()
         result.wait_until_finish()
-    return result, None if streaming else read_json(join(args.output, "summary.json"))
+    return result, None if streaming else read_summary(result, join(args.output, "summary.json"))
 
 
 def describe(summary: dict) -> str:

@@ -18,14 +18,13 @@ import argparse
 import hashlib
 import json
 import sys
-from pathlib import Path
 
 import apache_beam as beam
 import fsspec
 from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from adr.errors import ConfigError, InputError
+from adr.errors import InputError
 from adr.prompts import conversation_messages, parse_conversation, rewrite_messages
 from adr.synonyms import choose_replacements, replace_in_conversation
 from adr.synthesis import METHODS, parse_mix, plan_budget, provenance, seed_order, synthetic_id

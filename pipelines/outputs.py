@@ -20,3 +20,11 @@ def read_json(url: str) -> dict:
 
 def join(base: str, *parts: str) -> str:
     return "/".join([base.rstrip("/"), *parts])
+
+
+def read_summary(result, url: str) -> dict | None:
+    """The summary a finished Beam job wrote; None after a Dataflow template launch
+    (--template_location), which only stages the job graph: no job, no summary yet."""
+    if getattr(result, "has_job", True) is False:
+        return None
+    return read_json(url)

@@ -167,7 +167,6 @@ def run(argv=None, spark=None) -> dict:
     spark = spark or spark_session(args.master)
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
-    from pyspark.sql.pandas.types import from_arrow_schema
 
     out = args.output
     parameters = {"perspectives": list(perspectives), "tail_share": rhos, "nlp": args.nlp or "default",

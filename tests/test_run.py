@@ -7,7 +7,6 @@ import shutil
 
 import pytest
 
-from adr.errors import ConfigError
 from pipelines import run
 from pipelines.progress import Progress
 from tests.conftest import COCO_IMAGES, NLP_ARGS

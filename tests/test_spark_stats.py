@@ -11,7 +11,6 @@ import pytest
 
 from adr import records as R
 from adr.entities.registry import ALL
-from adr.thresholds import histogram, threshold
 from pipelines import spark_stats
 from pipelines.local_stats import local_stats
 from pipelines.outputs import read_json

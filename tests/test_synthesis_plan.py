@@ -47,7 +47,6 @@ def test_replacement_keeps_case_plural_and_word_boundaries():
 
 
 def test_wordnet_synonym_replacement_on_real_captions(coco):
-    from adr.records import turn_texts
     from udfs.wordnet import noun_synonyms
 
     assert "automobile" in noun_synonyms("car") and "motorcar" in noun_synonyms("car")

@@ -6,7 +6,6 @@ with p >= 1 (U < 1 <= p always holds), which is where most of the time would go.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 import fsspec
