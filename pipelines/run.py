@@ -33,6 +33,7 @@ from adr.errors import ConfigError
 from pipelines.outputs import join, read_json, write_json
 
 DONE, STARTED = "_ADR_DONE.json", "_ADR_STARTED.json"
+MODEL_OPTIONS = ("detector", "image_model", "caption_model", "llm")
 RUN_KEYS = ("input", "output", "force")  # options of `adr run` itself, not of a stage
 
 
@@ -206,6 +207,13 @@ def run(argv=None, spark=None) -> dict:
     input_fingerprint = fingerprint(expand_inputs(inputs))
     beam_extra = beam_argv(extra, config)
     wanted = [s for s in STAGES if s.name != "annotate" or stage_values(s, cli, config).get("detector")]
+    from udfs.model_files import check_model
+
+    for stage in wanted:  # a wrong model path fails now, not after an hour of statistics
+        values = stage_values(stage, cli, config)
+        for name in MODEL_OPTIONS:
+            if values.get(name):
+                check_model(values[name])
     if wanted[0].name != "annotate":
         print("annotate: not run (give --detector to ground objects in records without them)", file=sys.stderr)
 

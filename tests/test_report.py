@@ -87,3 +87,40 @@ def test_tail_sample_is_seeded_and_only_tail():
     sample = sample_tail(counts, tau=5, k=15, seed=42)
     assert len(sample) == 15 and all(c <= 5 for _, c in sample)
     assert sample == sample_tail(counts, tau=5, k=15, seed=42) != sample_tail(counts, tau=5, k=15, seed=7)
+
+
+def test_a_visual_record_shows_its_diffused_image_beside_the_seeds(adr_run, tmp_path):
+    """The synthesize stage's own steps (save_image, parsed_record) make a visual record; the
+    report finds its image under synthesize/images/ and the page renders it."""
+    import shutil
+
+    from apache_beam.ml.inference.base import PredictionResult
+    from PIL import Image, ImageOps
+
+    from pipelines import beam_synthesize
+    from tests.conftest import COCO_IMAGES
+    from tests.test_prompts import REPLY
+
+    src, _, _ = adr_run
+    out = tmp_path / "run"
+    shutil.copytree(src, out)
+    seeds = [json.loads(l) for f in sorted((out / "rebalance" / "seeds").glob("*.jsonl"))
+             for l in f.read_text().splitlines() if l]
+    seed = next(s for s in seeds if s.get("image") and (COCO_IMAGES / s["image"]).exists())
+    # A stand-in for the diffusion output: the seed image mirrored (the models are tested elsewhere).
+    made = ImageOps.mirror(Image.open(COCO_IMAGES / seed["image"]).convert("RGB"))
+    key = (0, seed["id"], json.dumps({"tail": seed["tail_entities"]}))
+    saved_key, _ = beam_synthesize.save_image((key, PredictionResult(None, made)), str(out / "synthesize"))
+    (_, record), = beam_synthesize.parsed_record((saved_key, PredictionResult(None, REPLY)), "visual",
+                                                 {"llm": "m"}, {"seed": 42}, 42)
+    synthetic = sorted((out / "synthesize" / "synthetic").glob("*.jsonl"))[0]
+    synthetic.write_text(json.dumps(record) + "\n" + synthetic.read_text())
+
+    page = report.run(["--run", str(out), "--images-root", str(COCO_IMAGES), "--examples", "3"])
+    html = open(page).read()
+    diffused = report.thumbnail(str(out / "synthesize" / "images" / record["image"]), str(tmp_path / "probe"))
+    assert diffused and f'src="{diffused}"' in html and "visual: " + record["id"] in html
+    load = open_page(out / "report" / "index.html")
+    assert load.errors == []
+    assert all(i["naturalWidth"] > 0 for i in load.images)
+    assert diffused in [i["src"] for i in load.images]

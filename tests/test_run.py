@@ -205,3 +205,12 @@ def test_the_readme_config_example_is_valid(tmp_path):
     run.check_config(config, str(path))
     assert run.stage_values(run.BY_NAME["rebalance"], {}, config)["target_size"] == 4500
     assert run.beam_argv([], config) == ["--direct_num_workers=2", "--direct_running_mode=multi_processing"]
+
+
+def test_a_missing_model_fails_before_any_stage_runs(tmp_path, coco_jsonl, capsys):
+    from pipelines.cli import main
+
+    out = tmp_path / "run"
+    assert main(["run", "--input", str(coco_jsonl), "--output", str(out), "--llm", str(tmp_path / "no-llm")]) == 2
+    assert capsys.readouterr().err.strip().endswith(f"model {str(tmp_path / 'no-llm')!r}: no such directory")
+    assert not out.exists()

@@ -32,6 +32,16 @@ def local_model_dir(spec: str, cache_dir: str | None = None) -> str:
     return spec  # 'org/name': a hub id, loaded by the library as usual (offline: from its cache only)
 
 
+def check_model(spec: str) -> None:
+    """Fail now, in one line, when a model directory is missing (a URL is looked at, not copied)."""
+    if "://" in spec and not spec.startswith("file://"):
+        fs, root = fsspec.core.url_to_fs(spec)
+        if not fs.isdir(root):
+            raise ConfigError(f"model {spec!r}: no such directory")
+        return
+    local_model_dir(spec)
+
+
 def _copy_down(url: str, cache_dir: str | None) -> str:
     fs, root = fsspec.core.url_to_fs(url)
     if not fs.isdir(root):
