@@ -2,7 +2,7 @@
 # Run an ADR Beam stage on Dataflow directly (no template): the driver runs here and submits the
 # job(s). synthesize needs this form: its driver runs one Dataflow job per round and reads each
 # round's output before the next. Launch with the Beam version of the image (2.77.0), e.g. from
-# the image itself (deploy/README.md).
+# the image itself (README.md, Deployment).
 #   deploy/dataflow/submit.sh rebalance|synthesize|annotate [that stage's flags]
 # Environment: ADR_PROJECT, ADR_REGION, ADR_TEMP (gs://bucket/tmp), ADR_IMAGE (the worker image),
 #   ADR_MAX_WORKERS (default 20),

@@ -11,7 +11,7 @@
 #                                    must be allowed to create pods
 # ADR reads gs:// inputs with gcsfs inside the Python workers (Application Default Credentials);
 # Spark itself writes the Parquet outputs, so a gs:// --output needs the GCS connector: set
-# ADR_GCS_CONNECTOR_JAR (deploy/README.md). ADR_DEPLOY_MODE: cluster (default) or client.
+# ADR_GCS_CONNECTOR_JAR (README.md, Deployment). ADR_DEPLOY_MODE: cluster (default) or client.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 : "${ADR_MASTER:?set ADR_MASTER=yarn or k8s://https://HOST:PORT}"
