@@ -430,3 +430,36 @@ def test_deployment_guide_names_only_files_that_exist():
         assert (ROOT / path).exists(), path
     for script in SCRIPTS:
         assert str(script.relative_to(ROOT)) in guide, f"{script.name} is not documented"
+
+
+def test_the_wheel_spark_ships_holds_every_module_and_loads_the_tagger_when_installed(tmp_path):
+    """pack-env.sh installs the project wheel into the executors' environment; the wheel must
+    carry every module and the tagger's files, and the tagger must load from an installed copy."""
+    import zipfile
+
+    # Built from the tracked files only (a clean checkout), so no stale build/ leaks into it.
+    source = tmp_path / "src"
+    for name in subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True,
+                               check=True).stdout.splitlines():
+        if (ROOT / name).is_file():
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, source / name)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+                    "--wheel-dir", str(tmp_path / "dist"), str(source)], check=True, capture_output=True)
+    wheel, = (tmp_path / "dist").glob("adr_refine-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    tracked = subprocess.run(["git", "ls-files", "adr", "udfs", "pipelines"], cwd=ROOT, capture_output=True,
+                             text=True, check=True).stdout.split()
+    assert tracked and set(tracked) <= names, sorted(set(tracked) - names)
+    entry_points = next(n for n in names if n.endswith("entry_points.txt"))
+    assert "adr = pipelines.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+
+    site = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site), str(wheel)],
+                   check=True, capture_output=True)
+    probe = ("import udfs.nlp as n, sys; assert n.__file__.startswith(sys.argv[1]), n.__file__; "
+             "nlp = n.load_nlp(None); print([t.tag_ for t in nlp('Two dogs chase a ball.')])")
+    out = subprocess.run([sys.executable, "-c", probe, str(site)], capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(site)}, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "NNS" in out.stdout and "NN" in out.stdout
