@@ -214,3 +214,31 @@ def test_a_missing_model_fails_before_any_stage_runs(tmp_path, coco_jsonl, capsy
     assert main(["run", "--input", str(coco_jsonl), "--output", str(out), "--llm", str(tmp_path / "no-llm")]) == 2
     assert capsys.readouterr().err.strip().endswith(f"model {str(tmp_path / 'no-llm')!r}: no such directory")
     assert not out.exists()
+
+
+def test_a_run_killed_after_tagging_resumes_without_tagging_again(coco_jsonl, spark, tmp_path, capsys):
+    """A real interruption: `adr run` in its own process group, killed (SIGKILL) once stats has
+    written entities/ and before it finishes; the rerun resumes stats from the extraction."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "run"
+    argv = ["--input", str(coco_jsonl), "--output", str(out), *NLP_ARGS]
+    proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "run", *argv, "--master", "local[1]"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    extracted = out / "stats" / "extracted.json"
+    deadline = time.time() + 240
+    while not extracted.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert extracted.exists() and not (out / "stats" / run.DONE).exists()
+
+    outcome = run.run(argv + ["--master", "local[1]"], spark=spark)
+    assert outcome == {"stats": "resumed", "rebalance": "ran", "synthesize": "ran", "report": "ran"}
+    assert "entities/ and invalid/ of the same input and parameters reused" in capsys.readouterr().err
+    manifest = json.loads((out / "stats" / "manifest.json").read_text())
+    assert manifest["records"] + manifest["invalid"] == manifest["lines_read"] == len(coco_jsonl.read_text().splitlines())
