@@ -160,8 +160,29 @@ def to_argv(stage: Stage, values: dict) -> list[str]:
 
 
 def beam_argv(extra: list[str], config: dict) -> list[str]:
-    from_config = [f"--{k}={v}" for k, v in config.get("beam", {}).items()]
-    return from_config + extra
+    """Beam pipeline options from the [beam] table (true = a bare flag) and the command line."""
+    from_config = []
+    for key, value in config.get("beam", {}).items():
+        if value is True:
+            from_config.append(f"--{key}")
+        elif value is not False:
+            from_config.append(f"--{key}={value}")
+    argv = from_config + extra
+    unknown = unknown_beam_options(argv)
+    if unknown:
+        raise ConfigError(f"unknown option(s) {' '.join(unknown)}: not an option of a stage, nor a Beam "
+                          "pipeline option (see adr run --help)")
+    return argv
+
+
+def unknown_beam_options(argv: list[str]) -> list[str]:
+    """What Beam itself would discard with only a warning: a typo should stop the run instead."""
+    from apache_beam.options.pipeline_options import PipelineOptions, _BeamArgumentParser
+
+    parser = _BeamArgumentParser(allow_abbrev=False)
+    for options in {c.__name__: c for c in PipelineOptions.__subclasses__()}.values():
+        options._add_argparse_args(parser)
+    return [a for a in parser.parse_known_args(argv)[1] if a.startswith("-")]
 
 
 def stage_key(stage: Stage, argv: list[str], upstream: list[str], input_fingerprint: str | None) -> str:

@@ -242,3 +242,15 @@ def test_a_run_killed_after_tagging_resumes_without_tagging_again(coco_jsonl, sp
     assert "entities/ and invalid/ of the same input and parameters reused" in capsys.readouterr().err
     manifest = json.loads((out / "stats" / "manifest.json").read_text())
     assert manifest["records"] + manifest["invalid"] == manifest["lines_read"] == len(coco_jsonl.read_text().splitlines())
+
+
+def test_an_option_no_stage_and_no_beam_knows_is_an_error(tmp_path, coco_jsonl, capsys):
+    from pipelines.cli import main
+
+    out = tmp_path / "run"
+    assert main(["run", "--input", str(coco_jsonl), "--output", str(out), "--sed", "3"]) == 2
+    assert "unknown option(s) --sed: not an option of a stage, nor a Beam pipeline option" in capsys.readouterr().err
+    assert not out.exists()
+    config = {"beam": {"direct_num_workers": 2, "save_main_session": True, "streaming": False}}
+    assert run.beam_argv(["--runner", "DirectRunner"], config) == [
+        "--direct_num_workers=2", "--save_main_session", "--runner", "DirectRunner"]
