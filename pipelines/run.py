@@ -168,6 +168,8 @@ def beam_argv(extra: list[str], config: dict) -> list[str]:
         elif value is not False:
             from_config.append(f"--{key}={value}")
     argv = from_config + extra
+    if any(a == "--streaming" or a.startswith("--streaming=") for a in argv):
+        raise ConfigError("adr run is a batch job; for streaming run `adr rebalance --streaming` (see its --help)")
     unknown = unknown_beam_options(argv)
     if unknown:
         raise ConfigError(f"unknown option(s) {' '.join(unknown)}: not an option of a stage, nor a Beam "

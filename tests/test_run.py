@@ -7,6 +7,7 @@ import shutil
 
 import pytest
 
+from adr.errors import ConfigError
 from pipelines import run
 from pipelines.progress import Progress
 from tests.conftest import COCO_IMAGES, NLP_ARGS
@@ -254,3 +255,5 @@ def test_an_option_no_stage_and_no_beam_knows_is_an_error(tmp_path, coco_jsonl, 
     config = {"beam": {"direct_num_workers": 2, "save_main_session": True, "streaming": False}}
     assert run.beam_argv(["--runner", "DirectRunner"], config) == [
         "--direct_num_workers=2", "--save_main_session", "--runner", "DirectRunner"]
+    with pytest.raises(ConfigError, match="adr run is a batch job"):
+        run.beam_argv(["--streaming"], {})
