@@ -56,6 +56,12 @@ def rank_frequency(counts: Mapping[str, int]) -> list[int]:
     return sorted((c for c in counts.values() if c > 0), reverse=True)
 
 
+def top_head(counts: Mapping[str, int], tau: int, k: int) -> list[tuple[str, int]]:
+    """The k most frequent head entities (count above tau), ties by name."""
+    head = [(e, c) for e, c in counts.items() if c > tau]
+    return sorted(head, key=lambda ec: (-ec[1], ec[0]))[:k]
+
+
 def sample_tail(counts: Mapping[str, int], tau: int, k: int, seed: int) -> list[tuple[str, int]]:
     """k tail entities chosen by a seeded hash (stable across runs), most frequent first."""
     from adr.sampling import uniform

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import fsspec
 
-from adr.distribution import rank_frequency, sample_tail, shape
+from adr.distribution import rank_frequency, sample_tail, shape, top_head
 from adr.synthesis import METHODS
 from pipelines import report_figures as figures
 from pipelines.outputs import join, read_json
@@ -194,7 +194,7 @@ th{background:#f3f3f3}td.n{text-align:right}
 .figs{display:grid;grid-template-columns:1fr 1fr;gap:8px}.figs img{width:100%}
 .pair{display:grid;grid-template-columns:1fr 1fr;gap:1em;border-top:1px solid #ddd;padding:1em 0}
 .turn{font-size:13px;margin:2px 0}.who{font-weight:600}.missing{color:#888;font-style:italic}
-.card img{max-width:320px;display:block}"""
+.card img{max-width:320px;display:block}.side{display:flex;gap:2em;align-items:flex-start}"""
 
 
 def _e(x) -> str:
@@ -261,12 +261,12 @@ def render(data: RunData, figs: dict[str, str], shown: list[dict], top: int, see
 
     parts.append("<h2>Entities</h2>")
     for p, tau in data.taus.items():
-        head = data.before[p].most_common(top)
+        head = top_head(data.before[p], tau, top)
         tail = sample_tail(data.before[p], tau, top, seed)
-        parts.append(f"<h3>{_e(p)} (tau {tau})</h3>")
-        parts.append(_table(["top head entity", "before", "after"], [[e, c, data.after[p].get(e, 0)] for e, c in head]))
-        parts.append(_table(["sampled tail entity", "before", "after"],
-                            [[e, c, data.after[p].get(e, 0)] for e, c in tail]))
+        parts.append(f'<h3>{_e(p)} (tau {tau})</h3><div class="side">'
+                     + _table(["top head entity", "before", "after"], [[e, c, data.after[p].get(e, 0)] for e, c in head])
+                     + _table(["sampled tail entity", "before", "after"],
+                              [[e, c, data.after[p].get(e, 0)] for e, c in tail]) + "</div>")
 
     parts.append("<h2>Synthetic records beside their seeds</h2>")
     if not shown:

@@ -8,7 +8,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from adr.distribution import gini, normalised_entropy, sample_tail, shape
+from adr.distribution import gini, normalised_entropy, sample_tail, shape, top_head
 from pipelines import report
 from tests.browser import chromium, open_page
 
@@ -79,6 +79,12 @@ def test_measures_at_their_limits():
     assert gini([1] * 99 + [10_000]) > 0.95
     s = shape({"a": 10, "b": 3, "c": 1, "d": 1}, tau=3)
     assert (s.entities, s.occurrences, s.tail_entities_pct, s.tail_occurrences_pct) == (4, 15, 75.0, 100 * 5 / 15)
+
+
+def test_head_list_holds_only_head_entities_most_frequent_first():
+    counts = Counter({"person": 50, "table": 50, "cup": 12, "kite": 3, "yak": 1})
+    assert top_head(counts, tau=3, k=10) == [("person", 50), ("table", 50), ("cup", 12)]
+    assert top_head(counts, tau=3, k=2) == [("person", 50), ("table", 50)]
 
 
 def test_tail_sample_is_seeded_and_only_tail():
