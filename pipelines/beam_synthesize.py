@@ -33,7 +33,7 @@ from pipelines.handlers.diffusion import DiffusionHandler, SeedImage
 from pipelines.handlers.llm import ChatLLMHandler
 from pipelines.handlers.torch_env import on_accelerator
 from pipelines import progress
-from pipelines.outputs import join, read_json, write_json
+from pipelines.outputs import join, read_json, read_json_or_none, read_jsonl, remove, write_json
 from udfs.images import content_name, load_image, png_bytes
 from udfs.model_files import local_model_dir
 from udfs.rebalance import read_table
@@ -106,15 +106,6 @@ class Plan:
         self.plan = plan_budget(self.budget, parse_mix(shares)) if any(shares.values()) else dict.fromkeys(METHODS, 0)
         self.models = {k: v for k, v in (("image", args.image_model), ("caption", args.caption_model),
                                           ("llm", args.llm)) if v}
-
-
-def read_seeds(rebalanced: str) -> list[dict]:
-    fs, path = fsspec.core.url_to_fs(join(rebalanced, "seeds"))
-    rows = []
-    for name in sorted(fs.glob(path + "/*.jsonl")):
-        with fs.open(name, "r") as f:
-            rows += [json.loads(line) for line in f if line.strip()]
-    return rows
 
 
 def token_counts(stats_dir: str) -> dict[str, int]:
@@ -300,23 +291,8 @@ def round_key(args, assignments: dict[str, list]) -> str:
 
 def finished_round(round_dir: str, args, assignments) -> bool:
     """A round of an interrupted run, finished with the same options and seeds, is not run again."""
-    fs, path = fsspec.core.url_to_fs(join(round_dir, "_done.json"))
-    return fs.exists(path) and read_json(join(round_dir, "_done.json"))["key"] == round_key(args, assignments)
-
-
-def remove(url: str) -> None:
-    fs, path = fsspec.core.url_to_fs(url)
-    if fs.exists(path):
-        fs.rm(path, recursive=True)
-
-
-def _read_lines(pattern: str) -> list[dict]:
-    fs, path = fsspec.core.url_to_fs(pattern)
-    out = []
-    for name in sorted(fs.glob(path)):
-        with fs.open(name, "r") as f:
-            out += [json.loads(line) for line in f if line.strip()]
-    return out
+    done = read_json_or_none(join(round_dir, "_done.json"))
+    return done is not None and done["key"] == round_key(args, assignments)
 
 
 def run(argv=None) -> dict:
@@ -324,7 +300,7 @@ def run(argv=None) -> dict:
     plan = Plan(args)
     for method, why in plan.skipped.items():
         print(f"adr synthesize: {method} synthesis skipped ({why})", file=sys.stderr)
-    seeds = read_seeds(args.rebalanced)
+    seeds = read_jsonl(join(args.rebalanced, "seeds", "*.jsonl"))
     seeds_by_id = {s["id"]: s for s in seeds}
     # The visual pool is the spec's: tail records whose image no other record uses. Language
     # methods need a tail in the text (a tail token), whatever the image.
@@ -358,8 +334,8 @@ def run(argv=None) -> dict:
                 remove(round_dir)  # a round cut short leaves shards that must not mix with the rerun's
                 run_round(plan, assignments, round_dir, beam_args, counts)
                 write_json(join(round_dir, "_done.json"), {"key": round_key(args, assignments)})
-            candidates = _read_lines(join(round_dir, "candidates*.jsonl"))
-            failed += _read_lines(join(round_dir, "failed*.jsonl"))
+            candidates = read_jsonl(join(round_dir, "candidates*.jsonl"))
+            failed += read_jsonl(join(round_dir, "failed*.jsonl"))
             for m in METHODS:
                 got = sorted((c for c in candidates if c["method"] == m), key=lambda c: c["rank"])
                 chosen[m] += got[: max(0, need[m])]

@@ -1,4 +1,4 @@
-"""Small JSON artifacts (manifests, summaries) on any fsspec URL."""
+"""Small JSON artifacts (manifests, summaries, markers) and JSON Lines on any fsspec URL."""
 
 from __future__ import annotations
 
@@ -16,6 +16,33 @@ def write_json(url: str, payload: dict) -> None:
 def read_json(url: str) -> dict:
     with fsspec.open(url, "r") as f:
         return json.load(f)
+
+
+def exists(url: str) -> bool:
+    fs, path = fsspec.core.url_to_fs(url)
+    return fs.exists(path)
+
+
+def read_json_or_none(url: str) -> dict | None:
+    """A marker or summary that may not be there yet (a stage not run, or cut short)."""
+    return read_json(url) if exists(url) else None
+
+
+def read_jsonl(pattern: str) -> list[dict]:
+    """Every row of the JSON Lines files a glob names, file by file in name order."""
+    fs, path = fsspec.core.url_to_fs(pattern)
+    rows = []
+    for name in sorted(fs.glob(path)):
+        with fs.open(name, "r") as f:
+            rows += [json.loads(line) for line in f if line.strip()]
+    return rows
+
+
+def remove(url: str) -> None:
+    """Delete a directory tree (or file) if it is there."""
+    fs, path = fsspec.core.url_to_fs(url)
+    if fs.exists(path):
+        fs.rm(path, recursive=True)
 
 
 def join(base: str, *parts: str) -> str:

@@ -9,10 +9,10 @@ with relative links to figures/ and images/, so it opens from disk without a ser
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import html
 import io
-import json
 from collections import Counter
 from dataclasses import dataclass
 
@@ -21,8 +21,9 @@ import fsspec
 from adr.distribution import rank_frequency, sample_tail, shape, top_head
 from adr.synthesis import METHODS
 from pipelines import report_figures as figures
-from pipelines.outputs import join, read_json
+from pipelines.outputs import exists, join, read_json, read_json_or_none, read_jsonl
 from udfs.entity_counts import Counts, counts_of_files, counts_of_ids, dictionary_counts
+from udfs.sources import expand_inputs
 
 SYNTHETIC_IMAGES = "adr-synthetic/"
 
@@ -37,25 +38,6 @@ def parser() -> argparse.ArgumentParser:
     return ap
 
 
-def _glob(pattern: str) -> list[str]:
-    fs, path = fsspec.core.url_to_fs(pattern)
-    return [fs.unstrip_protocol(p) if fs.protocol not in ("file", ("file", "local")) else p
-            for p in sorted(fs.glob(path))]
-
-
-def _exists(url: str) -> bool:
-    fs, path = fsspec.core.url_to_fs(url)
-    return fs.exists(path)
-
-
-def _jsonl(pattern: str) -> list[dict]:
-    rows = []
-    for name in _glob(pattern):
-        with fsspec.open(name, "r") as f:
-            rows += [json.loads(line) for line in f if line.strip()]
-    return rows
-
-
 @dataclass
 class RunData:
     manifest: dict
@@ -66,20 +48,24 @@ class RunData:
     after: Counts
     records_after: int
 
+    @functools.cached_property
+    def shapes(self) -> dict:
+        """perspective -> (Shape before, Shape after), both cut at the statistics' tau."""
+        return {p: (shape(self.before[p], tau), shape(self.after[p], tau)) for p, tau in self.taus.items()}
+
 
 def gather(run_dir: str) -> RunData:
     stats_dir = join(run_dir, "stats")
     manifest = read_json(join(stats_dir, "manifest.json"))
     rebalance = read_json(join(run_dir, "rebalance", "summary.json"))
-    synth_summary = join(run_dir, "synthesize", "summary.json")
-    synthesize = read_json(synth_summary) if _exists(synth_summary) else None
+    synthesize = read_json_or_none(join(run_dir, "synthesize", "summary.json"))
     perspectives = tuple(manifest["parameters"]["perspectives"])
     taus = {p: manifest["perspectives"][p]["tau"] for p in perspectives}
     before = dictionary_counts(stats_dir, perspectives)
-    dropped_ids = [row["id"] for row in _jsonl(join(run_dir, "rebalance", "dropped", "*.jsonl"))]
+    dropped_ids = [row["id"] for row in read_jsonl(join(run_dir, "rebalance", "dropped", "*.jsonl"))]
     dropped = counts_of_ids(stats_dir, dropped_ids, perspectives)
     nlp = manifest["parameters"]["nlp"]
-    added, n_added = counts_of_files(_glob(join(run_dir, "synthesize", "synthetic", "*.jsonl")), perspectives,
+    added, n_added = counts_of_files(expand_inputs(join(run_dir, "synthesize", "synthetic")), perspectives,
                                      None if nlp == "default" else nlp) if synthesize else ({}, 0)
     after = {}
     for p in perspectives:
@@ -101,7 +87,7 @@ def write_figures(data: RunData, out: str) -> dict[str, str]:
         made[name] = f"figures/{name}.png"
 
     perspectives = list(data.taus)
-    shapes = {p: (shape(data.before[p], data.taus[p]), shape(data.after[p], data.taus[p])) for p in perspectives}
+    shapes = data.shapes
     for p in perspectives:
         save(f"rank_{p}", figures.rank_frequency, p, rank_frequency(data.before[p]), rank_frequency(data.after[p]),
              data.taus[p])
@@ -160,23 +146,26 @@ def thumbnail(url: str | None, out: str) -> str | None:
 
 def examples(run_dir: str, images_root: str, k: int, out: str) -> list[dict]:
     """Up to k synthetic records, spread over methods, those whose images can be shown first."""
-    synthetic = _jsonl(join(run_dir, "synthesize", "synthetic", "*.jsonl"))
+    synthetic = read_jsonl(join(run_dir, "synthesize", "synthetic", "*.jsonl"))
     if not synthetic or k <= 0:
         return []
-    seeds = {s["id"]: s["record"] for s in _jsonl(join(run_dir, "rebalance", "seeds", "*.jsonl"))}
     by_method: dict[str, list[dict]] = {}
     for record in synthetic:
         by_method.setdefault(record["adr"]["method"], []).append(record)
-    chosen: list[dict] = []
-    while len(chosen) < k and any(by_method.values()):
-        for method in METHODS:
-            pool = by_method.get(method, [])
-            if pool and len(chosen) < k:
-                shown = [r for r in pool if _image_url(run_dir, images_root, r.get("image"))
-                         and _exists(_image_url(run_dir, images_root, r["image"]))]
-                pick = (shown or pool)[0]
-                pool.remove(pick)
-                chosen.append(pick)
+    quota = dict.fromkeys(by_method, 0)  # round robin over the methods, as far as their records go
+    while sum(quota.values()) < k and any(quota[m] < len(by_method[m]) for m in quota):
+        for m in (m for m in METHODS if m in quota):
+            if quota[m] < len(by_method[m]) and sum(quota.values()) < k:
+                quota[m] += 1
+
+    def showable(record):
+        url = _image_url(run_dir, images_root, record.get("image"))
+        return url is not None and exists(url)
+
+    chosen = [r for m in METHODS if m in quota for r in _shown_first(by_method[m], quota[m], showable)]
+    wanted = {r["adr"]["seed_id"] for r in chosen}
+    seeds = {s["id"]: s["record"] for s in read_jsonl(join(run_dir, "rebalance", "seeds", "*.jsonl"))
+             if s["id"] in wanted}
     rows = []
     for record in chosen:
         seed = seeds.get(record["adr"]["seed_id"], {})
@@ -184,6 +173,16 @@ def examples(run_dir: str, images_root: str, k: int, out: str) -> list[dict]:
                      "image": thumbnail(_image_url(run_dir, images_root, record.get("image")), out),
                      "seed_image": thumbnail(_image_url(run_dir, images_root, seed.get("image")), out)})
     return rows
+
+
+def _shown_first(pool: list[dict], n: int, showable) -> list[dict]:
+    """n records of the pool, those with an image first; looks no further than it must."""
+    shown, rest = [], []
+    for record in pool:
+        (shown if showable(record) else rest).append(record)
+        if len(shown) == n:
+            break
+    return (shown + rest)[:n]
 
 
 # ---- the page ------------------------------------------------------------------------------
@@ -233,9 +232,8 @@ def render(data: RunData, figs: dict[str, str], shown: list[dict], top: int, see
     if s:
         rows += [[f"synthesised: {k}", s["made"][k]] for k in METHODS] + [["refined", s["refined"]]]
     parts.append(_table(["", "records"], rows))
-    annotate = join(run_dir, "annotate", "summary.json")
-    if _exists(annotate):
-        a = read_json(annotate)
+    a = read_json_or_none(join(run_dir, "annotate", "summary.json"))
+    if a:
         parts.append(_table(["annotate (before statistics)", "records"],
                             [[k, a[k]] for k in ("records", "annotated", "passed_through", "failed", "invalid")]))
     if m["invalid_by_reason"]:
@@ -247,7 +245,7 @@ def render(data: RunData, figs: dict[str, str], shown: list[dict], top: int, see
                  f"after = the refined corpus ({data.records_after:,} records).</p>")
     shape_rows = []
     for p, tau in data.taus.items():
-        b, a = shape(data.before[p], tau), shape(data.after[p], tau)
+        b, a = data.shapes[p]
         shape_rows.append([p, tau, b.entities, a.entities, f"{b.tail_entities_pct:.1f}%", f"{a.tail_entities_pct:.1f}%",
                            f"{b.tail_occurrences_pct:.1f}%", f"{a.tail_occurrences_pct:.1f}%",
                            b.gini, a.gini, b.entropy, a.entropy])

@@ -19,6 +19,7 @@ keys go to every stage that has them, a [stats], [rebalance], [synthesize], [ann
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import sys
@@ -30,7 +31,7 @@ import fsspec
 
 from adr import __version__
 from adr.errors import ConfigError
-from pipelines.outputs import join, read_json, write_json
+from pipelines.outputs import join, read_json_or_none, remove, write_json
 
 DONE, STARTED = "_ADR_DONE.json", "_ADR_STARTED.json"
 MODEL_OPTIONS = ("detector", "image_model", "caption_model", "llm")
@@ -58,13 +59,14 @@ STAGES = (
 BY_NAME = {s.name: s for s in STAGES}
 
 
-def stage_options(stage: Stage) -> list[argparse.Action]:
-    """The stage's own flags that a user may set through `adr run`."""
+@functools.cache
+def stage_options(stage: Stage) -> tuple[argparse.Action, ...]:
+    """The stage's own flags that a user may set through `adr run` (its parser, built once)."""
     import importlib
 
     module = importlib.import_module(f"pipelines.{stage.module}")
-    return [a for a in module.parser()._actions
-            if a.option_strings and a.dest != "help" and a.dest not in stage.not_offered]
+    return tuple(a for a in module.parser()._actions
+                 if a.option_strings and a.dest != "help" and a.dest not in stage.not_offered)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -192,23 +194,12 @@ def stage_key(stage: Stage, argv: list[str], upstream: list[str], input_fingerpr
     return hashlib.sha256(json.dumps(payload).encode()).hexdigest()[:32]
 
 
-def _exists(url: str) -> bool:
-    fs, path = fsspec.core.url_to_fs(url)
-    return fs.exists(path)
-
-
-def _remove(url: str) -> None:
-    fs, path = fsspec.core.url_to_fs(url)
-    if fs.exists(path):
-        fs.rm(path, recursive=True)
-
-
 def state(stage_dir: str, key: str) -> str:
     """done (same key finished), interrupted (same key started) or new."""
-    if _exists(join(stage_dir, DONE)) and read_json(join(stage_dir, DONE))["key"] == key:
-        return "done"
-    if _exists(join(stage_dir, STARTED)) and read_json(join(stage_dir, STARTED))["key"] == key:
-        return "interrupted"
+    for marker, status in ((DONE, "done"), (STARTED, "interrupted")):
+        found = read_json_or_none(join(stage_dir, marker))
+        if found and found["key"] == key:
+            return status
     return "new"
 
 
@@ -229,14 +220,14 @@ def run(argv=None, spark=None) -> dict:
 
     input_fingerprint = fingerprint(expand_inputs(inputs))
     beam_extra = beam_argv(extra, config)
-    wanted = [s for s in STAGES if s.name != "annotate" or stage_values(s, cli, config).get("detector")]
+    values = {s.name: stage_values(s, cli, config) for s in STAGES}
+    wanted = [s for s in STAGES if s.name != "annotate" or values["annotate"].get("detector")]
     from udfs.model_files import check_model
 
     for stage in wanted:  # a wrong model path fails now, not after an hour of statistics
-        values = stage_values(stage, cli, config)
         for name in MODEL_OPTIONS:
-            if values.get(name):
-                check_model(values[name])
+            if values[stage.name].get(name):
+                check_model(values[stage.name][name])
     if wanted[0].name != "annotate":
         print("annotate: not run (give --detector to ground objects in records without them)", file=sys.stderr)
 
@@ -245,7 +236,7 @@ def run(argv=None, spark=None) -> dict:
     outcome: dict[str, str] = {}
     for stage in wanted:
         stage_dir = join(output, stage.name)
-        own = to_argv(stage, stage_values(stage, cli, config))
+        own = to_argv(stage, values[stage.name])
         wiring = {"annotate": ["--input", *records, "--output", stage_dir],
                   "stats": ["--input", *records, "--output", stage_dir],
                   "rebalance": ["--input", *records, "--dictionary", join(output, "stats"), "--output", stage_dir],
@@ -263,7 +254,7 @@ def run(argv=None, spark=None) -> dict:
             if resume:
                 print(f"{stage.name}: resuming the interrupted run in {stage_dir}", file=sys.stderr)
             else:
-                _remove(stage_dir)
+                remove(stage_dir)
             write_json(join(stage_dir, STARTED), {"key": key, "argv": own})
             started = time.time()
             extra_argv = (["--resume"] if resume and stage.name == "stats" else []) + (beam_extra if stage.beam else [])

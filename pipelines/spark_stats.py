@@ -13,7 +13,6 @@ import os
 import sys
 import time
 
-import fsspec
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -22,7 +21,7 @@ from adr.entities.registry import ALL, PERSPECTIVES, resolve, tail_shares
 from adr.records import DEFAULT_MAX_RECORD_BYTES, DUPLICATE_ID
 from adr.thresholds import threshold
 from pipelines import progress
-from pipelines.outputs import join, read_json, write_json
+from pipelines.outputs import join, read_json_or_none, write_json
 from udfs.entities import entities_schema, extract_entities
 from udfs.nlp import load_nlp
 from udfs.records import PARSED_SCHEMA, parse_raw
@@ -173,9 +172,9 @@ def run(argv=None, spark=None) -> dict:
                   "max_record_bytes": args.max_record_bytes}
     identity = {"input_fingerprint": fingerprint(files), "parameters": parameters}
     done = join(out, "extracted.json")
-    fs, done_path = fsspec.core.url_to_fs(done)
-    if args.resume and fs.exists(done_path) and read_json(done)["identity"] == identity:
-        lines_read = read_json(done)["lines_read"]
+    previous = read_json_or_none(done) if args.resume else None
+    if previous and previous["identity"] == identity:
+        lines_read = previous["lines_read"]
         print("adr stats: resuming: entities/ and invalid/ of the same input and parameters reused", file=sys.stderr)
     else:
         lines_read = extract(spark, args, files, perspectives, out, started)

@@ -53,14 +53,18 @@ def counts_of_ids(stats_dir: str, ids: Iterable[str], perspectives: tuple[str, .
 
 
 def counts_of_files(urls: Iterable[str], perspectives: tuple[str, ...], nlp: str | None) -> tuple[Counts, int]:
-    """(entity counts, valid records) of record files, tagged as the statistics stage tags."""
+    """(entity counts, valid records) of record files, tagged as the statistics stage tags;
+    streamed a batch at a time."""
+    records = 0
+
     def entities():
+        nonlocal records
         for url in urls:
             for raw in read_raw(url):
                 parsed = parse_raw(raw)
                 valid = parsed.filter(parsed.column("reason").is_null())
                 if valid.num_rows:
+                    records += valid.num_rows
                     yield extract_entities(valid.select(["id", "record"]), perspectives, nlp)
 
-    batches = list(entities())
-    return count_batches(batches, perspectives), sum(b.num_rows for b in batches)
+    return count_batches(entities(), perspectives), records
