@@ -289,12 +289,6 @@ def round_key(args, assignments: dict[str, list]) -> str:
     return hashlib.sha256(json.dumps([options, seeds], sort_keys=True, default=str).encode()).hexdigest()[:32]
 
 
-def finished_round(round_dir: str, args, assignments) -> bool:
-    """A round of an interrupted run, finished with the same options and seeds, is not run again."""
-    done = read_json_or_none(join(round_dir, "_done.json"))
-    return done is not None and done["key"] == round_key(args, assignments)
-
-
 def run(argv=None) -> dict:
     args, beam_args = parse_args(argv)
     plan = Plan(args)
@@ -327,13 +321,16 @@ def run(argv=None) -> dict:
             if not assignments:
                 break
             round_dir = join(args.output, "rounds", f"{round_no:03d}")
-            if finished_round(round_dir, args, assignments):
+            # A round an interrupted run finished, with the same options and seeds, is not run again.
+            key = round_key(args, assignments)
+            done = read_json_or_none(join(round_dir, "_done.json"))
+            if done and done["key"] == key:
                 reused += 1
                 print(f"adr synthesize: round {round_no:03d} already done, reused", file=sys.stderr)
             else:
                 remove(round_dir)  # a round cut short leaves shards that must not mix with the rerun's
                 run_round(plan, assignments, round_dir, beam_args, counts)
-                write_json(join(round_dir, "_done.json"), {"key": round_key(args, assignments)})
+                write_json(join(round_dir, "_done.json"), {"key": key})
             candidates = read_jsonl(join(round_dir, "candidates*.jsonl"))
             failed += read_jsonl(join(round_dir, "failed*.jsonl"))
             for m in METHODS:
