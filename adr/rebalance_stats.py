@@ -19,13 +19,16 @@ class RebalanceStats:
     # perspective -> distinct tail entities seen in the input / in the kept records
     tail_before: dict = field(default_factory=dict)
     tail_after: dict = field(default_factory=dict)
+    repeated_ids: int = 0       # valid records whose id an earlier record has (normal in LLaVA's mix)
+    exact_duplicates: int = 0   # valid records byte-identical to an earlier one
 
     def __add__(self, other: "RebalanceStats") -> "RebalanceStats":
         return RebalanceStats(
             self.input + other.input, self.kept + other.kept, self.dropped + other.dropped,
             self.invalid + other.invalid, self.expected_kept + other.expected_kept,
             _add_pairs(self.mass_before, other.mass_before), _add_pairs(self.mass_after, other.mass_after),
-            _union(self.tail_before, other.tail_before), _union(self.tail_after, other.tail_after))
+            _union(self.tail_before, other.tail_before), _union(self.tail_after, other.tail_after),
+            self.repeated_ids + other.repeated_ids, self.exact_duplicates + other.exact_duplicates)
 
     def to_summary(self) -> dict:
         dropped = sum(self.dropped.values())
@@ -43,7 +46,8 @@ class RebalanceStats:
         return {"input": self.input, "kept": self.kept, "dropped": dropped, "invalid": invalid,
                 "budget": dropped, "expected_kept": round(self.expected_kept, 3),
                 "dropped_by_reason": dict(sorted(self.dropped.items())),
-                "invalid_by_reason": dict(sorted(self.invalid.items())), "tail_coverage": coverage}
+                "invalid_by_reason": dict(sorted(self.invalid.items())), "tail_coverage": coverage,
+                "repeated_ids": self.repeated_ids, "exact_duplicates": self.exact_duplicates}
 
     def check(self) -> None:
         """The invariant: every input record is kept, dropped or invalid, exactly once."""

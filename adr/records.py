@@ -1,11 +1,17 @@
-"""LLaVA records: parsing one raw element, validating it, and reading its turns.
+"""LLaVA records: parsing one raw element, validating it, its identity, and reading its turns.
 
 Every rejection has a short reason code; the engines count by it and write the raw element
 beside it, so nothing is dropped silently.
+
+A record's `id` is not its identity: in LLaVA-1.5's mix `id` is the image id, and about 250K of
+665K records repeat one (same image, another conversation). The identity of a record is its
+key: a digest of its canonical JSON, with the occurrence number among byte-identical records
+appended from the second on. It is the same on any runner, sharding or input order.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import posixpath
 from typing import Any
@@ -22,9 +28,9 @@ MISSING_ID = "missing-id"
 BAD_CONVERSATIONS = "bad-conversations"
 BAD_OBJECTS = "bad-objects"
 UNSAFE_IMAGE_PATH = "unsafe-image-path"
-DUPLICATE_ID = "duplicate-id"
+EXACT_DUPLICATE = "exact-duplicate"   # only with --drop-exact-duplicates; kept by default
 REASONS = (TOO_LONG, NOT_UTF8, MALFORMED_JSON, NOT_AN_OBJECT, MISSING_ID, BAD_CONVERSATIONS,
-           BAD_OBJECTS, UNSAFE_IMAGE_PATH, DUPLICATE_ID)
+           BAD_OBJECTS, UNSAFE_IMAGE_PATH, EXACT_DUPLICATE)
 
 
 class InvalidRecord(ValueError):
@@ -86,6 +92,27 @@ def is_safe_relative_path(path: Any) -> bool:
 
 def record_id(record: dict) -> str:
     return str(record["id"])
+
+
+def canonical_json(record: dict) -> str:
+    """The record as one line of JSON with sorted keys: equal records give equal text, however
+    they were formatted in the input."""
+    return json.dumps(record, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+
+def content_digest(record: dict) -> str:
+    """80 bits of BLAKE2b over the canonical JSON (a collision among 10^9 records: ~4e-7)."""
+    return hashlib.blake2b(canonical_json(record).encode("utf-8", "surrogatepass"), digest_size=10).hexdigest()
+
+
+def record_key(digest: str, occurrence: int = 0) -> str:
+    """The key of the occurrence-th (0-based) of the byte-identical records with this digest."""
+    return digest if occurrence == 0 else f"{digest}-{occurrence}"
+
+
+def occurrences(positions: list) -> dict:
+    """position -> occurrence number, for the positions of one digest's records (input order)."""
+    return {pos: n for n, pos in enumerate(sorted(positions))}
 
 
 def turn_texts(record: dict, role: str | None = None) -> list[str]:

@@ -11,9 +11,9 @@ HEAD_ONLY = "head-only"
 _SCALE = float(1 << 64)
 
 
-def uniform(seed: int, record_id: str, perspective: str, entity: str) -> float:
-    """U in [0, 1) from a 64-bit hash of (seed, record id, perspective, entity)."""
-    key = f"{seed}\x1f{record_id}\x1f{perspective}\x1f{entity}".encode("utf-8", "surrogatepass")
+def uniform(seed: int, record_key: str, perspective: str, entity: str) -> float:
+    """U in [0, 1) from a 64-bit hash of (seed, record key, perspective, entity)."""
+    key = f"{seed}\x1f{record_key}\x1f{perspective}\x1f{entity}".encode("utf-8", "surrogatepass")
     return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "little") / _SCALE
 
 
@@ -25,7 +25,7 @@ def keep_probability(ps: Iterable[float]) -> float:
     return 1.0 - math.prod(1.0 - min(1.0, p) for p in ps)
 
 
-def decide(seed: int, record_id: str, entities: Mapping[str, Iterable[str]],
+def decide(seed: int, record_key: str, entities: Mapping[str, Iterable[str]],
            probs: Mapping[str, Mapping[str, float]], factor: float = 1.0) -> tuple[bool, str | None]:
     """(keep, reason): kept when any entity passes U < p (p scaled by `factor`, see
     --target-size); an entity missing from the dictionary is tail (p = 1)."""
@@ -35,7 +35,7 @@ def decide(seed: int, record_id: str, entities: Mapping[str, Iterable[str]],
         for entity in values:
             seen = True
             p = scaled(table[entity], factor) if entity in table else 1.0
-            if uniform(seed, record_id, perspective, entity) < p:
+            if uniform(seed, record_key, perspective, entity) < p:
                 return True, None
     return False, (HEAD_ONLY if seen else NO_ENTITIES)
 

@@ -41,18 +41,20 @@ def plan_budget(budget: int, mix: Mapping[str, float]) -> dict[str, int]:
     return plan
 
 
-def seed_order(seed_ids: Iterable[str], seed: int, method: str) -> list[str]:
-    """The order in which a method draws seeds: a seeded hash per id, the same on any runner."""
-    return sorted(seed_ids, key=lambda rid: (uniform(seed, rid, "synthesis", method), rid))
+def seed_order(seed_keys: Iterable[str], seed: int, method: str) -> list[str]:
+    """The order in which a method draws seeds: a seeded hash per record key, the same on any runner."""
+    return sorted(seed_keys, key=lambda key: (uniform(seed, key, "synthesis", method), key))
 
 
-def synthetic_id(method: str, seed_id: str, seed: int) -> str:
-    digest = hashlib.blake2b(f"{seed}\x1f{method}\x1f{seed_id}".encode(), digest_size=6).hexdigest()
+def synthetic_id(method: str, seed_key: str, seed: int) -> str:
+    digest = hashlib.blake2b(f"{seed}\x1f{method}\x1f{seed_key}".encode(), digest_size=6).hexdigest()
     return f"adr-{method}-{digest}"
 
 
-def provenance(method: str, seed_id: str, tail: Mapping[str, list[str]], models: Mapping[str, str],
-               parameters: Mapping) -> dict:
-    """The `adr` field of a synthetic record: how it was made, from what."""
-    return {"method": method, "seed_id": seed_id, "tail_entities": {k: list(v) for k, v in tail.items()},
+def provenance(method: str, seed_key: str, seed_id: str, tail: Mapping[str, list[str]],
+               models: Mapping[str, str], parameters: Mapping) -> dict:
+    """The `adr` field of a synthetic record: how it was made, from which record (its key, and its
+    `id`, which in LLaVA's mix names the image and is shared by other records)."""
+    return {"method": method, "seed_key": seed_key, "seed_id": seed_id,
+            "tail_entities": {k: list(v) for k, v in tail.items()},
             "models": dict(models), "parameters": dict(parameters)}

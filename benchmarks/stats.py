@@ -103,7 +103,7 @@ def main() -> None:
     spark_s, spark_mem, spark_out = timed(
         "from pipelines.spark_stats import run\n"
         f"m = run(['--input', *{files!r}, '--output', {str(out / 'stats')!r}, '--master', {args.master!r}])\n"
-        "print(m['records'], m['lines_read'], {k: v['entities'] for k, v in m['perspectives'].items()})")
+        "print(m['records'], m['elements_read'], {k: v['entities'] for k, v in m['perspectives'].items()})")
     records = int(plain_out.split()[0])
     assert plain_out == spark_out, (plain_out, spark_out)
     result = {

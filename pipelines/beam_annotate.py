@@ -84,7 +84,7 @@ class Route(beam.DoFn):
         for row in parsed.filter(parsed.column("reason").is_valid()).to_pylist():
             stats["invalid"] += 1
             yield beam.pvalue.TaggedOutput(INVALID, json.dumps(
-                {k: row[k] for k in ("source", "line", "reason", "detail", "raw")}, ensure_ascii=False))
+                {k: row[k] for k in ("source", "position", "reason", "detail", "raw")}, ensure_ascii=False))
         good = parsed.filter(parsed.column("reason").is_null())
         records = [json.loads(r) for r in good.column("record").to_pylist()]
         wanted = [i for i, r in enumerate(records) if r.get("image") and (self.overwrite or r.get("objects") is None)]
@@ -94,7 +94,7 @@ class Route(beam.DoFn):
                 stats["passed_through"] += 1
                 yield good.column("record")[i].as_py()
         if wanted:
-            nouns = extract_entities(good.take(wanted).select(["id", "record"]), ("token",), self.nlp).column("token")
+            nouns = extract_entities(good.take(wanted).select(["key", "record"]), ("token",), self.nlp).column("token")
             for i, labels in zip(wanted, nouns.to_pylist()):
                 yield beam.pvalue.TaggedOutput(DETECT, (records[i], prompt_labels(labels, self.max_labels)))
         yield beam.pvalue.TaggedOutput(STATS, stats)

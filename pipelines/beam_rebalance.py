@@ -3,9 +3,11 @@
     adr rebalance --input ... --dictionary STATS_DIR --output DIR [--seed 42] [--target-size N]
                   [Beam options: --runner, --direct_num_workers, --streaming, ...]
 
-Outputs under DIR: kept/ (LLaVA JSON Lines, records unchanged), dropped/, invalid/, seeds/
-(the synthesis seed pool) and summary.json. Work is done a batch of records at a time; the
-dictionary (and the stats job's per-record entities) load once per worker process.
+Outputs under DIR: kept/ (LLaVA JSON Lines, records unchanged; in batch mode one file per input
+batch, named by its input position, so the file names sort into input order), dropped/, invalid/,
+seeds/ (the synthesis seed pool) and summary.json. Work is done a batch of records at a time; the
+dictionary (and the stats job's per-record entities) load once per worker process. Records are
+identified by their key (adr.records), never by `id`: repeated ids are counted, not rejected.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import json
 import logging
 import sys
 import time
+import uuid
 import zlib
 from typing import Iterable
 
@@ -30,14 +33,14 @@ from apache_beam.utils.shared import Shared
 from adr.entities.registry import resolve
 from adr.errors import ConfigError
 from adr.rebalance_stats import RebalanceStats
-from adr.records import DEFAULT_MAX_RECORD_BYTES, DUPLICATE_ID
+from adr.records import DEFAULT_MAX_RECORD_BYTES, EXACT_DUPLICATE, record_key
 from adr.sampling import factor_for_target
 from pipelines import progress
-from pipelines.outputs import join, read_json, read_summary, write_json
+from pipelines.outputs import join, read_json, read_summary, remove, write_json
 from udfs.rebalance import (EntityIndex, attach_entities, decide_batch, expected_kept_fn, read_table,
                             load_probabilities)
 from udfs.records import parse_raw
-from udfs.sources import RAW_SCHEMA, expand_inputs, fingerprint, read_raw, total_bytes
+from udfs.sources import RAW_SCHEMA, expand_inputs, fingerprint, input_format, read_raw, total_bytes
 
 log = logging.getLogger("adr.rebalance")
 INVALID, DROPPED, SEEDS, STATS = "invalid", "dropped", "seeds", "stats"
@@ -61,7 +64,9 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--extract-entities", action="store_true",
                     help="always extract entities, never reuse STATS_DIR/entities")
     ap.add_argument("--max-record-bytes", type=int, default=DEFAULT_MAX_RECORD_BYTES)
-    ap.add_argument("--buckets", type=int, default=256, help="hash buckets for finding repeated ids and images")
+    ap.add_argument("--drop-exact-duplicates", action="store_true",
+                    help="keep only the first of byte-identical records (the copies go to invalid/)")
+    ap.add_argument("--buckets", type=int, default=256, help="hash buckets for finding repeated records and images")
     ap.add_argument("--window-secs", type=float, default=60.0, help="streaming: output window")
     ap.add_argument("--watch-interval-secs", type=float, default=10.0, help="streaming: directory poll")
     ap.add_argument("--watch-for-secs", type=float, default=0.0,
@@ -96,13 +101,15 @@ class Config:
         self.reuse_entities = not args.extract_entities and not streaming
         self.streaming = streaming
         self.buckets = args.buckets
+        self.drop_exact_duplicates = args.drop_exact_duplicates
+        self.sources: dict[str, int] = {}  # input file -> its index, for kept/ file names
         # A bounded watch (--watch-for-secs) also ends the dictionary refresh, so the job finishes.
         self.stop_at = time.time() + args.watch_for_secs if streaming and args.watch_for_secs else None
         self.factor = 1.0
         self.target_size = args.target_size
         self.input_bytes = 0  # set by run() for a bounded input; read progress is a share of it
         if args.target_size:
-            entities = read_table(join(args.dictionary, "entities"), ["id", *self.perspectives])
+            entities = read_table(join(args.dictionary, "entities"), ["key", *self.perspectives])
             expected = expected_kept_fn(entities, load_probabilities(args.dictionary, self.perspectives))
             self.factor = factor_for_target(expected, args.target_size)
             log.info("target size %d: tau scaled by %.6f", args.target_size, self.factor)
@@ -143,10 +150,13 @@ def read_raw_batches(pipeline: beam.Pipeline, args: argparse.Namespace, cfg: Con
                 | "Path" >> beam.Map(lambda m: m.path)
                 | "Window" >> beam.WindowInto(window.FixedWindows(args.window_secs))
                 | "Read" >> beam.FlatMap(read_raw))
+    # The read streams each file in batches; the second reshuffle spreads those batches over every
+    # worker, so one big file (LLaVA's mix is one 1 GB array) is not parsed and decided by one thread.
     return (pipeline
             | "Files" >> beam.Create(expand_inputs(args.input))
-            | "Spread" >> beam.Reshuffle()
-            | "Read" >> beam.FlatMap(read_raw))
+            | "SpreadFiles" >> beam.Reshuffle()
+            | "Read" >> beam.FlatMap(read_raw)
+            | "SpreadBatches" >> beam.Reshuffle())
 
 
 def raw_batch_from_messages(messages: list[bytes], source: str) -> pa.RecordBatch:
@@ -172,47 +182,54 @@ class ParseBatch(beam.DoFn):
         for row in bad.to_pylist():
             stats.invalid[row["reason"]] += 1
             yield beam.pvalue.TaggedOutput(INVALID, json.dumps(
-                {k: row[k] for k in ("source", "line", "reason", "detail", "raw")}, ensure_ascii=False))
+                {k: row[k] for k in ("source", "position", "reason", "detail", "raw")}, ensure_ascii=False))
         good = parsed.filter(parsed.column("reason").is_null())
         if good.num_rows:
-            yield good.select(["source", "line", "id", "image", "record"])
+            yield good.select(["source", "position", "key", "id", "image", "record"])
         yield beam.pvalue.TaggedOutput(STATS, stats)
 
 
 def bucketed(batch: pa.RecordBatch, column: str, buckets: int):
-    """(bucket, [(value, (source, line)), ...]) of one column's non-null values, for finding
+    """(bucket, [(value, (source, position)), ...]) of one column's non-null values, for finding
     repeated values a bucket at a time instead of one shuffled element per record."""
     groups: dict[int, list] = {}
-    for value, source, line in zip(batch.column(column).to_pylist(), batch.column("source").to_pylist(),
-                                   batch.column("line").to_pylist()):
+    for value, source, position in zip(batch.column(column).to_pylist(), batch.column("source").to_pylist(),
+                                       batch.column("position").to_pylist()):
         if value is not None:
             groups.setdefault(zlib.crc32(value.encode("utf-8", "surrogatepass")) % buckets, []).append(
-                (value, (source, line)))
+                (value, (source, position)))
     return groups.items()
 
 
-def repeated(bucket) -> Iterable[tuple[str, tuple[str, int]]]:
-    """(value, first position) of every value that occurs more than once in a bucket."""
+def _positions(bucket) -> dict[str, list]:
     _, parts = bucket
-    first: dict[str, tuple[str, int]] = {}
-    seen_twice: set[str] = set()
+    found: dict[str, list] = {}
     for part in parts:
         for value, position in part:
-            if value in first:
-                seen_twice.add(value)
-                first[value] = min(first[value], position)
-            else:
-                first[value] = position
-    for value in seen_twice:
-        yield value, first[value]
+            found.setdefault(value, []).append(position)
+    return found
 
 
-def find_repeated(valid, column: str, buckets: int):
+def repeated_positions(bucket) -> Iterable[tuple[str, list]]:
+    """(value, its positions in input order) of every value that occurs more than once."""
+    for value, positions in _positions(bucket).items():
+        if len(positions) > 1:
+            yield value, sorted(positions)
+
+
+def repeated_values(bucket) -> Iterable[tuple[str, int]]:
+    """(value, occurrences) of every value that occurs more than once."""
+    for value, positions in _positions(bucket).items():
+        if len(positions) > 1:
+            yield value, len(positions)
+
+
+def find_repeated(valid, column: str, buckets: int, with_positions: bool = False):
     name = column.title()
     return (valid
             | f"{name}Buckets" >> beam.FlatMap(bucketed, column, buckets)
             | f"Group{name}s" >> beam.GroupByKey()
-            | f"Repeated{name}s" >> beam.FlatMap(repeated))
+            | f"Repeated{name}s" >> beam.FlatMap(repeated_positions if with_positions else repeated_values))
 
 
 class Decide(beam.DoFn):
@@ -226,23 +243,13 @@ class Decide(beam.DoFn):
     def setup(self):
         self.worker = _SHARED.acquire(lambda: _Worker(self.cfg), tag=("rebalance", id(self.cfg), self.cfg.stats_dir))
 
-    def process(self, batch: pa.RecordBatch, duplicates, probs=None):
+    def process(self, batch: pa.RecordBatch, copies, probs=None):
         cfg = self.cfg
         stats = RebalanceStats()
-        ids = batch.column("id").to_pylist()
-        positions = list(zip(batch.column("source").to_pylist(), batch.column("line").to_pylist()))
-        dup_rows = [i for i, (rid, pos) in enumerate(zip(ids, positions))
-                    if rid in duplicates and duplicates[rid] != pos]
-        for i in dup_rows:
-            stats.invalid[DUPLICATE_ID] += 1
-            first = duplicates[ids[i]]
-            yield beam.pvalue.TaggedOutput(INVALID, json.dumps({
-                "source": positions[i][0], "line": positions[i][1], "reason": DUPLICATE_ID,
-                "detail": f"{DUPLICATE_ID}: first seen at {first[0]}:{first[1]}",
-                "raw": batch.column("record")[i].as_py()[:4096]}, ensure_ascii=False))
-        if dup_rows:
-            keep_rows = sorted(set(range(batch.num_rows)) - set(dup_rows))
-            batch = batch.take(keep_rows)
+        first = batch.column("position")[0].as_py()
+        name = f"part-{cfg.sources.get(batch.column('source')[0].as_py(), 0):05d}-{first:012d}"
+        batch, invalid_rows = self.keyed(batch, copies, stats)
+        yield from invalid_rows
         if not batch.num_rows:
             yield beam.pvalue.TaggedOutput(STATS, stats)
             return
@@ -252,8 +259,9 @@ class Decide(beam.DoFn):
         kept_lines, dropped_lines, seeds = [], [], []
         tail_before = {p: [0, 0] for p in cfg.perspectives}
         tail_after = {p: [0, 0] for p in cfg.perspectives}
-        for rid, image, record, d in zip(entities.column("id").to_pylist(), batch.column("image").to_pylist(),
-                                         batch.column("record").to_pylist(), decisions):
+        for key, rid, image, record, d in zip(entities.column("key").to_pylist(), batch.column("id").to_pylist(),
+                                              batch.column("image").to_pylist(), batch.column("record").to_pylist(),
+                                              decisions):
             stats.expected_kept += d.p_keep
             for p, size in d.sizes.items():
                 tail_before[p][1] += size
@@ -265,13 +273,14 @@ class Decide(beam.DoFn):
             if d.keep:
                 kept_lines.append(record)
                 if d.tail:
-                    seeds.append((rid, image, d.tail, record))
+                    seeds.append((key, rid, image, d.tail, record))
                     for p, tail in d.tail.items():
                         tail_after[p][0] += len(tail)
                         stats.tail_after.setdefault(p, set()).update(tail)
             else:
                 stats.dropped[d.reason] += 1
-                dropped_lines.append(json.dumps({"id": rid, "reason": d.reason, "max_p": d.max_p, "p_keep": d.p_keep}))
+                dropped_lines.append(json.dumps({"key": key, "id": rid, "reason": d.reason, "max_p": d.max_p,
+                                                 "p_keep": d.p_keep}))
         stats.mass_before = {p: tuple(v) for p, v in tail_before.items()}
         stats.mass_after = {p: tuple(v) for p, v in tail_after.items()}
         stats.kept = len(kept_lines)
@@ -281,22 +290,47 @@ class Decide(beam.DoFn):
         self.kept.inc(stats.kept)
         self.dropped.inc(len(dropped_lines))
         if kept_lines:
-            yield "\n".join(kept_lines)
+            yield name, "\n".join(kept_lines)
         if dropped_lines:
             yield beam.pvalue.TaggedOutput(DROPPED, "\n".join(dropped_lines))
         if seeds:
             yield beam.pvalue.TaggedOutput(SEEDS, seeds)
         yield beam.pvalue.TaggedOutput(STATS, stats)
 
+    def keyed(self, batch: pa.RecordBatch, copies: dict, stats: RebalanceStats):
+        """The batch with each record's final key (the occurrence number appended to the second and
+        later of byte-identical records), and the dead letters of copies dropped on request."""
+        digests = batch.column("key").to_pylist()
+        if not copies or not any(d in copies for d in digests):
+            return batch, []
+        positions = list(zip(batch.column("source").to_pylist(), batch.column("position").to_pylist()))
+        keys, drop, dead = [], [], []
+        for i, (digest, pos) in enumerate(zip(digests, positions)):
+            occurrence = copies[digest].index(pos) if digest in copies else 0
+            keys.append(record_key(digest, occurrence))
+            if occurrence:
+                stats.exact_duplicates += 1
+                if self.cfg.drop_exact_duplicates:
+                    drop.append(i)
+                    stats.invalid[EXACT_DUPLICATE] += 1
+                    dead.append(beam.pvalue.TaggedOutput(INVALID, json.dumps({
+                        "source": pos[0], "position": pos[1], "reason": EXACT_DUPLICATE,
+                        "detail": f"{EXACT_DUPLICATE}: same content as the record with key {digest}",
+                        "raw": batch.column("record")[i].as_py()[:4096]}, ensure_ascii=False)))
+        batch = batch.set_column(batch.schema.get_field_index("key"), "key", pa.array(keys, pa.string()))
+        if drop:
+            batch = batch.take(sorted(set(range(batch.num_rows)) - set(drop)))
+        return batch, dead
+
 
 def seed_lines(seeds: list, shared_images: dict) -> Iterable[str]:
     """The batch's kept tail records as JSON Lines, each marked with whether another record uses
     its image: the unshared (and text-only) ones are the visual seed pool of the spec; language
     synthesis may use any of them."""
-    lines = [f'{{"id":{json.dumps(rid)},"image":{json.dumps(image)},'
+    lines = [f'{{"key":{json.dumps(key)},"id":{json.dumps(rid)},"image":{json.dumps(image)},'
              f'"image_shared":{json.dumps(bool(image) and image in shared_images)},'
              f'"tail_entities":{json.dumps(tail)},"record":{record}}}'
-             for rid, image, tail, record in seeds]
+             for key, rid, image, tail, record in seeds]
     if lines:
         yield "\n".join(lines)
 
@@ -318,6 +352,7 @@ def summarise(stats: RebalanceStats, cfg: Config, output: str, inputs: list[str]
         "seed": cfg.seed, "perspectives": list(cfg.perspectives), "tau": cfg.taus,
         "tau_factor": cfg.factor, "target_size": cfg.target_size or None, "dictionary": cfg.stats_dir,
         "input_fingerprint": fingerprint(inputs) if inputs else None,
+        "input_format": input_format(inputs) if inputs else None,
     })
     if isinstance(win, window.GlobalWindow):
         write_json(join(output, "summary.json"), summary)
@@ -327,17 +362,42 @@ def summarise(stats: RebalanceStats, cfg: Config, output: str, inputs: list[str]
     return summary
 
 
+class WriteKeptBatch(beam.DoFn):
+    """One kept/ file per input batch, named by the batch's input position: concatenated in name
+    order the files are the kept records in input order, whatever ran where. The write is
+    idempotent (same name, same content) and atomic (a temporary file renamed), so a retried
+    bundle neither duplicates nor truncates a file."""
+
+    def __init__(self, directory: str):
+        self.directory = directory
+
+    def process(self, named):
+        import fsspec
+
+        name, text = named
+        fs, root = fsspec.core.url_to_fs(self.directory)
+        fs.makedirs(root, exist_ok=True)
+        tmp = f"{root}/.{name}.{uuid.uuid4().hex}.tmp"
+        with fs.open(tmp, "w", encoding="utf-8") as f:
+            f.write(text + "\n")
+        fs.mv(tmp, f"{root}/{name}.jsonl")
+
+
 def build(pipeline: beam.Pipeline, raw_batches, cfg: Config, output: str, inputs: list[str] | None,
           refresh_secs: float = 0.0):
     """The rebalancing graph from a PCollection of raw batches; returns the summary PCollection."""
     parsed = raw_batches | "Parse" >> beam.ParDo(ParseBatch(cfg.max_bytes, cfg.input_bytes)).with_outputs(INVALID, STATS, main="valid")
     valid = parsed.valid
+    extra_stats = []
     if cfg.streaming:
-        duplicates = pipeline | "NoDuplicateCheck" >> beam.Create([])
+        # A window never sees the whole corpus: byte-identical records in a stream share a key.
+        copies = pipeline | "NoCopyCheck" >> beam.Create([])
         shared_images = pipeline | "NoSharedImages" >> beam.Create([])
     else:
-        duplicates = find_repeated(valid, "id", cfg.buckets)
+        copies = find_repeated(valid, "key", cfg.buckets, with_positions=True)
         shared_images = find_repeated(valid, "image", cfg.buckets)
+        extra_stats.append(find_repeated(valid, "id", cfg.buckets)
+                           | "CountRepeatedIds" >> beam.Map(lambda vn: RebalanceStats(repeated_ids=vn[1] - 1)))
     side = {}
     if refresh_secs:
         # A window with no tick yet (or after the last) uses the dictionary the worker loaded at setup.
@@ -347,7 +407,7 @@ def build(pipeline: beam.Pipeline, raw_batches, cfg: Config, output: str, inputs
                    | "LoadDictionary" >> beam.Map(lambda _: load_probabilities(cfg.stats_dir, cfg.perspectives)))
         side["probs"] = beam.pvalue.AsSingleton(reloads, default_value=None)
     decided = valid | "Decide" >> beam.ParDo(
-        Decide(cfg), duplicates=beam.pvalue.AsDict(duplicates), **side).with_outputs(
+        Decide(cfg), copies=beam.pvalue.AsDict(copies), **side).with_outputs(
         INVALID, DROPPED, SEEDS, STATS, main="kept")
 
     def write(pcoll, name):
@@ -355,12 +415,15 @@ def build(pipeline: beam.Pipeline, raw_batches, cfg: Config, output: str, inputs
         return pcoll | f"Write{name.title()}" >> beam.io.WriteToText(
             join(output, name, "part"), file_name_suffix=".jsonl", **extra)
 
-    write(decided.kept, "kept")
+    if cfg.streaming:
+        write(decided.kept | "KeptText" >> beam.Values(), "kept")
+    else:
+        decided.kept | "WriteKept" >> beam.ParDo(WriteKeptBatch(join(output, "kept")))
     write(decided[DROPPED], "dropped")
     write((parsed[INVALID], decided[INVALID]) | "AllInvalid" >> beam.Flatten(), "invalid")
     write(decided[SEEDS] | "Seeds" >> beam.FlatMap(seed_lines, shared_images=beam.pvalue.AsDict(shared_images)),
           "seeds")
-    stats = (parsed[STATS], decided[STATS]) | "AllStats" >> beam.Flatten()
+    stats = (parsed[STATS], decided[STATS], *extra_stats) | "AllStats" >> beam.Flatten()
     combine = beam.CombineGlobally(lambda parts: sum(parts, RebalanceStats()))
     if cfg.streaming:
         combine = combine.without_defaults()
@@ -381,6 +444,9 @@ def run(argv=None, test_pipeline=None, raw_batches=None):
     cfg = Config(args, streaming)
     inputs = expand_inputs(args.input) if args.input and not streaming else None
     cfg.input_bytes = total_bytes(inputs) if inputs else 0
+    cfg.sources = {url: i for i, url in enumerate(inputs or [])}
+    if inputs:
+        remove(join(args.output, "kept"))  # files of an earlier run would mix with this run's
     pipeline = test_pipeline or beam.Pipeline(options=options)
     source = pipeline | "Source" >> raw_batches if raw_batches else read_raw_batches(pipeline, args, cfg)
     build(pipeline, source, cfg, args.output, inputs, args.dictionary_refresh_secs if streaming else 0.0)

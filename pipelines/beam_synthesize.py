@@ -8,8 +8,8 @@ Methods: visual (diffusion image from the seed image -> caption -> LLM conversat
 (WordNet tail synonyms of the record's nouns), rewrite (LLM rewrite offered those synonyms).
 Seeds are drawn in a seeded order per method; the driver runs rounds over the next seeds until
 each method has its share or the pool runs out, so the output is exactly the budget when the
-pool allows. Outputs: OUT/synthetic/, OUT/refined/ (kept + synthetic), OUT/images/,
-OUT/failed/, OUT/summary.json.
+pool allows. Outputs: OUT/synthetic/, OUT/refined/ (kept in input order, then synthetic: one LLaVA
+JSON array, JSON Lines or Parquet), OUT/images/ (or --synthetic-images), OUT/failed/, OUT/summary.json.
 """
 
 from __future__ import annotations
@@ -55,6 +55,11 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--caption-model", help="image-to-text model (needed by visual)")
     ap.add_argument("--llm", help="instruction LLM (needed by visual and rewrite)")
     ap.add_argument("--images-root", default=".", help="where the seed records' images are (any URL)")
+    ap.add_argument("--synthetic-images", default=None,
+                    help="where diffused images are written, as adr-synthetic/<digest>.png (default: OUT/images; "
+                         "give your --image_folder to train with refined/ as it is)")
+    ap.add_argument("--output-format", default="auto", choices=("auto", "llava-json", "jsonl", "parquet"),
+                    help="refined/: one LLaVA JSON array (default when the input was one), JSON Lines or Parquet")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--steps", type=int, default=None, help="diffusion steps (default: the variant's published)")
@@ -104,6 +109,9 @@ class Plan:
         if not any(shares.values()) and enabled["synonym"]:
             shares["synonym"] = 1.0
         self.plan = plan_budget(self.budget, parse_mix(shares)) if any(shares.values()) else dict.fromkeys(METHODS, 0)
+        self.images = args.synthetic_images or join(args.output, "images")
+        self.output_format = (args.output_format if args.output_format != "auto" else
+                              "llava-json" if summary.get("input_format") == "json-array" else "jsonl")
         self.models = {k: v for k, v in (("image", args.image_model), ("caption", args.caption_model),
                                           ("llm", args.llm)) if v}
 
@@ -117,15 +125,20 @@ def token_counts(stats_dir: str) -> dict[str, int]:
 
 
 def with_nouns(items: list, nlp: str | None) -> list:
-    """(seed item, its noun lemmas) for a batch of seeds: one tagger call for the batch, by the same
-    udf and spaCy pipeline as the statistics (about 4x faster than a call per record)."""
+    """(seed item, its noun lemmas) for a batch of seeds. The driver looked them up in the
+    statistics' entities/ by key (`nouns`); a seed it did not find is tagged here, a batch at a
+    time, by the same udf and spaCy pipeline as the statistics."""
     import pyarrow as pa
 
     from udfs.entities import extract_entities
 
-    batch = pa.RecordBatch.from_pylist([{"id": row["id"], "record": json.dumps(row["record"])} for _, row in items],
-                                       schema=pa.schema([("id", pa.string()), ("record", pa.string())]))
-    return list(zip(items, extract_entities(batch, ("token",), nlp).column("token").to_pylist()))
+    todo = [(rank, row) for rank, row in items if row.get("nouns") is None]
+    tagged = {}
+    if todo:
+        batch = pa.RecordBatch.from_pylist([{"key": row["key"], "record": json.dumps(row["record"])} for _, row in todo],
+                                           schema=pa.schema([("key", pa.string()), ("record", pa.string())]))
+        tagged = dict(zip((row["key"] for _, row in todo), extract_entities(batch, ("token",), nlp).column("token").to_pylist()))
+    return [((rank, row), row["nouns"] if row.get("nouns") is not None else tagged[row["key"]]) for rank, row in items]
 
 
 # ---- per-seed steps (Beam functions) -------------------------------------------------------
@@ -140,9 +153,9 @@ def synonym_record(item_nouns, counts: dict, tau: int, seed: int):
     if not applied:
         yield beam.pvalue.TaggedOutput(FAILED, failure("synonym", rank, row, "no-tail-synonym"))
         return
-    yield rank, {"id": synthetic_id("synonym", row["id"], seed), "image": record.get("image"),
+    yield rank, {"id": synthetic_id("synonym", row["key"], seed), "image": record.get("image"),
                  "conversations": turns,
-                 "adr": provenance("synonym", row["id"], row["tail_entities"], {"wordnet": "3.0"},
+                 "adr": provenance("synonym", row["key"], row["id"], row["tail_entities"], {"wordnet": "3.0"},
                                    {"replacements": applied})}
 
 
@@ -151,8 +164,8 @@ def rewrite_messages_for(item_nouns, counts: dict, tau: int):
     from udfs.wordnet import noun_synonyms
 
     words = sorted(set(choose_replacements(nouns, noun_synonyms, counts, tau).values()))
-    info = {"tail": row["tail_entities"], "image": row["record"].get("image"), "words": words}
-    return (rank, row["id"], json.dumps(info)), rewrite_messages(row["record"]["conversations"], words)
+    info = {"tail": row["tail_entities"], "seed_id": row["id"], "image": row["record"].get("image"), "words": words}
+    return (rank, row["key"], json.dumps(info)), rewrite_messages(row["record"]["conversations"], words)
 
 
 def load_seed_image(item, images_root: str):
@@ -163,41 +176,43 @@ def load_seed_image(item, images_root: str):
         yield beam.pvalue.TaggedOutput(FAILED, failure("visual", rank, row, "bad-image", str(err)))
         return
     prompt = "a photo of " + ", ".join(sorted({e for es in row["tail_entities"].values() for e in es})[:8])
-    yield (rank, row["id"], json.dumps({"tail": row["tail_entities"]})), SeedImage(row["id"], image, prompt)
+    yield (rank, row["key"], json.dumps({"tail": row["tail_entities"], "seed_id": row["id"]})), \
+        SeedImage(row["key"], image, prompt)
 
 
-def save_image(keyed, output: str):
+def save_image(keyed, images: str):
     key, result = keyed
     data = png_bytes(result.inference)
     name = content_name(data)
-    fs, root = fsspec.core.url_to_fs(join(output, "images", IMAGE_DIR))
+    fs, root = fsspec.core.url_to_fs(join(images, IMAGE_DIR))
     fs.makedirs(root, exist_ok=True)
     with fs.open(f"{root}/{name}", "wb") as f:
         f.write(data)
-    rank, seed_id, extra = key
-    return (rank, seed_id, json.dumps({**json.loads(extra), "image": f"{IMAGE_DIR}/{name}"})), result.inference
+    rank, seed_key, extra = key
+    return (rank, seed_key, json.dumps({**json.loads(extra), "image": f"{IMAGE_DIR}/{name}"})), result.inference
 
 
 def to_conversation_request(keyed):
-    (rank, seed_id, extra), result = keyed
-    return (rank, seed_id, json.dumps({**json.loads(extra), "caption": result.inference})), \
+    (rank, seed_key, extra), result = keyed
+    return (rank, seed_key, json.dumps({**json.loads(extra), "caption": result.inference})), \
         conversation_messages(result.inference)
 
 
 def parsed_record(keyed, method: str, plan_models: dict, params: dict, seed: int):
     """An LLM reply -> a synthetic record, or a failure. The key carries what the record needs:
-    (seed rank, seed id, JSON with the seed's tail entities, the image and step outputs)."""
-    (rank, seed_id, extra), result = keyed
+    (seed rank, seed key, JSON with the seed's id and tail entities, the image and step outputs)."""
+    (rank, seed_key, extra), result = keyed
     info = json.loads(extra)
     image = info.pop("image", None)
     tail = info.pop("tail")
+    seed_id = info.pop("seed_id")
     turns = parse_conversation(result.inference, with_image=bool(image))
     if turns is None:
-        yield beam.pvalue.TaggedOutput(FAILED, failure(method, rank, {"id": seed_id}, "unparseable-reply",
+        yield beam.pvalue.TaggedOutput(FAILED, failure(method, rank, {"key": seed_key, "id": seed_id}, "unparseable-reply",
                                                        result.inference[:2000]))
         return
-    yield rank, {"id": synthetic_id(method, seed_id, seed), "image": image, "conversations": turns,
-                 "adr": provenance(method, seed_id, tail, plan_models, {**params, **info})}
+    yield rank, {"id": synthetic_id(method, seed_key, seed), "image": image, "conversations": turns,
+                 "adr": provenance(method, seed_key, seed_id, tail, plan_models, {**params, **info})}
 
 
 def seed_item(line: str) -> tuple[int, dict]:
@@ -206,7 +221,8 @@ def seed_item(line: str) -> tuple[int, dict]:
 
 
 def failure(method: str, rank: int, row: dict, reason: str, detail: str = "") -> str:
-    return json.dumps({"method": method, "rank": rank, "seed_id": row["id"], "reason": reason, "detail": detail})
+    return json.dumps({"method": method, "rank": rank, "seed_key": row["key"], "seed_id": row["id"],
+                       "reason": reason, "detail": detail})
 
 
 # ---- one round ---------------------------------------------------------------------------
@@ -259,7 +275,7 @@ def run_round(plan: Plan, assignments: dict[str, list], round_dir: str, beam_arg
             failures.append(loaded[FAILED])
             replies = (loaded.images
                        | "Diffuse" >> on_accelerator(RunInference(KeyedModelHandler(diffusion)), args.accelerator)
-                       | "SaveImages" >> beam.Map(save_image, args.output)
+                       | "SaveImages" >> beam.Map(save_image, plan.images)
                        | "Caption" >> on_accelerator(RunInference(KeyedModelHandler(captioner)), args.accelerator)
                        | "ConversationPrompt" >> beam.Map(to_conversation_request)
                        | "Converse" >> on_accelerator(RunInference(KeyedModelHandler(llm)), args.accelerator))
@@ -285,7 +301,7 @@ def round_key(args, assignments: dict[str, list]) -> str:
     """What a round's outputs depend on: its seeds and every option but the directories (a run
     directory that was moved or copied still resumes; its seeds carry what came from them)."""
     options = {k: v for k, v in sorted(vars(args).items()) if k not in ("output", "rebalanced", "dictionary")}
-    seeds = {m: [(rank, row["id"]) for rank, row in rows] for m, rows in sorted(assignments.items())}
+    seeds = {m: [(rank, row["key"]) for rank, row in rows] for m, rows in sorted(assignments.items())}
     return hashlib.sha256(json.dumps([options, seeds], sort_keys=True, default=str).encode()).hexdigest()[:32]
 
 
@@ -295,11 +311,11 @@ def run(argv=None) -> dict:
     for method, why in plan.skipped.items():
         print(f"adr synthesize: {method} synthesis skipped ({why})", file=sys.stderr)
     seeds = read_jsonl(join(args.rebalanced, "seeds", "*.jsonl"))
-    seeds_by_id = {s["id"]: s for s in seeds}
+    seeds_by_key = {s["key"]: s for s in seeds}
     # The visual pool is the spec's: tail records whose image no other record uses. Language
     # methods need a tail in the text (a tail token), whatever the image.
-    visual_pool = [s["id"] for s in seeds if s.get("image") and not s.get("image_shared")]
-    text_pool = [s["id"] for s in seeds if s["tail_entities"].get("token")]
+    visual_pool = [s["key"] for s in seeds if s.get("image") and not s.get("image_shared")]
+    text_pool = [s["key"] for s in seeds if s["tail_entities"].get("token")]
     pools = {"visual": seed_order(visual_pool, args.seed, "visual"),
              "synonym": seed_order(text_pool, args.seed, "synonym"),
              "rewrite": seed_order(text_pool, args.seed, "rewrite")}
@@ -315,9 +331,9 @@ def run(argv=None) -> dict:
             for m in METHODS:
                 if need[m] > 0 and cursor[m] < len(pools[m]):
                     take = max(need[m], int(need[m] * args.overdraw + 0.999))
-                    ids = pools[m][cursor[m]:cursor[m] + take]
-                    assignments[m] = [(cursor[m] + i, seeds_by_id[sid]) for i, sid in enumerate(ids)]
-                    cursor[m] += len(ids)
+                    keys = pools[m][cursor[m]:cursor[m] + take]
+                    assignments[m] = [(cursor[m] + i, seeds_by_key[key]) for i, key in enumerate(keys)]
+                    cursor[m] += len(keys)
             if not assignments:
                 break
             round_dir = join(args.output, "rounds", f"{round_no:03d}")
@@ -329,6 +345,7 @@ def run(argv=None) -> dict:
                 print(f"adr synthesize: round {round_no:03d} already done, reused", file=sys.stderr)
             else:
                 remove(round_dir)  # a round cut short leaves shards that must not mix with the rerun's
+                with_stats_nouns(args.dictionary, assignments)
                 run_round(plan, assignments, round_dir, beam_args, counts)
                 write_json(join(round_dir, "_done.json"), {"key": key})
             candidates = read_jsonl(join(round_dir, "candidates*.jsonl"))
@@ -345,7 +362,7 @@ def run(argv=None) -> dict:
             record.pop("image", None)
     write_jsonl(join(args.output, "synthetic", "part-00000.jsonl"), synthetic)
     write_jsonl(join(args.output, "failed", "part-00000.jsonl"), failed)
-    write_refined(args.rebalanced, args.output, synthetic)
+    refined = write_refined(args.rebalanced, args.output, synthetic, plan.output_format)
     made = {m: len(chosen[m]) for m in METHODS}
     short = {m: {"planned": plan.plan[m], "made": made[m], "seeds_tried": cursor[m], "pool": len(pools[m])}
              for m in METHODS if made[m] < plan.plan[m]}
@@ -356,6 +373,8 @@ def run(argv=None) -> dict:
         "size_kept": plan.kept + len(synthetic) == plan.input, "short": short, "skipped": plan.skipped,
         "failed_by_reason": _count(failed), "rounds": round_no, "rounds_reused": reused, "seed": args.seed, "models": plan.models,
         "seed_pools": {m: len(pools[m]) for m in METHODS},
+        "refined_path": refined, "output_format": plan.output_format,
+        "synthetic_images": args.synthetic_images,  # None: OUT/images, wherever OUT is moved
     }
     write_json(join(args.output, "summary.json"), summary)
     return summary
@@ -374,23 +393,55 @@ def write_jsonl(url: str, rows: list[dict]) -> None:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
-def write_refined(rebalanced: str, output: str, synthetic: list[dict]) -> None:
-    """refined/ = the kept records, unchanged, then the synthetic ones (streamed, not held)."""
+REFINED_NAMES = {"llava-json": "refined.json", "jsonl": "refined.jsonl", "parquet": "refined.parquet"}
+
+
+def write_refined(rebalanced: str, output: str, synthetic: list[dict], fmt: str) -> str:
+    """refined/ = the kept records, unchanged and in input order (kept/ file names sort so),
+    then the synthetic ones; streamed, never held whole. Returns the file's path."""
+    from pipelines.refined_writers import WRITERS
+
     fs, kept = fsspec.core.url_to_fs(join(rebalanced, "kept"))
-    with fsspec.open(join(output, "refined", "part-00000.jsonl"), "w", auto_mkdir=True) as out:
+    remove(join(output, "refined"))
+    path = join(output, "refined", REFINED_NAMES[fmt])
+
+    def lines():
         for name in sorted(fs.glob(kept + "/*.jsonl")):
-            with fs.open(name, "r") as f:
+            with fs.open(name, "r", encoding="utf-8") as f:
                 for line in f:
                     if line.strip():
-                        out.write(line if line.endswith("\n") else line + "\n")
+                        yield line.rstrip("\n")
         for row in synthetic:
-            out.write(json.dumps(row, ensure_ascii=False) + "\n")
+            yield json.dumps(row, ensure_ascii=False)
+
+    WRITERS[fmt](path, lines())
+    return path
+
+
+def with_stats_nouns(stats_dir: str, assignments: dict[str, list]) -> None:
+    """Give language seeds their noun lemmas from the statistics' entities/ (by key): the same
+    tagger's output, read instead of computed again."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.dataset as ds
+
+    rows = [row for m in ("synonym", "rewrite") for _, row in assignments.get(m, []) if row.get("nouns") is None]
+    if not rows:
+        return
+    fs, path = fsspec.core.url_to_fs(join(stats_dir, "entities"))
+    wanted = pa.array(sorted({row["key"] for row in rows}), pa.string())
+    table = ds.dataset(path, filesystem=fs, format="parquet").to_table(
+        columns=["key", "token"], filter=pc.field("key").isin(wanted))
+    found = dict(zip(table["key"].to_pylist(), table["token"].to_pylist()))
+    for row in rows:
+        row["nouns"] = found.get(row["key"])
 
 
 def describe(summary: dict) -> str:
     lines = [f"budget {summary['budget']}  synthetic {summary['synthetic']}  refined {summary['refined']} "
              f"(input {summary['input']})  " + ("budget met" if summary["budget_met"] else "BUDGET NOT MET")]
     lines += [f"{m:<8} planned {summary['planned'][m]:>6}  made {summary['made'][m]:>6}" for m in METHODS]
+    lines.append(f"refined: {summary['refined_path']} ({summary['output_format']})")
     for m, s in summary["short"].items():
         lines.append(f"{m}: short by {s['planned'] - s['made']}: tried {s['seeds_tried']} of {s['pool']} seeds")
     if summary["failed_by_reason"]:

@@ -6,44 +6,49 @@ measured against: same readers, same parsing, same entity udfs, counting with En
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Iterable
 
 import pyarrow as pa
 
 from adr.dictionary import EntityCounts
-from adr.records import DEFAULT_MAX_RECORD_BYTES, DUPLICATE_ID
+from adr.records import DEFAULT_MAX_RECORD_BYTES, EXACT_DUPLICATE, record_key
 from udfs.entities import extract_entities
 from udfs.records import parse_raw
 from udfs.sources import expand_inputs, read_raw
 
 
 def local_stats(inputs: str | Iterable[str], perspectives: tuple[str, ...], nlp: str | None = None,
-                max_bytes: int = DEFAULT_MAX_RECORD_BYTES, keep_entities: bool = True):
-    """(counts, entities by id, invalid reasons by (source, line), lines read)."""
+                max_bytes: int = DEFAULT_MAX_RECORD_BYTES, keep_entities: bool = True,
+                drop_exact_duplicates: bool = False):
+    """(counts, entities by record key, invalid reasons by (source, position), elements read)."""
     counts = EntityCounts()
     entities: dict[str, dict[str, list[str]]] = {}
     invalid: dict[tuple[str, int], str] = {}
-    seen: set[str] = set()
-    lines = 0
+    seen: Counter = Counter()
+    elements = 0
     for url in expand_inputs(inputs):
         for raw in read_raw(url):
             parsed = parse_raw(raw, max_bytes=max_bytes).to_pylist()
-            lines += len(parsed)
+            elements += len(parsed)
             fresh = []
             for row in parsed:
                 if row["reason"] is not None:
-                    invalid[(row["source"], row["line"])] = row["reason"]
-                elif row["id"] in seen:
-                    invalid[(row["source"], row["line"])] = DUPLICATE_ID
+                    invalid[(row["source"], row["position"])] = row["reason"]
+                    continue
+                digest = row["key"]
+                row["key"] = record_key(digest, seen[digest])
+                seen[digest] += 1
+                if drop_exact_duplicates and row["key"] != digest:
+                    invalid[(row["source"], row["position"])] = EXACT_DUPLICATE
                 else:
-                    seen.add(row["id"])
                     fresh.append(row)
             if not fresh:
                 continue
-            batch = pa.RecordBatch.from_pylist([{"id": r["id"], "record": r["record"]} for r in fresh])
+            batch = pa.RecordBatch.from_pylist([{"key": r["key"], "record": r["record"]} for r in fresh])
             for row in extract_entities(batch, perspectives, nlp).to_pylist():
-                rid = row.pop("id")
+                key = row.pop("key")
                 counts.add(row)
                 if keep_entities:
-                    entities[rid] = row
-    return counts, entities, invalid, lines
+                    entities[key] = row
+    return counts, entities, invalid, elements

@@ -18,11 +18,12 @@ from dataclasses import dataclass
 
 import fsspec
 
+from adr.errors import InputError
 from adr.distribution import rank_frequency, sample_tail, shape, top_head
 from adr.synthesis import METHODS
 from pipelines import report_figures as figures
 from pipelines.outputs import exists, join, read_json, read_json_or_none, read_jsonl
-from udfs.entity_counts import Counts, counts_of_files, counts_of_ids, dictionary_counts
+from udfs.entity_counts import Counts, counts_of_files, counts_of_keys, dictionary_counts
 from udfs.sources import expand_inputs
 
 SYNTHETIC_IMAGES = "adr-synthetic/"
@@ -62,8 +63,8 @@ def gather(run_dir: str) -> RunData:
     perspectives = tuple(manifest["parameters"]["perspectives"])
     taus = {p: manifest["perspectives"][p]["tau"] for p in perspectives}
     before = dictionary_counts(stats_dir, perspectives)
-    dropped_ids = [row["id"] for row in read_jsonl(join(run_dir, "rebalance", "dropped", "*.jsonl"))]
-    dropped = counts_of_ids(stats_dir, dropped_ids, perspectives)
+    dropped_keys = [row["key"] for row in read_jsonl(join(run_dir, "rebalance", "dropped", "*.jsonl"))]
+    dropped = counts_of_keys(stats_dir, dropped_keys, perspectives)
     nlp = manifest["parameters"]["nlp"]
     added, n_added = counts_of_files(expand_inputs(join(run_dir, "synthesize", "synthetic")), perspectives,
                                      None if nlp == "default" else nlp) if synthesize else ({}, 0)
@@ -73,8 +74,14 @@ def gather(run_dir: str) -> RunData:
         counts.subtract(dropped[p])
         counts.update(added.get(p, {}))
         after[p] = Counter({e: c for e, c in counts.items() if c > 0})
-    return RunData(manifest, rebalance, synthesize, taus, before, after,
-                   manifest["records"] - len(set(dropped_ids)) + n_added)
+    kept = manifest["records"] - len(set(dropped_keys))
+    if kept != rebalance["kept"]:
+        # "after" is counted from the statistics' records less the dropped ones: exact only when
+        # both stages read the same records.
+        raise InputError(f"{run_dir}: the statistics have {manifest['records']} records, less "
+                         f"{len(set(dropped_keys))} dropped is {kept}, but rebalance kept {rebalance['kept']}: "
+                         "were stats and rebalance run on different inputs or options?")
+    return RunData(manifest, rebalance, synthesize, taus, before, after, kept + n_added)
 
 
 def write_figures(data: RunData, out: str) -> dict[str, str]:
@@ -116,11 +123,11 @@ def outcome_counts(data: RunData) -> dict[str, int]:
 
 # ---- examples: synthetic records beside their seeds ----------------------------------------
 
-def _image_url(run_dir: str, images_root: str, image: str | None) -> str | None:
+def _image_url(synthetic_root: str, images_root: str, image: str | None) -> str | None:
     if not image:
         return None
     if image.startswith(SYNTHETIC_IMAGES):
-        return join(run_dir, "synthesize", "images", image)
+        return join(synthetic_root, image)
     return join(images_root, image)
 
 
@@ -158,20 +165,23 @@ def examples(run_dir: str, images_root: str, k: int, out: str) -> list[dict]:
             if quota[m] < len(by_method[m]) and sum(quota.values()) < k:
                 quota[m] += 1
 
+    summary = read_json_or_none(join(run_dir, "synthesize", "summary.json")) or {}
+    synthetic_root = summary.get("synthetic_images") or join(run_dir, "synthesize", "images")
+
     def showable(record):
-        url = _image_url(run_dir, images_root, record.get("image"))
+        url = _image_url(synthetic_root, images_root, record.get("image"))
         return url is not None and exists(url)
 
     chosen = [r for m in METHODS if m in quota for r in _shown_first(by_method[m], quota[m], showable)]
-    wanted = {r["adr"]["seed_id"] for r in chosen}
-    seeds = {s["id"]: s["record"] for s in read_jsonl(join(run_dir, "rebalance", "seeds", "*.jsonl"))
-             if s["id"] in wanted}
+    wanted = {r["adr"]["seed_key"] for r in chosen}
+    seeds = {s["key"]: s["record"] for s in read_jsonl(join(run_dir, "rebalance", "seeds", "*.jsonl"))
+             if s["key"] in wanted}
     rows = []
     for record in chosen:
-        seed = seeds.get(record["adr"]["seed_id"], {})
+        seed = seeds.get(record["adr"]["seed_key"], {})
         rows.append({"record": record, "seed": seed,
-                     "image": thumbnail(_image_url(run_dir, images_root, record.get("image")), out),
-                     "seed_image": thumbnail(_image_url(run_dir, images_root, seed.get("image")), out)})
+                     "image": thumbnail(_image_url(synthetic_root, images_root, record.get("image")), out),
+                     "seed_image": thumbnail(_image_url(synthetic_root, images_root, seed.get("image")), out)})
     return rows
 
 
@@ -221,12 +231,29 @@ def _card(title: str, record: dict, image: str | None) -> str:
     return f'<div class="card"><h4>{_e(title)}</h4>{picture}{turns}</div>'
 
 
+def balance_verdicts(data: RunData) -> list[str]:
+    """One plain sentence per perspective: did refinement move it toward balance, by three measures."""
+    out = []
+    for p in data.taus:
+        b, a = data.shapes[p]
+        moves = [a.tail_occurrences_pct > b.tail_occurrences_pct, a.gini < b.gini, a.entropy > b.entropy]
+        verdict = ("more balanced on all three measures" if all(moves) else
+                   "LESS balanced on all three measures" if not any(moves) else
+                   f"mixed: more balanced on {sum(moves)} of 3 measures")
+        out.append(f"{p}: {verdict} (tail share of occurrences {b.tail_occurrences_pct:.2f}% -> "
+                   f"{a.tail_occurrences_pct:.2f}%, Gini {b.gini:.4f} -> {a.gini:.4f}, "
+                   f"normalised entropy {b.entropy:.4f} -> {a.entropy:.4f})")
+    return out
+
+
 def render(data: RunData, figs: dict[str, str], shown: list[dict], top: int, seed: int, run_dir: str) -> str:
     m, r, s = data.manifest, data.rebalance, data.synthesize
     parts = [f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>ADR report: {_e(run_dir)}</title>"
              f"<style>{CSS}</style></head><body><h1>ADR report</h1><p>Run directory: <code>{_e(run_dir)}</code></p>"]
     parts.append("<h2>Records</h2>" + f'<div class="figs"><img src="{figs["records"]}" alt="records by outcome"></div>')
-    rows = [["read by statistics", m["lines_read"]], ["valid records", m["records"]],
+    rows = [["read by statistics", m["elements_read"]], ["valid records", m["records"]],
+            ["of which repeat an earlier record's id (same image, another conversation: kept)", m["repeated_ids"]],
+            ["of which byte-identical to an earlier record", m["exact_duplicates"]],
             ["invalid (statistics)", m["invalid"]], ["rebalance input", r["input"]], ["kept", r["kept"]],
             ["dropped", r["dropped"]], ["invalid (rebalance)", r["invalid"]], ["budget", r["budget"]]]
     if s:
@@ -252,6 +279,7 @@ def render(data: RunData, figs: dict[str, str], shown: list[dict], top: int, see
     parts.append(_table(["perspective", "tau", "entities before", "after", "tail entities before", "after",
                          "tail occurrences before", "after", "Gini before", "after", "entropy before", "after"],
                         shape_rows))
+    parts.append("<ul>" + "".join(f"<li>{_e(line)}</li>" for line in balance_verdicts(data)) + "</ul>")
     parts.append('<div class="figs">' + "".join(
         f'<img src="{figs[f"rank_{p}"]}" alt="{_e(p)} rank-frequency">' for p in data.taus)
         + f'<img src="{figs["tail_shares"]}" alt="tail shares"><img src="{figs["balance"]}" alt="Gini and entropy">'
@@ -271,7 +299,8 @@ def render(data: RunData, figs: dict[str, str], shown: list[dict], top: int, see
         parts.append('<p class="missing">no synthetic records in this run</p>')
     for row in shown:
         rec, prov = row["record"], row["record"]["adr"]
-        parts.append('<div class="pair">' + _card(f"seed {prov['seed_id']}", row["seed"], row["seed_image"])
+        parts.append('<div class="pair">' + _card(f"seed {prov['seed_id']} (key {prov['seed_key']})", row["seed"],
+                                                  row["seed_image"])
                      + _card(f"{prov['method']}: {rec['id']}", rec, row["image"]) + "</div>")
     parts.append("</body></html>")
     return "\n".join(parts)

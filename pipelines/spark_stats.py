@@ -1,7 +1,7 @@
 """ADR statistics on Apache Spark: per-record entities, corpus counts, thresholds, dictionary.
 
 Run as `adr stats ...` or `spark-submit pipelines/spark_stats.py ...` (same flags).
-Outputs under --output: entities/, dictionary/, invalid/, [reverse_index/], manifest.json.
+Outputs under --output: entities/ (per record key), dictionary/, invalid/, [reverse_index/], manifest.json.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 
 from adr import __version__
 from adr.entities.registry import ALL, PERSPECTIVES, resolve, tail_shares
-from adr.records import DEFAULT_MAX_RECORD_BYTES, DUPLICATE_ID
+from adr.records import DEFAULT_MAX_RECORD_BYTES, EXACT_DUPLICATE
 from adr.thresholds import threshold
 from pipelines import progress
 from pipelines.outputs import join, read_json_or_none, write_json
@@ -43,7 +43,10 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--max-record-bytes", type=int, default=DEFAULT_MAX_RECORD_BYTES)
     ap.add_argument("--resume", action="store_true",
                     help="reuse entities/ and invalid/ left by an interrupted run of the same input and parameters")
-    ap.add_argument("--partitions", type=int, default=0, help="extraction tasks (default: 4 x cores)")
+    ap.add_argument("--partitions", type=int, default=0,
+                    help="extraction tasks (default: one per 16 MiB of input, at least 2 per core)")
+    ap.add_argument("--drop-exact-duplicates", action="store_true",
+                    help="count byte-identical records once (the copies go to invalid/ as exact-duplicate)")
     return ap
 
 
@@ -102,56 +105,74 @@ def _parse_and_extract(raw_batches, max_bytes, perspectives, nlp, counters=None)
         yield pa.RecordBatch.from_arrays(list(columns.values()), schema=analysed_schema(perspectives))
 
 
-def extract(spark, args, files: list[str], perspectives: tuple[str, ...], out: str, started: float) -> int:
-    """Read, parse and tag every record: writes invalid/ and entities/, returns the lines read."""
+TASK_BYTES = 16 << 20  # input per tagging task: ~10K LLaVA records, a progress step every ~20-40 s
+
+
+def extraction_tasks(spark, args, size: int) -> int:
+    """Tasks of bounded size whatever the corpus: so work balances across cores and executors,
+    no task's memory grows with the corpus, and progress (counted as tasks end) keeps moving."""
+    if args.partitions:
+        return args.partitions
+    return max(2 * spark.sparkContext.defaultParallelism, -(-size // TASK_BYTES))
+
+
+def extract(spark, args, files: list[str], perspectives: tuple[str, ...], out: str, started: float) -> dict:
+    """Read, parse and tag every record: writes invalid/ and entities/, returns the counts."""
     from pyspark import StorageLevel
+    from pyspark.sql import Window
     from pyspark.sql import functions as F
     from pyspark.sql.pandas.types import from_arrow_schema
 
-    parts = args.partitions or 2 * spark.sparkContext.defaultParallelism
+    size = total_bytes(files)
+    parts = extraction_tasks(spark, args, size)
 
-    # One Python pass per record: read, parse and tag together. With fewer files than tasks,
-    # the raw lines are spread first so tagging still uses every core.
+    # One Python pass per record: read, parse and tag together. Unless the files are already
+    # many and small, the raw elements are spread over `parts` tasks first.
     paths = spark.createDataFrame([(f,) for f in files], "path string").repartition(len(files))
     # Accumulators reach the driver as tasks finish: the records and bytes behind the progress line.
     counters = (spark.sparkContext.accumulator(0), spark.sparkContext.accumulator(0))
     analyse = functools.partial(_parse_and_extract, max_bytes=args.max_record_bytes, perspectives=perspectives,
                                 nlp=args.nlp, counters=counters)
     schema = from_arrow_schema(analysed_schema(perspectives))
-    if len(files) < parts:
+    if len(files) >= parts and size <= len(files) * TASK_BYTES:
+        analysed = paths.mapInArrow(lambda batches: analyse(_read(batches)), schema)
+    else:
         raw = paths.mapInArrow(_read, from_arrow_schema(RAW_SCHEMA)).repartition(parts)
         analysed = raw.mapInArrow(analyse, schema)
-    else:
-        analysed = paths.mapInArrow(lambda batches: analyse(_read(batches)), schema)
     analysed = analysed.persist(StorageLevel.MEMORY_AND_DISK)
 
-    # The first occurrence of an id (in file, then line order) is the record; later ones are
-    # invalid. Only (id, position) is shuffled to find them, and only repeated ids are joined back.
+    # Byte-identical records share a digest; from the second on (in input order) the key gets
+    # its occurrence number. Only the repeated digests (few) are ranked.
     valid = analysed.where(F.col("reason").isNull())
-    repeated = (valid.groupBy("id").agg(F.count("*").alias("n"), F.min(F.struct("source", "line")).alias("first"))
-                .where("n > 1")
-                .select("id", F.col("first.source").alias("first_source"), F.col("first.line").alias("first_line")))
-    flagged = valid.join(F.broadcast(repeated), "id", "left").withColumn(
-        "duplicate", F.col("first_source").isNotNull()
-        & ((F.col("source") != F.col("first_source")) | (F.col("line") != F.col("first_line"))))
-    duplicates = flagged.where("duplicate").select(
-        "source", "line", "id", F.lit(DUPLICATE_ID).alias("reason"),
-        F.concat(F.lit(f"{DUPLICATE_ID}: first seen at "), "first_source", F.lit(":"),
-                 F.col("first_line").cast("string")).alias("detail"),
+    repeated = F.broadcast(valid.groupBy("key").count().where("count > 1").select("key"))
+    first = Window.partitionBy("key").orderBy("source", "position")
+    keyed = (valid.join(repeated, "key", "left_anti").withColumn("occurrence", F.lit(0))
+             .unionByName(valid.join(repeated, "key", "left_semi")
+                          .withColumn("occurrence", F.row_number().over(first) - 1))
+             .withColumn("digest", F.col("key"))
+             .withColumn("key", F.when(F.col("occurrence") > 0,
+                                       F.concat("key", F.lit("-"), F.col("occurrence").cast("string")))
+                         .otherwise(F.col("key"))))
+    dropped_copies = keyed.where("occurrence > 0") if args.drop_exact_duplicates else keyed.limit(0)
+    copies = dropped_copies.select(
+        "source", "position", "id", F.lit(EXACT_DUPLICATE).alias("reason"),
+        F.concat(F.lit(f"{EXACT_DUPLICATE}: same content as the record with key "), "digest").alias("detail"),
         F.lit(None).cast("string").alias("raw"))
-    invalid = analysed.where(F.col("reason").isNotNull()).select("source", "line", "id", "reason", "detail", "raw")
-    size = total_bytes(files)
+    invalid = analysed.where(F.col("reason").isNotNull()).select("source", "position", "id", "reason", "detail", "raw")
     with progress.track("stats: tagging") as shown, progress.polling(
             lambda: shown.update(counters[0].value, counters[1].value / size if size else None)):
-        invalid.unionByName(duplicates).write.mode("overwrite").parquet(join(out, "invalid"))
+        invalid.unionByName(copies).write.mode("overwrite").parquet(join(out, "invalid"))
         log.info("read, parsed, tagged; wrote invalid/ in %.1f s", time.time() - started)
-        entities = flagged.where(~F.col("duplicate")).select("id", *perspectives)
-        entities.write.mode("overwrite").parquet(join(out, "entities"))
+        records = keyed.where("occurrence = 0") if args.drop_exact_duplicates else keyed
+        records.select("key", "id", *perspectives).write.mode("overwrite").parquet(join(out, "entities"))
         log.info("extracted entities/ at %.1f s", time.time() - started)
-        lines_read = analysed.count()
-        shown.update(lines_read, 1.0)
+        row = keyed.agg(F.count("*").alias("valid"), F.countDistinct("id").alias("ids"),
+                        F.sum(F.when(F.col("occurrence") > 0, 1).otherwise(0)).alias("copies")).first()
+        elements_read = analysed.count()
+        shown.update(elements_read, 1.0)
     analysed.unpersist()
-    return lines_read
+    return {"elements_read": elements_read, "repeated_ids": row["valid"] - row["ids"],
+            "exact_duplicates": row["copies"] or 0}
 
 
 def run(argv=None, spark=None) -> dict:
@@ -169,16 +190,17 @@ def run(argv=None, spark=None) -> dict:
 
     out = args.output
     parameters = {"perspectives": list(perspectives), "tail_share": rhos, "nlp": args.nlp or "default",
-                  "max_record_bytes": args.max_record_bytes}
+                  "max_record_bytes": args.max_record_bytes, "drop_exact_duplicates": args.drop_exact_duplicates}
     identity = {"input_fingerprint": fingerprint(files), "parameters": parameters}
     done = join(out, "extracted.json")
     previous = read_json_or_none(done) if args.resume else None
     if previous and previous["identity"] == identity:
-        lines_read = previous["lines_read"]
+        extracted = previous["counts"]
         print("adr stats: resuming: entities/ and invalid/ of the same input and parameters reused", file=sys.stderr)
     else:
-        lines_read = extract(spark, args, files, perspectives, out, started)
-        write_json(done, {"identity": identity, "lines_read": lines_read})
+        extracted = extract(spark, args, files, perspectives, out, started)
+        write_json(done, {"identity": identity, "counts": extracted})
+    elements_read = extracted["elements_read"]
 
     entities = spark.read.parquet(join(out, "entities"))
     n_records = entities.count()
@@ -203,9 +225,9 @@ def run(argv=None, spark=None) -> dict:
     if args.reverse_index:
         index = None
         for p in perspectives:
-            per = (entities.select("id", F.explode(p).alias("entity")).groupBy("entity")
-                   .agg(F.sort_array(F.collect_list("id")).alias("ids"))
-                   .select(F.lit(p).alias("perspective"), "entity", "ids"))
+            per = (entities.select("key", F.explode(p).alias("entity")).groupBy("entity")
+                   .agg(F.sort_array(F.collect_list("key")).alias("keys"))
+                   .select(F.lit(p).alias("perspective"), "entity", "keys"))
             index = per if index is None else index.unionByName(per)
         index.write.mode("overwrite").parquet(join(out, "reverse_index"))
 
@@ -214,7 +236,9 @@ def run(argv=None, spark=None) -> dict:
     manifest = {
         "version": __version__,
         "records": n_records,
-        "lines_read": lines_read,
+        "elements_read": elements_read,
+        "repeated_ids": extracted["repeated_ids"],
+        "exact_duplicates": extracted["exact_duplicates"],
         "invalid": sum(by_reason.values()),
         "invalid_by_reason": dict(sorted(by_reason.items())),
         "perspectives": {p: thresholds[p].to_dict() for p in perspectives},
@@ -223,9 +247,9 @@ def run(argv=None, spark=None) -> dict:
         "engine": {"spark": spark.version, "master": spark.sparkContext.master},
         "seconds": round(time.time() - started, 2),
     }
-    if n_records + manifest["invalid"] != lines_read:
+    if n_records + manifest["invalid"] != elements_read:
         raise RuntimeError(f"count mismatch: {n_records} records + {manifest['invalid']} invalid "
-                           f"!= {lines_read} read")
+                           f"!= {elements_read} read")
     write_json(join(out, "manifest.json"), manifest)
     return manifest
 
@@ -233,8 +257,10 @@ def run(argv=None, spark=None) -> dict:
 def describe(manifest: dict, argv=None) -> str:
     """Where the outputs are and what was found, for a person at a terminal."""
     out = parse_args(argv).output
-    lines = [f"records {manifest['records']}  invalid {manifest['invalid']}  read {manifest['lines_read']}"
+    lines = [f"records {manifest['records']}  invalid {manifest['invalid']}  read {manifest['elements_read']}"
              f"  ({manifest['seconds']} s)",
+             f"repeated ids {manifest['repeated_ids']} (records sharing an id with an earlier one: kept)  "
+             f"exact duplicates {manifest['exact_duplicates']}",
              f"{'perspective':<14}{'rho':>6}{'tau':>8}{'entities':>10}{'tail ent %':>12}{'tail mass %':>13}"]
     for name, t in manifest["perspectives"].items():
         lines.append(f"{name:<14}{t['rho']:>6}{t['tau']:>8}{t['entities']:>10}"

@@ -92,14 +92,15 @@ def coco_stats(spark, coco_jsonl, tmp_path_factory):
 
 
 def write_bad_corpus(path: Path, good_lines: list[str]) -> Path:
-    """40 good records with one of each bad kind among them (lines 11-16 and 28) and a blank line."""
+    """40 good records, an exact copy of one (line 15), one of each bad kind (lines 11-14, 16 and 28)
+    and a blank line."""
     record = json.loads(good_lines[0])
     lines = good_lines[:10] + [
         '{"id": "broken", "conversations": [',                                    # 11 malformed
         '[1, 2, 3]',                                                              # 12 not an object
         json.dumps({"id": "noconv"}),                                             # 13 missing conversations
         json.dumps({**record, "id": "esc", "image": "../../secret.jpg"}),         # 14 path escapes root
-        good_lines[3],                                                            # 15 duplicate id
+        good_lines[3],                                                            # 15 exact copy: valid
         json.dumps({**record, "id": "long", "pad": "x" * 5000}),                  # 16 absurdly long
         "",                                                                       # blank: not a record
     ] + good_lines[10:20]
@@ -110,7 +111,7 @@ def write_bad_corpus(path: Path, good_lines: list[str]) -> Path:
 
 
 BAD_LINES = {11: "malformed-json", 12: "not-an-object", 13: "bad-conversations", 14: "unsafe-image-path",
-             15: "duplicate-id", 16: "too-long", 28: "not-utf8"}
+             16: "too-long", 28: "not-utf8"}
 
 
 @pytest.fixture(scope="session")

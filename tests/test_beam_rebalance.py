@@ -32,8 +32,10 @@ def rebalance(inputs, stats_dir, out, *extra):
 @pytest.fixture(scope="module")
 def stats(coco_stats):
     out, manifest = coco_stats
-    entities = {r.pop("id"): r for r in pq.read_table(out / "entities").to_pylist()}
-    return out, manifest, entities, load_probabilities(str(out), tuple(manifest["parameters"]["perspectives"]))
+    rows = pq.read_table(out / "entities").to_pylist()
+    ids = {r["key"]: r.pop("id") for r in rows}  # COCO caption records: one id each, like the key
+    entities = {r.pop("key"): r for r in rows}
+    return out, manifest, entities, load_probabilities(str(out), tuple(manifest["parameters"]["perspectives"])), ids
 
 
 @pytest.fixture(scope="module")
@@ -43,25 +45,27 @@ def direct_run(stats, coco_jsonl, tmp_path_factory):
     return out, result, summary
 
 
-def reference_kept(entities, probs, seed=42, factor=1.0):
-    return {rid for rid, ents in entities.items() if decide(seed, rid, ents, probs, factor)[0]}
+def reference_kept(stats, seed=42, factor=1.0):
+    """The ids of the records the scalar rule keeps, drawing on each record's key."""
+    _, _, entities, probs, ids = stats
+    return {ids[key] for key, ents in entities.items() if decide(seed, key, ents, probs, factor)[0]}
 
 
 def test_vectorised_decisions_equal_the_scalar_rule_for_every_record(stats):
-    _, _, entities, probs = stats
-    rows = [{"id": rid, **ents} for rid, ents in entities.items()]
+    _, _, entities, probs, _ = stats
+    rows = [{"key": key, **ents} for key, ents in entities.items()]
     batch = pa.RecordBatch.from_pylist(rows)
     for factor in (1.0, 0.37):
         decisions = decide_batch(batch, probs, 42, factor)
-        assert [d.keep for d in decisions] == [decide(42, r["id"], entities[r["id"]], probs, factor)[0] for r in rows]
+        assert [d.keep for d in decisions] == [decide(42, r["key"], entities[r["key"]], probs, factor)[0] for r in rows]
 
 
 def test_pipeline_keeps_exactly_the_reference_set_and_counts_add_up(stats, coco_jsonl, direct_run):
-    _, _, entities, probs = stats
+    _, _, entities, probs, _ = stats
     out, result, summary = direct_run
     kept = read_jsonl(out / "kept")
     dropped = read_jsonl(out / "dropped")
-    assert {r["id"] for r in kept} == reference_kept(entities, probs)
+    assert {r["id"] for r in kept} == reference_kept(stats)
     assert summary["input"] == len(entities) == summary["kept"] + summary["dropped"] + summary["invalid"]
     assert (summary["kept"], summary["dropped"], summary["budget"]) == (len(kept), len(dropped), len(dropped))
     # records leave unchanged, with every field
@@ -73,7 +77,7 @@ def test_pipeline_keeps_exactly_the_reference_set_and_counts_add_up(stats, coco_
 
 
 def test_kept_count_matches_the_closed_form_and_every_tail_record_is_kept(stats, direct_run):
-    _, manifest, entities, probs = stats
+    _, manifest, entities, probs, ids = stats
     out, _, summary = direct_run
     p_keep = [keep_probability(probs[k].get(e, 1.0) for k, es in ents.items() for e in es)
               for ents in entities.values()]
@@ -81,7 +85,7 @@ def test_kept_count_matches_the_closed_form_and_every_tail_record_is_kept(stats,
     assert summary["expected_kept"] == pytest.approx(expected, abs=1e-3)
     assert abs(summary["kept"] - expected) <= 4 * math.sqrt(var)
     kept = {r["id"] for r in read_jsonl(out / "kept")}
-    tail_records = {rid for rid, ents in entities.items()
+    tail_records = {ids[key] for key, ents in entities.items()
                     if any(probs[k][e] >= 1 for k, es in ents.items() for e in es)}
     assert tail_records and tail_records <= kept
     assert 0 < summary["dropped"] < summary["input"]
@@ -91,7 +95,7 @@ def test_kept_count_matches_the_closed_form_and_every_tail_record_is_kept(stats,
 
 
 def test_seeds_are_the_kept_tail_records_marked_by_shared_image(stats, coco_jsonl, direct_run):
-    _, _, entities, probs = stats
+    _, _, entities, probs, ids = stats
     out, _, _ = direct_run
     seeds = read_jsonl(out / "seeds")
     records = {r["id"]: r for r in map(json.loads, coco_jsonl.read_text().splitlines())}
@@ -99,8 +103,9 @@ def test_seeds_are_the_kept_tail_records_marked_by_shared_image(stats, coco_json
     for r in records.values():
         uses[r["image"]] = uses.get(r["image"], 0) + 1
     kept = {r["id"] for r in read_jsonl(out / "kept")}
-    tail = {rid for rid, ents in entities.items() if any(probs[k][e] >= 1 for k, es in ents.items() for e in es)}
+    tail = {ids[key] for key, ents in entities.items() if any(probs[k][e] >= 1 for k, es in ents.items() for e in es)}
     assert {s["id"] for s in seeds} == kept & tail
+    assert all(ids[s["key"]] == s["id"] for s in seeds)
     for s in seeds:
         assert s["image_shared"] == (uses[records[s["id"]]["image"]] > 1)
         assert s["record"] == records[s["id"]]
@@ -131,7 +136,7 @@ def test_kept_set_is_the_same_for_any_runner_order_and_batching(stats, coco_json
 
 
 def test_target_size_scales_tau_to_give_n_records(stats, coco_jsonl, tmp_path):
-    _, _, entities, probs = stats
+    _, _, entities, probs, _ = stats
     target = int(0.6 * len(entities))
     _, summary = rebalance(coco_jsonl, stats[0], tmp_path / "t", "--target-size", str(target))
     factor = summary["tau_factor"]
@@ -140,22 +145,23 @@ def test_target_size_scales_tau_to_give_n_records(stats, coco_jsonl, tmp_path):
               for ents in entities.values()]
     assert sum(p_keep) == pytest.approx(target, abs=0.5)
     assert abs(summary["kept"] - target) <= 4 * math.sqrt(sum(p * (1 - p) for p in p_keep))
-    assert {r["id"] for r in read_jsonl(tmp_path / "t" / "kept")} == reference_kept(entities, probs, factor=factor)
+    assert {r["id"] for r in read_jsonl(tmp_path / "t" / "kept")} == reference_kept(stats, factor=factor)
 
 
 def test_bad_lines_are_dead_lettered_and_good_records_around_them_processed(stats, coco_jsonl, tmp_path):
     path = write_bad_corpus(tmp_path / "bad.jsonl", coco_jsonl.read_text().splitlines())
     _, summary = rebalance(path, stats[0], tmp_path / "o", "--max-record-bytes", "4000")
     invalid = read_jsonl(tmp_path / "o" / "invalid")
-    assert sorted((r["line"], r["reason"]) for r in invalid) == sorted(BAD_LINES.items())
-    assert summary["input"] == 47 and summary["invalid"] == 7 and summary["kept"] + summary["dropped"] == 40
+    assert sorted((r["position"], r["reason"]) for r in invalid) == sorted(BAD_LINES.items())
+    assert summary["input"] == 47 and summary["invalid"] == 6 and summary["kept"] + summary["dropped"] == 41
+    # line 15 repeats line 4 byte for byte: a legitimate record, counted, and kept by default
+    assert (summary["exact_duplicates"], summary["repeated_ids"]) == (1, 1)
     assert all(r["source"] == str(path) for r in invalid)
 
 
 def test_records_the_stats_job_never_saw_get_entities_extracted(stats, tmp_path):
     from tests.conftest import SCIENCEQA
 
-    _, _, _, probs = stats
     records = json.loads(SCIENCEQA.read_text())[:150]
     path = tmp_path / "sqa.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in records) + "\n")
@@ -238,10 +244,10 @@ def test_vectorised_expected_kept_equals_the_scalar_closed_form(stats):
     from adr.sampling import expected_kept
     from udfs.rebalance import expected_kept_fn
 
-    out, _, entities, probs = stats
-    table = pq.read_table(out / "entities")
+    out, _, entities, probs, _ = stats
+    table = pq.read_table(out / "entities", columns=["key", *probs])
     vectorised = expected_kept_fn(table, probs)
     ps_by_record = [[probs[k].get(e, float("inf")) for k in probs for e in (ents.get(k) or [])]
-                    for ents in (entities[rid] for rid in table["id"].to_pylist())]
+                    for ents in (entities[key] for key in table["key"].to_pylist())]
     for factor in (0.05, 0.37, 1.0, 3.0):
         assert vectorised(factor) == pytest.approx(expected_kept(ps_by_record, factor), rel=1e-9)

@@ -65,10 +65,12 @@ def test_synonym_replacement_alone_meets_the_budget_without_models(corpus, tmp_p
     assert len(synthetic) == summary["synthetic"] == 12 and summary["budget_met"]
     refined = read_jsonl(tmp_path / "o" / "refined")
     assert len(refined) == rebalanced["kept"] + 12 == summary["refined"]
-    seeds = {s["id"]: s for s in read_jsonl(root / "rebalanced" / "seeds")}
+    assert summary["output_format"] == "jsonl"  # the input was JSON Lines
+    assert refined[-12:] == synthetic  # kept first, in input order, then synthetic
+    seeds = {s["key"]: s for s in read_jsonl(root / "rebalanced" / "seeds")}
     for record in synthetic:
-        seed = seeds[record["adr"]["seed_id"]]
-        assert record["id"] == synthetic_id("synonym", seed["id"], 42)
+        seed = seeds[record["adr"]["seed_key"]]
+        assert record["id"] == synthetic_id("synonym", seed["key"], 42) and record["adr"]["seed_id"] == seed["id"]
         assert record["conversations"] != seed["record"]["conversations"]
         assert record.get("image") == seed["record"].get("image")
         for noun, synonym in record["adr"]["parameters"]["replacements"].items():
@@ -101,18 +103,19 @@ def test_visual_synthesis_runs_every_model_and_reports_what_fell_short(corpus, m
 
 def test_a_parsed_reply_becomes_a_record_with_provenance(corpus):
     root, _ = corpus
-    seeds = {s["id"]: s for s in read_jsonl(root / "rebalanced" / "seeds")}
+    seeds = {s["key"]: s for s in read_jsonl(root / "rebalanced" / "seeds")}
     seed = next(s for s in seeds.values() if not s["image_shared"])
-    key = (3, seed["id"], json.dumps({"image": "adr-synthetic/abc.png", "caption": "A cat.",
-                                      "tail": seed["tail_entities"]}))
+    key = (3, seed["key"], json.dumps({"image": "adr-synthetic/abc.png", "caption": "A cat.",
+                                       "tail": seed["tail_entities"], "seed_id": seed["id"]}))
     out = list(beam_synthesize.parsed_record((key, PredictionResult([], REPLY, "llm-dir")), "visual",
                                              {"llm": "llm-dir"}, {"seed": 42}, 42))
     (rank, record), = out
     assert rank == 3 and record["image"] == "adr-synthetic/abc.png"
-    assert record["id"] == synthetic_id("visual", seed["id"], 42)
+    assert record["id"] == synthetic_id("visual", seed["key"], 42)
     assert [t["from"] for t in record["conversations"]] == ["human", "gpt"] * 3
     assert record["conversations"][0]["value"].startswith("<image>\nWhat type of vehicle")
     assert record["adr"]["method"] == "visual" and record["adr"]["seed_id"] == seed["id"]
+    assert record["adr"]["seed_key"] == seed["key"]
     assert record["adr"]["tail_entities"] == seed["tail_entities"]
     assert record["adr"]["parameters"]["caption"] == "A cat."
     bad = list(beam_synthesize.parsed_record((key, PredictionResult([], "no blocks here", "m")), "rewrite",

@@ -7,7 +7,7 @@ import pytest
 from adr import records as R
 from adr.errors import InputError
 from udfs.records import parse_raw
-from udfs.sources import expand_inputs, json_array_elements, read_raw
+from udfs.sources import RAW_SCHEMA, expand_inputs, json_array_elements, read_raw
 
 GOOD = {"id": "1", "image": "coco/1.jpg", "conversations": [
     {"from": "human", "value": "<image>\nWhat is on the table?"}, {"from": "gpt", "value": "A cake."}],
@@ -57,28 +57,31 @@ def test_safe_paths():
         assert not R.is_safe_relative_path(bad), bad
 
 
-def test_json_array_reader_reports_lines_and_resumes_after_a_malformed_element():
+def test_json_array_reader_reports_indices_and_resumes_after_a_malformed_element():
     text = ('[\n  {"id": "a", "conversations": []},\n  {"id": "b", oops},\n'
             '  {"id": "c",\n   "x": 1},\n  7\n]\n')
-    elements = list(json_array_elements(text.encode()))
-    assert [line for line, _ in elements] == [2, 3, 4, 6]
-    assert elements[1][1] == b'{"id": "b", oops}'
-    assert json.loads(elements[2][1]) == {"id": "c", "x": 1}
-    assert elements[3][1] == b"7"
+    for chunk_size in (1, 5, 64, 1 << 22):
+        elements = list(json_array_elements(text.encode(), chunk_size=chunk_size))
+        assert [index for index, _ in elements] == [0, 1, 2, 3]
+        assert elements[1][1] == b'{"id": "b", oops}'
+        assert json.loads(elements[2][1]) == {"id": "c", "x": 1}
+        assert elements[3][1] == b"7"
 
 
 def test_jsonl_reader_counts_lines_skips_blanks_and_keeps_raw_bytes(tmp_path):
     path = tmp_path / "a.jsonl"
     path.write_bytes(b'{"id": 1}\n\n   \n{"id": 2}\r\n\xff\xfe not utf8\n{"id": 3}')
-    rows = [r for b in read_raw(str(path), batch_size=2) for r in b.to_pylist()]
-    assert [(r["line"], r["raw"]) for r in rows] == [
-        (1, b'{"id": 1}'), (4, b'{"id": 2}'), (5, b"\xff\xfe not utf8"), (6, b'{"id": 3}')]
+    expected = [(1, b'{"id": 1}'), (4, b'{"id": 2}'), (5, b"\xff\xfe not utf8"), (6, b'{"id": 3}')]
+    for chunk_size in (1, 2, 3, 7, 1 << 22):
+        rows = [r for b in read_raw(str(path), batch_size=2, chunk_size=chunk_size) for r in b.to_pylist()]
+        assert [(r["position"], r["raw"]) for r in rows] == expected
 
 
 def test_parquet_rows_become_records(tmp_path):
     table = pa.Table.from_pylist([GOOD, {**GOOD, "id": "2", "image": None}])
     pq.write_table(table, tmp_path / "x.parquet")
     batch = next(read_raw(str(tmp_path / "x.parquet")))
+    assert batch.schema == RAW_SCHEMA and batch.column("position").to_pylist() == [0, 1]
     parsed = parse_raw(batch).to_pylist()
     assert [p["id"] for p in parsed] == ["1", "2"] and all(p["reason"] is None for p in parsed)
     assert json.loads(parsed[0]["record"])["extra"] == {"kept": True}
@@ -114,5 +117,7 @@ def test_reads_from_an_fsspec_object_store_url():
     files = expand_inputs("memory://bucket")
     assert [f.split("bucket/")[1] for f in files] == ["part-0.jsonl", "part-1.json"]
     assert all(f.startswith("memory://") for f in files)
-    ids = [parse_raw(b).column("id").to_pylist() for url in files for b in read_raw(url)]
+    batches = [b for url in files for b in read_raw(url, chunk_size=16)]
+    assert [b.column("position").to_pylist() for b in batches] == [[1], [0, 1]]
+    ids = [parse_raw(b).column("id").to_pylist() for b in batches]
     assert ids == [["1"], ["1", "2"]]

@@ -30,7 +30,7 @@ def test_run_chains_every_stage_and_the_counts_add_up(adr_run):
     manifest = json.loads((out / "stats" / "manifest.json").read_text())
     rebalance = json.loads((out / "rebalance" / "summary.json").read_text())
     synthesize = json.loads((out / "synthesize" / "summary.json").read_text())
-    assert rebalance["input"] == manifest["lines_read"]
+    assert rebalance["input"] == manifest["elements_read"]
     assert rebalance["kept"] + rebalance["dropped"] + rebalance["invalid"] == rebalance["input"]
     assert rebalance["dropped"] > 0 and synthesize["budget"] == rebalance["budget"]
     # Without models the synonym method fills the whole budget, and the corpus keeps its size.
@@ -242,7 +242,7 @@ def test_a_run_killed_after_tagging_resumes_without_tagging_again(coco_jsonl, sp
     assert outcome == {"stats": "resumed", "rebalance": "ran", "synthesize": "ran", "report": "ran"}
     assert "entities/ and invalid/ of the same input and parameters reused" in capsys.readouterr().err
     manifest = json.loads((out / "stats" / "manifest.json").read_text())
-    assert manifest["records"] + manifest["invalid"] == manifest["lines_read"] == len(coco_jsonl.read_text().splitlines())
+    assert manifest["records"] + manifest["invalid"] == manifest["elements_read"] == len(coco_jsonl.read_text().splitlines())
 
 
 def test_an_option_no_stage_and_no_beam_knows_is_an_error(tmp_path, coco_jsonl, capsys):

@@ -29,7 +29,7 @@ def read_rows(path):
 
 def test_spark_entities_equal_the_plain_python_extraction(coco_stats, reference):
     (out, manifest), (counts, entities, invalid, lines) = coco_stats, reference
-    spark_entities = {r.pop("id"): r for r in read_rows(out / "entities")}
+    spark_entities = {r.pop("key"): r for r in read_rows(out / "entities") if r.pop("id")}
     assert spark_entities == entities
     assert manifest["records"] == len(entities) == lines and manifest["invalid"] == 0 == len(invalid)
     # The real data has all four kinds, objects only on the annotated images.
@@ -72,7 +72,7 @@ def test_reverse_index_inverts_the_entities(coco_stats, reference):
         for p, values in per.items():
             for e in values:
                 expected.setdefault((p, e), []).append(rid)
-    got = {(r["perspective"], r["entity"]): r["ids"] for r in read_rows(out / "reverse_index")}
+    got = {(r["perspective"], r["entity"]): r["keys"] for r in read_rows(out / "reverse_index")}
     assert got == {k: sorted(v) for k, v in expected.items()}
 
 
@@ -89,14 +89,18 @@ def test_bad_input_is_reported_with_reasons_and_lines_and_counts_add_up(spark, c
     out = tmp_path / "out"
     manifest = spark_stats.run(["--input", str(path), "--output", str(out), "--max-record-bytes", "4000",
                                 "--perspectives", "object,interrogation"], spark=spark)
-    invalid = sorted((r["line"], r["reason"]) for r in read_rows(out / "invalid"))
+    invalid = sorted((r["position"], r["reason"]) for r in read_rows(out / "invalid"))
     assert invalid == sorted(BAD_LINES.items())
-    assert set(BAD_LINES.values()) == set(R.REASONS) - {R.MISSING_ID, R.BAD_OBJECTS}
-    assert manifest["records"] == 40 and manifest["invalid"] == 7 and manifest["lines_read"] == 47
+    assert set(BAD_LINES.values()) == set(R.REASONS) - {R.MISSING_ID, R.BAD_OBJECTS, R.EXACT_DUPLICATE}
+    assert manifest["records"] == 41 and manifest["invalid"] == 6 and manifest["elements_read"] == 47
+    # line 15 repeats line 4 byte for byte: kept, counted, and given its own key
+    assert (manifest["repeated_ids"], manifest["exact_duplicates"]) == (1, 1)
     assert manifest["invalid_by_reason"] == dict(Counter(r for _, r in invalid))
     counts, entities, ref_invalid, lines = local_stats(str(path), ("object", "interrogation"), max_bytes=4000)
     assert sorted((line, reason) for (_, line), reason in ref_invalid.items()) == invalid
-    assert lines == 47 and len(entities) == 40
+    assert lines == 47 and len(entities) == 41
+    keys = {r["key"] for r in read_rows(out / "entities")}
+    assert keys == set(entities) and len(keys) == 41
 
 
 def test_text_only_scienceqa_records_have_no_objects(spark, tmp_path):

@@ -1,6 +1,6 @@
 """Entity counts of parts of a corpus, for comparing it before and after refinement.
 
-Counting a subset from the statistics stage's entities/ (by id) avoids tagging the corpus again;
+Counting a subset from the statistics stage's entities/ (by record key) avoids tagging the corpus again;
 only records the stages made (synthetic ones) are tagged, by the same udfs as the statistics.
 """
 
@@ -43,12 +43,12 @@ def dictionary_counts(stats_dir: str, perspectives: tuple[str, ...]) -> Counts:
     return counts
 
 
-def counts_of_ids(stats_dir: str, ids: Iterable[str], perspectives: tuple[str, ...]) -> Counts:
-    """Entity counts of the records with these ids, streamed from the statistics' entities/."""
+def counts_of_keys(stats_dir: str, keys: Iterable[str], perspectives: tuple[str, ...]) -> Counts:
+    """Entity counts of the records with these keys, streamed from the statistics' entities/."""
     fs, path = fsspec.core.url_to_fs(f"{stats_dir.rstrip('/')}/entities")
     dataset = ds.dataset(path, filesystem=fs, format="parquet")
-    wanted = pa.array(sorted(set(ids)), pa.string())
-    return count_batches(dataset.to_batches(columns=["id", *perspectives], filter=pc.field("id").isin(wanted)),
+    wanted = pa.array(sorted(set(keys)), pa.string())
+    return count_batches(dataset.to_batches(columns=["key", *perspectives], filter=pc.field("key").isin(wanted)),
                          perspectives)
 
 
@@ -65,6 +65,6 @@ def counts_of_files(urls: Iterable[str], perspectives: tuple[str, ...], nlp: str
                 valid = parsed.filter(parsed.column("reason").is_null())
                 if valid.num_rows:
                     records += valid.num_rows
-                    yield extract_entities(valid.select(["id", "record"]), perspectives, nlp)
+                    yield extract_entities(valid.select(["key", "record"]), perspectives, nlp)
 
     return count_batches(entities(), perspectives), records

@@ -39,20 +39,20 @@ def load_probabilities(stats_dir: str, perspectives: tuple[str, ...]) -> Probabi
 
 
 class EntityIndex:
-    """The per-record entities of `adr stats`, looked up by record id (loaded once per worker)."""
+    """The per-record entities of `adr stats`, looked up by record key (loaded once per worker)."""
 
     def __init__(self, stats_dir: str, perspectives: tuple[str, ...]):
-        table = read_table(f"{stats_dir.rstrip('/')}/entities", ["id", *perspectives])
+        table = read_table(f"{stats_dir.rstrip('/')}/entities", ["key", *perspectives])
         self.table = table.cast(entities_schema(perspectives)).combine_chunks()
-        self.row = {rid: i for i, rid in enumerate(self.table["id"].to_pylist())}
+        self.row = {key: i for i, key in enumerate(self.table["key"].to_pylist())}
 
 
 def attach_entities(records: pa.RecordBatch, perspectives: tuple[str, ...], index: EntityIndex | None,
                     nlp: str | None) -> pa.RecordBatch:
-    """Entities for a batch of valid records (`id`, `record`): from the index when the stats job
+    """Entities for a batch of valid records (`key`, `record`): from the index when the stats job
     saw the record, else extracted now by the same udfs. Rows stay in the batch's order."""
-    ids = records.column("id").to_pylist()
-    rows = [index.row.get(rid) for rid in ids] if index is not None else [None] * len(ids)
+    ids = records.column("key").to_pylist()
+    rows = [index.row.get(key) for key in ids] if index is not None else [None] * len(ids)
     missing = [i for i, r in enumerate(rows) if r is None]
     if not missing:
         return index.table.take(pa.array(rows, pa.int64())).to_batches()[0]
@@ -78,9 +78,10 @@ class Decision:
 
 def decide_batch(entities: pa.RecordBatch, probs: Probabilities, seed: int,
                  factor: float = 1.0) -> list[Decision]:
-    """One Decision per row of an entities batch (`id` + one list column per perspective)."""
-    perspectives = [name for name in entities.schema.names if name != "id"]
-    ids = entities.column("id").to_pylist()
+    """One Decision per row of an entities batch (`key` + one list column per perspective); the
+    draws are U = hash(seed, key, perspective, entity)."""
+    perspectives = [name for name in entities.schema.names if name != "key"]
+    ids = entities.column("key").to_pylist()
     lists = [(p, probs.get(p, {}), entities.column(p).to_pylist()) for p in perspectives]
     out = []
     for row, rid in enumerate(ids):
@@ -111,7 +112,7 @@ def decide_batch(entities: pa.RecordBatch, probs: Probabilities, seed: int,
 def expected_kept_fn(entities: pa.Table, probs: Probabilities):
     """f -> closed-form expected kept count under tau scaled by f, vectorised with numpy."""
     record_of, ps = [], []
-    perspectives = [name for name in entities.schema.names if name != "id"]
+    perspectives = [name for name in entities.schema.names if name != "key"]
     for p in perspectives:
         table = probs.get(p, {})
         flat = entities[p].combine_chunks()

@@ -6,10 +6,11 @@ import json
 
 import pyarrow as pa
 
-from adr.records import DEFAULT_MAX_RECORD_BYTES, InvalidRecord, parse_record, record_id
+from adr.records import DEFAULT_MAX_RECORD_BYTES, InvalidRecord, content_digest, parse_record, record_id
 
 PARSED_SCHEMA = pa.schema([
-    ("source", pa.string()), ("line", pa.int64()),
+    ("source", pa.string()), ("position", pa.int64()),
+    ("key", pa.string()),       # the content digest; engines append the occurrence to repeats
     ("id", pa.string()),        # null when invalid
     ("image", pa.string()),     # null when invalid or text-only
     ("record", pa.string()),    # a valid record as one line of JSON, every field kept
@@ -21,11 +22,12 @@ RAW_EXCERPT_CHARS = 4096
 
 
 def parse_raw(batch: pa.RecordBatch, *, max_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> pa.RecordBatch:
-    ids, images, records, reasons, details, raws = [], [], [], [], [], []
+    keys, ids, images, records, reasons, details, raws = [], [], [], [], [], [], []
     for raw in batch.column("raw").to_pylist():
         try:
             record = parse_record(raw, max_bytes=max_bytes)
         except InvalidRecord as err:
+            keys.append(None)
             ids.append(None)
             images.append(None)
             records.append(None)
@@ -33,15 +35,16 @@ def parse_raw(batch: pa.RecordBatch, *, max_bytes: int = DEFAULT_MAX_RECORD_BYTE
             details.append(str(err))
             raws.append(raw[:RAW_EXCERPT_CHARS].decode("utf-8", "replace"))
             continue
+        keys.append(content_digest(record))
         ids.append(record_id(record))
         images.append(record.get("image"))
-        # A JSON Lines line is kept byte for byte; a pretty-printed array element is compacted.
+        # A one-line element is kept byte for byte; a pretty-printed array element is compacted.
         records.append(raw.decode("utf-8") if b"\n" not in raw else
                        json.dumps(record, ensure_ascii=False, separators=(",", ":")))
         reasons.append(None)
         details.append(None)
         raws.append(None)
     return pa.RecordBatch.from_arrays(
-        [batch.column("source"), batch.column("line"), pa.array(ids, pa.string()),
+        [batch.column("source"), batch.column("position"), pa.array(keys, pa.string()), pa.array(ids, pa.string()),
          pa.array(images, pa.string()), pa.array(records, pa.string()), pa.array(reasons, pa.string()),
          pa.array(details, pa.string()), pa.array(raws, pa.string())], schema=PARSED_SCHEMA)

@@ -1,0 +1,231 @@
+"""The streaming JSON array reader of udfs.sources: positions, chunk boundaries, bad elements,
+bounded memory and batches that arrive while the file is still being read."""
+
+import gzip
+import io
+import json
+import os
+import tracemalloc
+
+import pytest
+
+from adr import records as R
+from udfs.records import parse_raw
+from udfs.sources import RAW_SCHEMA, json_array_elements, read_raw
+
+GOOD = {"id": "1", "image": "coco/1.jpg", "conversations": [
+    {"from": "human", "value": "<image>\nWhat is on the table?"}, {"from": "gpt", "value": "A cake."}]}
+ONE_TURN = {"id": "1", "conversations": [{"from": "human", "value": "<image>\nWhat is on the table?"}]}
+
+# Elements whose text is awkward to cut: multi-byte UTF-8, escapes, numbers and literals that look
+# complete when cut short, brackets and commas inside strings, a pretty-printed object and an
+# invalid UTF-8 byte. The array is written by hand so each element's bytes are known.
+TRICKY = [
+    json.dumps({"id": "caf\u00e9 \u4e2d \U0001F600", "conversations": [
+        {"from": "human", "value": "<image>\nHi, [there] {x}"}]}, ensure_ascii=False).encode(),
+    b'{"id": "2", "n": -12.5e-3, "big": 12345678901234567890, "t": true, "f": false, "z": null}',
+    b"123456789",
+    b"-1.5E+10",
+    b'"a string, with ] and } and \\" and \\\\"',
+    b"true",
+    b"null",
+    b'[1, [2, {"a": []}], "]", -0.0e0]',
+    b'{"esc": "\\u00e9\\ud83d\\ude00\\t\\/\\\\"}',
+    json.dumps(GOOD, indent=2).encode(),
+    b'{"id": "bad \xff\xfe bytes", "conversations": []}',
+    b"{}",
+    b"[]",
+    b"0",
+]
+SEPARATORS = [b", ", b",\n  ", b",", b" ,\t", b"\r\n,"]
+
+
+def tricky_array() -> bytes:
+    body = TRICKY[0]
+    for i, element in enumerate(TRICKY[1:]):
+        body += SEPARATORS[i % len(SEPARATORS)] + element
+    return b"[\n  " + body + b"\n]\n"
+
+
+def llava_records(n: int) -> list[dict]:
+    return [{"id": f"{i:012d}", "image": f"coco/train2017/{i:012d}.jpg", "conversations": [
+        {"from": "human", "value": "<image>\nWhat is in the photo?"},
+        {"from": "gpt", "value": f"Record {i}: " + "a dog on a red sofa near the window " * 8}]}
+        for i in range(n)]
+
+
+def test_a_one_line_array_gives_every_element_its_index_and_exact_bytes():
+    records = llava_records(500)
+    data = json.dumps(records).encode()
+    assert b"\n" not in data
+    elements = list(json_array_elements(data, chunk_size=4096))
+    assert [index for index, _ in elements] == list(range(500))
+    assert [raw for _, raw in elements] == [json.dumps(r).encode() for r in records]
+
+
+@pytest.mark.parametrize("chunk_size", range(1, 65))
+def test_elements_cut_by_chunk_boundaries_read_as_from_the_whole_file(chunk_size):
+    data = tricky_array()
+    whole = list(json_array_elements(data))
+    assert whole == list(enumerate(TRICKY))  # byte-identical to slicing the original
+    assert list(json_array_elements(io.BytesIO(data), chunk_size=chunk_size)) == whole
+
+
+def test_a_malformed_element_mid_array_is_reported_with_its_index_and_the_rest_are_read():
+    records = llava_records(6)
+    pieces = [json.dumps(r).encode() for r in records]
+    pieces[3] = b'{"id": "000000000003", "conversations": [{"from": "human" "value": "x"}]}'
+    data = b"[" + b", ".join(pieces) + b"]"
+    for chunk_size in (1, 7, 64, 1 << 22):
+        elements = list(json_array_elements(data, chunk_size=chunk_size))
+        assert elements == list(enumerate(pieces))
+    batch = next(read_raw_bytes(data))
+    parsed = parse_raw(batch).to_pylist()
+    assert [(p["position"], p["reason"]) for p in parsed if p["reason"]] == [(3, R.MALFORMED_JSON)]
+
+
+def read_raw_bytes(data: bytes, name: str = "part.json", **kw):
+    import fsspec
+
+    url = f"memory://sources-test/{name}"
+    fsspec.filesystem("memory").pipe(url, data)
+    return read_raw(url, **kw)
+
+
+def test_a_non_utf8_byte_inside_an_element_is_kept_and_fails_later_as_not_utf8():
+    data = b'[{"id": "a", "conversations": [{"from": "human", "value": "caf\xe9"}]}, ' + json.dumps(GOOD).encode() + b"]"
+    for chunk_size in (1, 2, 43, 44, 45, 1 << 22):
+        elements = list(json_array_elements(data, chunk_size=chunk_size))
+        assert elements[0] == (0, b'{"id": "a", "conversations": [{"from": "human", "value": "caf\xe9"}]}')
+        assert elements[1] == (1, json.dumps(GOOD).encode())
+    parsed = parse_raw(next(read_raw_bytes(data, chunk_size=3))).to_pylist()
+    assert [p["reason"] for p in parsed] == [R.NOT_UTF8, None]
+
+
+def test_a_byte_order_mark_is_skipped_in_arrays_and_json_lines():
+    array = b"\xef\xbb\xbf \n" + json.dumps([GOOD, {**GOOD, "id": "2"}]).encode()
+    lines = b"\xef\xbb\xbf" + json.dumps(GOOD).encode() + b"\n" + json.dumps({**GOOD, "id": "2"}).encode()
+    for chunk_size in (1, 2, 3, 4, 1 << 22):
+        assert [i for i, _ in json_array_elements(array, chunk_size=chunk_size)] == [0, 1]
+        for name, data, positions in (("a.json", array, [0, 1]), ("b.jsonl", lines, [1, 2])):
+            batch = next(read_raw_bytes(data, name, chunk_size=chunk_size))
+            parsed = parse_raw(batch).to_pylist()
+            assert [(p["position"], p["id"], p["reason"]) for p in parsed] == [
+                (positions[0], "1", None), (positions[1], "2", None)]
+
+
+def test_empty_arrays_trailing_text_and_a_missing_closing_bracket():
+    for data in (b"[]", b"  [ \n ]\n", b"[\n]"):
+        assert list(json_array_elements(data)) == []
+        assert list(read_raw_bytes(data)) == []
+    # Text after the closing ']' is reported as one more element, not dropped silently.
+    data = b'[{"id": "a"}] \n garbage, {"id": "b"}\n'
+    for chunk_size in (1, 5, 1 << 22):
+        assert list(json_array_elements(data, chunk_size=chunk_size)) == [
+            (0, b'{"id": "a"}'), (1, b'garbage, {"id": "b"}')]
+    assert list(json_array_elements(b"[1, 2]\n\n  \n")) == [(0, b"1"), (1, b"2")]
+    assert list(json_array_elements(b"[1, 2")) == [(0, b"1"), (1, b"2")]  # cut short: not an error
+    with pytest.raises(ValueError, match="not a JSON array"):
+        list(json_array_elements(b'{"id": "a"}'))
+
+
+def test_a_gzip_compressed_array_is_read_through_fsspec(tmp_path):
+    records = llava_records(300)
+    path = tmp_path / "mix.json.gz"
+    path.write_bytes(gzip.compress(json.dumps(records).encode()))
+    batches = list(read_raw(str(path), batch_size=128, chunk_size=1000))
+    assert [b.num_rows for b in batches] == [128, 128, 44] and all(b.schema == RAW_SCHEMA for b in batches)
+    rows = [r for b in batches for r in b.to_pylist()]
+    assert [r["position"] for r in rows] == list(range(300))
+    assert [r["raw"] for r in rows] == [json.dumps(r).encode() for r in records]
+
+
+def test_a_valid_element_longer_than_the_bound_fails_as_too_long_and_the_rest_are_read():
+    small = [json.dumps({**GOOD, "id": str(i)}).encode() for i in range(4)]
+    long = json.dumps({**GOOD, "id": "long", "pad": ["x, ]}\\\"" * 10] * 100}).encode()
+    assert len(long) > 9_000
+    data = b"[" + b", ".join(small[:2] + [long] + small[2:]) + b"]"
+    for chunk_size in (1, 64, 4096, 1 << 22):
+        elements = list(json_array_elements(data, chunk_size=chunk_size, max_element_bytes=1000))
+        assert [i for i, _ in elements] == [0, 1, 2, 3, 4]
+        assert [raw for _, raw in elements[:2] + elements[3:]] == small
+        raw = elements[2][1]
+        assert raw == long or (len(raw) == 1001 and long.startswith(raw))  # cut when not held whole
+        with pytest.raises(R.InvalidRecord) as err:
+            R.parse_record(raw, max_bytes=1000)
+        assert err.value.reason == R.TOO_LONG
+
+
+def test_a_missing_bracket_does_not_swallow_the_rest_of_the_file(tmp_path):
+    # Without its ']}', element 1 would go on to the end of the file: the reader finds that out
+    # past its bound and reads on from the next ', {' after its start, as for any malformed element.
+    pieces = [json.dumps({**ONE_TURN, "id": str(i)}).encode() for i in range(6)]
+    broken = pieces[1].removesuffix(b"]}")
+    data = b"[" + b", ".join(pieces[:1] + [broken] + pieces[2:]) + b"]\n"
+    expected = list(enumerate(pieces[:1] + [broken] + pieces[2:]))
+    for chunk_size in (1, 16, 64, 1 << 22):
+        assert list(json_array_elements(data, chunk_size=chunk_size, max_element_bytes=100)) == expected
+    path = tmp_path / "broken.json.gz"
+    path.write_bytes(gzip.compress(data))
+    rows = [r for b in read_raw(str(path), chunk_size=64, max_element_bytes=100) for r in b.to_pylist()]
+    assert [(r["position"], r["raw"]) for r in rows] == expected
+    # Mismatched brackets found past the bound make a malformed element too.
+    data = b"[" + b", ".join(pieces[:1] + [broken + b"}}"] + pieces[2:]) + b"]"
+    assert list(json_array_elements(data, chunk_size=16, max_element_bytes=40)) == [
+        (i, raw[:41]) for i, raw in enumerate(pieces[:1] + [broken + b"}}"] + pieces[2:])]
+
+
+def test_a_stream_that_cannot_seek_ends_with_an_element_that_never_closes():
+    class Unseekable(io.RawIOBase):
+        def __init__(self, data):
+            self.data = io.BytesIO(data)
+
+        def readable(self):
+            return True
+
+        def readinto(self, b):
+            return self.data.readinto(b)
+
+    pieces = [json.dumps({**ONE_TURN, "id": str(i)}).encode() for i in range(4)]
+    data = b"[" + b", ".join([pieces[0], pieces[1].removesuffix(b"]}")] + pieces[2:]) + b"]"
+    elements = list(json_array_elements(Unseekable(data), chunk_size=16, max_element_bytes=100))
+    assert elements == [(0, pieces[0]), (1, data[len(pieces[0]) + 3:][:101])]
+
+
+def test_memory_stays_bounded_while_reading_a_large_array(tmp_path):
+    path = tmp_path / "big.json"
+    path.write_text(json.dumps(llava_records(12_000)))
+    size = path.stat().st_size
+    assert size > 5_000_000
+    tracemalloc.start()
+    try:
+        count = sum(1 for _ in json_array_elements(open(path, "rb"), chunk_size=1 << 16))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert count == 12_000
+    assert peak < 1_000_000, f"peak {peak} bytes for a {size}-byte file"
+
+
+def _position_of_open_file(path: str) -> int | None:
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            if os.readlink(f"/proc/self/fd/{fd}") == path:
+                with open(f"/proc/self/fdinfo/{fd}") as info:
+                    return int(info.readline().split()[1])
+        except OSError:
+            continue
+    return None
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fdinfo"), reason="needs Linux /proc")
+def test_batches_arrive_before_the_whole_file_is_read(tmp_path):
+    path = tmp_path / "mix.json"
+    path.write_text(json.dumps(llava_records(2000)))
+    size = path.stat().st_size
+    batches = read_raw(str(path), batch_size=100, chunk_size=1 << 16)
+    first = next(batches)
+    position = _position_of_open_file(str(path))
+    assert first.num_rows == 100 and first.column("position").to_pylist() == list(range(100))
+    assert position is not None and position < size / 4, (position, size)
+    assert sum(b.num_rows for b in batches) == 1900
