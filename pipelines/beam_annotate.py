@@ -37,7 +37,8 @@ from udfs.entities import extract_entities
 from udfs.images import load_image
 from udfs.model_files import local_model_dir
 from udfs.records import parse_raw
-from udfs.sources import expand_inputs, read_raw, total_bytes
+from udfs.sources import expand_inputs, total_bytes
+from udfs.splits import plan_splits, read_split, split_bytes_for
 
 DETECT, FAILED, INVALID, STATS = "detect", "failed", "invalid", "stats"
 
@@ -120,7 +121,9 @@ def run(argv=None) -> dict:
                                max_batch_size=args.batch_size)
     started = time.time()
     p = beam.Pipeline(options=PipelineOptions(beam_args))
-    routed = (p | "Files" >> beam.Create(files) | "Spread" >> beam.Reshuffle() | "Read" >> beam.FlatMap(read_raw)
+    splits = plan_splits(files, split_bytes_for(total_bytes(files), 2))
+    routed = (p | "Splits" >> beam.Create([s.to_dict() for s in splits]) | "Spread" >> beam.Reshuffle()
+              | "Read" >> beam.FlatMap(read_split)
               | "Route" >> beam.ParDo(Route(args, total_bytes(files))).with_outputs(DETECT, INVALID, STATS, main="through"))
     keyed = (routed[DETECT]
              | "Requests" >> beam.FlatMap(request, args.images_root).with_outputs(FAILED, main="requests"))

@@ -25,7 +25,7 @@ import apache_beam as beam
 from apache_beam.io import fileio
 import pyarrow as pa
 import pyarrow.compute as pc
-from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions, StandardOptions
+from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, SetupOptions, StandardOptions
 from apache_beam.transforms import window
 from apache_beam.transforms.periodicsequence import PeriodicImpulse
 from apache_beam.utils.shared import Shared
@@ -40,7 +40,9 @@ from pipelines.outputs import join, read_json, read_summary, remove, write_json
 from udfs.rebalance import (EntityIndex, attach_entities, decide_batch, expected_kept_fn, read_table,
                             load_probabilities)
 from udfs.records import parse_raw
-from udfs.sources import RAW_SCHEMA, expand_inputs, fingerprint, input_format, read_raw, total_bytes
+from udfs.sources import (MAX_ELEMENT_BYTES, RAW_SCHEMA, expand_inputs, fingerprint, input_format, read_raw,
+                          total_bytes)
+from udfs.splits import plan_splits, read_split, split_bytes_for
 
 log = logging.getLogger("adr.rebalance")
 INVALID, DROPPED, SEEDS, STATS = "invalid", "dropped", "seeds", "stats"
@@ -150,13 +152,16 @@ def read_raw_batches(pipeline: beam.Pipeline, args: argparse.Namespace, cfg: Con
                 | "Path" >> beam.Map(lambda m: m.path)
                 | "Window" >> beam.WindowInto(window.FixedWindows(args.window_secs))
                 | "Read" >> beam.FlatMap(read_raw))
-    # The read streams each file in batches; the second reshuffle spreads those batches over every
-    # worker, so one big file (LLaVA's mix is one 1 GB array) is not parsed and decided by one thread.
+    # Splits of bounded size (udfs.splits), spread over every worker: one big file (LLaVA's mix
+    # is one 1 GB array) is read, parsed and decided by all of them, a split at a time.
+    inputs = expand_inputs(args.input)
+    workers = getattr(pipeline.options.view_as(DirectOptions), "direct_num_workers", 0) or 2
+    splits = plan_splits(inputs, split_bytes_for(total_bytes(inputs), workers))
+    max_element_bytes = max(MAX_ELEMENT_BYTES, 2 * args.max_record_bytes)
     return (pipeline
-            | "Files" >> beam.Create(expand_inputs(args.input))
-            | "SpreadFiles" >> beam.Reshuffle()
-            | "Read" >> beam.FlatMap(read_raw)
-            | "SpreadBatches" >> beam.Reshuffle())
+            | "Splits" >> beam.Create([s.to_dict() for s in splits])
+            | "Spread" >> beam.Reshuffle()
+            | "Read" >> beam.FlatMap(read_split, max_element_bytes=max_element_bytes))
 
 
 def raw_batch_from_messages(messages: list[bytes], source: str) -> pa.RecordBatch:

@@ -33,7 +33,7 @@ from pipelines.handlers.diffusion import DiffusionHandler, SeedImage
 from pipelines.handlers.llm import ChatLLMHandler
 from pipelines.handlers.torch_env import on_accelerator
 from pipelines import progress
-from pipelines.outputs import join, read_json, read_json_or_none, read_jsonl, remove, write_json
+from pipelines.outputs import iter_jsonl, join, read_json, read_json_or_none, read_jsonl, remove, write_json
 from udfs.images import content_name, load_image, png_bytes
 from udfs.model_files import local_model_dir
 from udfs.rebalance import read_table
@@ -310,12 +310,16 @@ def run(argv=None) -> dict:
     plan = Plan(args)
     for method, why in plan.skipped.items():
         print(f"adr synthesize: {method} synthesis skipped ({why})", file=sys.stderr)
-    seeds = read_jsonl(join(args.rebalanced, "seeds", "*.jsonl"))
-    seeds_by_key = {s["key"]: s for s in seeds}
+    seeds = join(args.rebalanced, "seeds", "*.jsonl")
     # The visual pool is the spec's: tail records whose image no other record uses. Language
-    # methods need a tail in the text (a tail token), whatever the image.
-    visual_pool = [s["key"] for s in seeds if s.get("image") and not s.get("image_shared")]
-    text_pool = [s["key"] for s in seeds if s["tail_entities"].get("token")]
+    # methods need a tail in the text (a tail token), whatever the image. Only keys are held:
+    # the pool grows with the corpus; a round reads the rows of its own seeds.
+    visual_pool, text_pool = [], []
+    for s in iter_jsonl(seeds):
+        if s.get("image") and not s.get("image_shared"):
+            visual_pool.append(s["key"])
+        if s["tail_entities"].get("token"):
+            text_pool.append(s["key"])
     pools = {"visual": seed_order(visual_pool, args.seed, "visual"),
              "synonym": seed_order(text_pool, args.seed, "synonym"),
              "rewrite": seed_order(text_pool, args.seed, "rewrite")}
@@ -332,10 +336,12 @@ def run(argv=None) -> dict:
                 if need[m] > 0 and cursor[m] < len(pools[m]):
                     take = max(need[m], int(need[m] * args.overdraw + 0.999))
                     keys = pools[m][cursor[m]:cursor[m] + take]
-                    assignments[m] = [(cursor[m] + i, seeds_by_key[key]) for i, key in enumerate(keys)]
+                    assignments[m] = [(cursor[m] + i, key) for i, key in enumerate(keys)]
                     cursor[m] += len(keys)
             if not assignments:
                 break
+            rows = seed_rows(seeds, {key for picked in assignments.values() for _, key in picked})
+            assignments = {m: [(rank, rows[key]) for rank, key in picked] for m, picked in assignments.items()}
             round_dir = join(args.output, "rounds", f"{round_no:03d}")
             # A round an interrupted run finished, with the same options and seeds, is not run again.
             key = round_key(args, assignments)
@@ -416,6 +422,11 @@ def write_refined(rebalanced: str, output: str, synthetic: list[dict], fmt: str)
 
     WRITERS[fmt](path, lines())
     return path
+
+
+def seed_rows(pattern: str, keys: set[str]) -> dict[str, dict]:
+    """The seed rows with these keys, read in one pass over the seed files."""
+    return {row["key"]: row for row in iter_jsonl(pattern) if row["key"] in keys}
 
 
 def with_stats_nouns(stats_dir: str, assignments: dict[str, list]) -> None:

@@ -30,12 +30,17 @@ def read_json_or_none(url: str) -> dict | None:
 
 def read_jsonl(pattern: str) -> list[dict]:
     """Every row of the JSON Lines files a glob names, file by file in name order."""
+    return list(iter_jsonl(pattern))
+
+
+def iter_jsonl(pattern: str):
+    """The rows of read_jsonl, one at a time (for outputs that grow with the corpus)."""
     fs, path = fsspec.core.url_to_fs(pattern)
-    rows = []
     for name in sorted(fs.glob(path)):
         with fs.open(name, "r") as f:
-            rows += [json.loads(line) for line in f if line.strip()]
-    return rows
+            for line in f:
+                if line.strip():
+                    yield json.loads(line)
 
 
 def remove(url: str) -> None:

@@ -1,7 +1,7 @@
 """Progress of a long step: records done, rate and time left.
 
 On a terminal one line is redrawn in place; otherwise (CI, a log file) a plain line is written
-every `interval` seconds. Pipeline code calls the module-level `advance()`: it reaches the
+every `interval` seconds (ADR_PROGRESS_SECS, default 10). Pipeline code calls the module-level `advance()`: it reaches the
 active tracker when the runner executes in this process (DirectRunner, local Spark through
 accumulators) and does nothing on remote workers, where the engine's own UI shows progress.
 """
@@ -9,6 +9,7 @@ accumulators) and does nothing on remote workers, where the engine's own UI show
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import threading
 import time
@@ -30,7 +31,9 @@ class Progress:
         self.label, self.total, self.unit = label, total, unit
         self.stream = stream or sys.stderr
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
-        self.interval = interval if interval is not None else (0.25 if self.tty else 10.0)
+        # ADR_PROGRESS_SECS: how often a plain line is written (a log, CI); 10 s by default.
+        self.interval = interval if interval is not None else (
+            0.25 if self.tty else float(os.environ.get("ADR_PROGRESS_SECS", "10")))
         self.clock = clock
         self.started = self.last_shown = clock()
         self.done, self.fraction = 0, 0.0

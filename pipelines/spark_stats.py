@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import json
 import logging
 import os
 import sys
@@ -25,7 +26,8 @@ from pipelines.outputs import join, read_json_or_none, write_json
 from udfs.entities import entities_schema, extract_entities
 from udfs.nlp import load_nlp
 from udfs.records import PARSED_SCHEMA, parse_raw
-from udfs.sources import RAW_SCHEMA, expand_inputs, fingerprint, read_raw, total_bytes
+from udfs.sources import MAX_ELEMENT_BYTES, expand_inputs, fingerprint, total_bytes
+from udfs.splits import plan_splits, read_split, split_bytes_for
 
 log = logging.getLogger("adr.stats")
 
@@ -44,7 +46,7 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--resume", action="store_true",
                     help="reuse entities/ and invalid/ left by an interrupted run of the same input and parameters")
     ap.add_argument("--partitions", type=int, default=0,
-                    help="extraction tasks (default: one per 16 MiB of input, at least 2 per core)")
+                    help="extraction tasks (default: splits of at most 16 MiB of input, at least 3 per core)")
     ap.add_argument("--drop-exact-duplicates", action="store_true",
                     help="count byte-identical records once (the copies go to invalid/ as exact-duplicate)")
     return ap
@@ -76,10 +78,10 @@ def spark_session(master: str | None, app: str = "adr-stats"):
             .getOrCreate())
 
 
-def _read(batches):
+def _read(batches, max_element_bytes: int):
     for batch in batches:
-        for url in batch.column("path").to_pylist():
-            yield from read_raw(url)
+        for split in batch.column("split").to_pylist():
+            yield from read_split(json.loads(split), max_element_bytes=max_element_bytes)
 
 
 def analysed_schema(perspectives: tuple[str, ...]) -> pa.Schema:
@@ -105,17 +107,6 @@ def _parse_and_extract(raw_batches, max_bytes, perspectives, nlp, counters=None)
         yield pa.RecordBatch.from_arrays(list(columns.values()), schema=analysed_schema(perspectives))
 
 
-TASK_BYTES = 16 << 20  # input per tagging task: ~10K LLaVA records, a progress step every ~20-40 s
-
-
-def extraction_tasks(spark, args, size: int) -> int:
-    """Tasks of bounded size whatever the corpus: so work balances across cores and executors,
-    no task's memory grows with the corpus, and progress (counted as tasks end) keeps moving."""
-    if args.partitions:
-        return args.partitions
-    return max(2 * spark.sparkContext.defaultParallelism, -(-size // TASK_BYTES))
-
-
 def extract(spark, args, files: list[str], perspectives: tuple[str, ...], out: str, started: float) -> dict:
     """Read, parse and tag every record: writes invalid/ and entities/, returns the counts."""
     from pyspark import StorageLevel
@@ -124,21 +115,23 @@ def extract(spark, args, files: list[str], perspectives: tuple[str, ...], out: s
     from pyspark.sql.pandas.types import from_arrow_schema
 
     size = total_bytes(files)
-    parts = extraction_tasks(spark, args, size)
-
-    # One Python pass per record: read, parse and tag together. Unless the files are already
-    # many and small, the raw elements are spread over `parts` tasks first.
-    paths = spark.createDataFrame([(f,) for f in files], "path string").repartition(len(files))
+    # Tasks of bounded size whatever the corpus: each reads, parses and tags one split of the
+    # input in one Python pass, so work balances across cores and executors, no task's memory
+    # grows with the corpus, nothing is shuffled before tagging, and progress (counted as tasks
+    # end) keeps moving.
+    with progress.track("stats: planning splits", unit="splits") as shown:
+        splits = plan_splits(files, split_bytes_for(size, spark.sparkContext.defaultParallelism, args.partitions))
+        shown.update(len(splits), 1.0)
+    log.info("%d splits of %s input", len(splits), f"{size:,} bytes")
+    tasks = spark.createDataFrame([(json.dumps(s.to_dict()),) for s in splits], "split string")
+    tasks = tasks.repartition(len(splits))
     # Accumulators reach the driver as tasks finish: the records and bytes behind the progress line.
     counters = (spark.sparkContext.accumulator(0), spark.sparkContext.accumulator(0))
     analyse = functools.partial(_parse_and_extract, max_bytes=args.max_record_bytes, perspectives=perspectives,
                                 nlp=args.nlp, counters=counters)
-    schema = from_arrow_schema(analysed_schema(perspectives))
-    if len(files) >= parts and size <= len(files) * TASK_BYTES:
-        analysed = paths.mapInArrow(lambda batches: analyse(_read(batches)), schema)
-    else:
-        raw = paths.mapInArrow(_read, from_arrow_schema(RAW_SCHEMA)).repartition(parts)
-        analysed = raw.mapInArrow(analyse, schema)
+    max_element_bytes = max(MAX_ELEMENT_BYTES, 2 * args.max_record_bytes)
+    analysed = tasks.mapInArrow(lambda batches: analyse(_read(batches, max_element_bytes)),
+                                from_arrow_schema(analysed_schema(perspectives)))
     analysed = analysed.persist(StorageLevel.MEMORY_AND_DISK)
 
     # Byte-identical records share a digest; from the second on (in input order) the key gets

@@ -211,3 +211,31 @@ def test_the_report_counts_exactly_the_refined_corpus(mix, mix_run):
     manifest = json.loads((out / "stats" / "manifest.json").read_text())
     assert f"{manifest['repeated_ids']:,}" in html and "byte-identical" in html
     assert all(line.split(":")[0] in data.taus for line in report.balance_verdicts(data))
+
+
+def test_progress_moves_while_the_stages_work(mix, mix_run, spark, tmp_path, monkeypatch):
+    """Tasks of bounded size: the tagging count rises through several values before the stage
+    ends, and ends at the number of elements read; the same for rebalancing. (The stages take
+    seconds here, so lines come 10 and 100 times a second; at scale the benchmark measures the
+    longest gap between two changes of the count.)"""
+    import re
+
+    path, records = mix
+    out, _, _ = mix_run
+    fresh = tmp_path / "fresh.json"  # records the workers have not tagged yet in this session
+    write(fresh, generate(2 * RECORDS, seed=9, data_dir=SHARED))
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        monkeypatch.setenv("ADR_PROGRESS_SECS", "0.1")
+        manifest = spark_stats.run(["--input", str(fresh), "--output", str(tmp_path / "stats"), "--partitions", "16",
+                                    *NLP_ARGS], spark=spark)
+        monkeypatch.setenv("ADR_PROGRESS_SECS", "0.01")
+        beam_rebalance.run(["--input", str(path), "--dictionary", str(out / "stats"), "--output", str(tmp_path / "r")])
+    lines = err.getvalue().splitlines()
+    for label, final in (("stats: tagging", manifest["elements_read"]), ("rebalance", len(records))):
+        moving = [int(m.group(1).replace(",", "")) for line in lines
+                  if (m := re.search(rf"\d {label}: ([\d,]+) records  ", line))]
+        moving = [n for n in moving if n < final]  # before the stage ends
+        assert len(set(moving)) >= 3 and moving == sorted(moving), (label, moving)
+        done = [line for line in lines if re.search(rf"{label}: [\d,]+ records in ", line)]
+        assert done and f"{final:,} records in" in done[-1], (label, done)

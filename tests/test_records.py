@@ -89,11 +89,11 @@ def test_parquet_rows_become_records(tmp_path):
 
 def test_parse_raw_keeps_good_rows_and_explains_bad_ones():
     raws = [json.dumps(GOOD).encode(), b"{nope", json.dumps({**GOOD, "id": 5}).encode()]
-    batch = pa.RecordBatch.from_pydict({"source": ["f"] * 3, "line": [1, 2, 3], "raw": raws})
+    batch = pa.RecordBatch.from_pydict({"source": ["f"] * 3, "position": [1, 2, 3], "raw": raws})
     rows = parse_raw(batch).to_pylist()
     assert [r["id"] for r in rows] == ["1", None, "5"]
     assert [r["reason"] for r in rows] == [None, R.MALFORMED_JSON, None]
-    assert rows[1]["raw"] == "{nope" and rows[1]["line"] == 2
+    assert rows[1]["raw"] == "{nope" and rows[1]["position"] == 2
 
 
 def test_expand_inputs_globs_directories_and_missing(tmp_path):

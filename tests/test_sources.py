@@ -5,8 +5,11 @@ import gzip
 import io
 import json
 import os
+import random
 import tracemalloc
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from adr import records as R
@@ -169,10 +172,13 @@ def test_a_missing_bracket_does_not_swallow_the_rest_of_the_file(tmp_path):
     path.write_bytes(gzip.compress(data))
     rows = [r for b in read_raw(str(path), chunk_size=64, max_element_bytes=100) for r in b.to_pylist()]
     assert [(r["position"], r["raw"]) for r in rows] == expected
-    # Mismatched brackets found past the bound make a malformed element too.
-    data = b"[" + b", ".join(pieces[:1] + [broken + b"}}"] + pieces[2:]) + b"]"
-    assert list(json_array_elements(data, chunk_size=16, max_element_bytes=40)) == [
-        (i, raw[:41]) for i, raw in enumerate(pieces[:1] + [broken + b"}}"] + pieces[2:])]
+    # Mismatched brackets found past the bound make a malformed element too (counting brackets
+    # alone would end it at the second ']' and make the '}' after it one more element).
+    mismatched = [pieces[0], broken + b"]]}"] + pieces[2:]
+    data = b"[" + b", ".join(mismatched) + b"]"
+    for chunk_size in (1, 16):
+        assert list(json_array_elements(data, chunk_size=chunk_size, max_element_bytes=40)) == [
+            (i, raw[:41]) for i, raw in enumerate(mismatched)]
 
 
 def test_a_stream_that_cannot_seek_ends_with_an_element_that_never_closes():
@@ -229,3 +235,68 @@ def test_batches_arrive_before_the_whole_file_is_read(tmp_path):
     assert first.num_rows == 100 and first.column("position").to_pylist() == list(range(100))
     assert position is not None and position < size / 4, (position, size)
     assert sum(b.num_rows for b in batches) == 1900
+
+
+# ---- splits: bounded pieces of one file, read anywhere, equal to reading it whole ----------
+
+def _whole(url):
+    return [(r["position"], r["raw"]) for b in read_raw(url, batch_size=7) for r in b.to_pylist()]
+
+
+def _by_splits(url, split_bytes):
+    from udfs.splits import plan_splits, read_split
+
+    splits = plan_splits([url], split_bytes)
+    random.Random(split_bytes).shuffle(splits)  # any order, as workers pick them
+    rows = [(r["position"], r["raw"]) for s in splits for b in read_split(s.to_dict(), batch_size=5)
+            for r in b.to_pylist()]
+    return sorted(rows), len(splits)
+
+
+def _records(n):
+    return [{"id": str(i % 7), "image": f"coco/{i % 7}.jpg", "conversations": [
+        {"from": "human", "value": "<image>\nWhat is it? " + "\u00e9\u4e2d" * (i % 5) + "}, {\"x\": 1}"},
+        {"from": "gpt", "value": "A [thing], " * (i % 9)}]} for i in range(n)]
+
+
+@pytest.mark.parametrize("split_bytes", [1, 97, 400, 1000, 5000, 1 << 20])
+def test_splits_of_a_one_line_array_read_as_the_whole_file(tmp_path, split_bytes):
+    path = tmp_path / "a.json"
+    path.write_text(json.dumps(_records(120)))
+    rows, n = _by_splits(str(path), split_bytes)
+    assert rows == _whole(str(path)) and [p for p, _ in rows] == list(range(120))
+    assert n > 1 or split_bytes >= path.stat().st_size
+
+
+@pytest.mark.parametrize("split_bytes", [1, 150, 2000])
+def test_splits_of_a_pretty_array_with_bad_elements_read_as_the_whole_file(tmp_path, split_bytes):
+    good = [json.dumps(r, indent=2).encode() for r in _records(40)]
+    elements = good[:10] + [b'{"id": "b", oops}', b'{"id": "\xff\xfe"}'] + good[10:] + [b"7"]
+    path = tmp_path / "bad.json"
+    path.write_bytes(b"\xef\xbb\xbf[\n" + b",\n".join(elements) + b"\n]\n")
+    rows, _ = _by_splits(str(path), split_bytes)
+    assert rows == _whole(str(path)) and len(rows) == 43
+
+
+@pytest.mark.parametrize("split_bytes", [1, 300, 4000])
+def test_splits_of_json_lines_keep_line_numbers(tmp_path, split_bytes):
+    lines = [json.dumps(r) for r in _records(60)]
+    lines[5], lines[17] = "", "   "
+    path = tmp_path / "a.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + "\r\n".join(lines).encode() + b"\n\n")
+    rows, n = _by_splits(str(path), split_bytes)
+    assert rows == _whole(str(path)) and len(rows) == 58 and rows[-1][0] == 60
+    assert n > 1 or split_bytes >= path.stat().st_size
+
+
+def test_compressed_and_parquet_files_are_one_split_each(tmp_path):
+    import gzip
+
+    from udfs.splits import plan_splits
+
+    (tmp_path / "a.json.gz").write_bytes(gzip.compress(json.dumps(_records(50)).encode()))
+    pq.write_table(pa.Table.from_pylist(_records(50)), tmp_path / "b.parquet")
+    files = [str(tmp_path / "a.json.gz"), str(tmp_path / "b.parquet")]
+    assert [s.kind for s in plan_splits(files, 1)] == ["whole", "whole"]
+    for url in files:
+        assert _by_splits(url, 1)[0] == sorted(_whole(url))

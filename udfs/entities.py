@@ -19,8 +19,8 @@ from udfs.nlp import load_nlp, tagged_tokens
 
 # Texts this short are the ones that repeat (questions, answers, templates); long ones are
 # nearly all distinct and would only churn the cache.
-CACHED_TEXT_CHARS = 512
-CACHE_ENTRIES = 200_000
+CACHED_TEXT_CHARS = 256
+CACHE_ENTRIES = 50_000  # ~100 MB per process at LLaVA's turn lengths
 _tag_cache: dict[tuple[str | None, str], list[tuple[str, str]]] = {}
 
 
@@ -64,7 +64,7 @@ def tag_texts(texts, nlp_name: str | None) -> dict[str, list[tuple[str, str]]]:
         if len(_tag_cache) > CACHE_ENTRIES:
             _tag_cache.clear()
         for text, doc in zip(todo, nlp.pipe(todo, batch_size=256)):
-            out[text] = tagged_tokens(doc)
+            out[text] = tuple(tagged_tokens(doc))
             if len(text) <= CACHED_TEXT_CHARS:
                 _tag_cache[(nlp_name, text)] = out[text]
     return out

@@ -6,6 +6,7 @@ only records the stages made (synthetic ones) are tagged, by the same udfs as th
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from typing import Iterable
 
@@ -52,19 +53,43 @@ def counts_of_keys(stats_dir: str, keys: Iterable[str], perspectives: tuple[str,
                          perspectives)
 
 
-def counts_of_files(urls: Iterable[str], perspectives: tuple[str, ...], nlp: str | None) -> tuple[Counts, int]:
+def counts_of_files(urls: Iterable[str], perspectives: tuple[str, ...], nlp: str | None,
+                    processes: int | None = None) -> tuple[Counts, int]:
     """(entity counts, valid records) of record files, tagged as the statistics stage tags;
-    streamed a batch at a time."""
-    records = 0
+    streamed a batch at a time, tagged on `processes` worker processes (default: one per core)."""
+    import multiprocessing
+    import os
 
-    def entities():
-        nonlocal records
+    processes = processes or os.cpu_count() or 1
+
+    def valid_batches():
         for url in urls:
-            for raw in read_raw(url):
+            for raw in read_raw(url, batch_size=1024):
                 parsed = parse_raw(raw)
                 valid = parsed.filter(parsed.column("reason").is_null())
                 if valid.num_rows:
-                    records += valid.num_rows
-                    yield extract_entities(valid.select(["key", "record"]), perspectives, nlp)
+                    yield valid.select(["key", "record"])
 
-    return count_batches(entities(), perspectives), records
+    counts: Counts = {p: Counter() for p in perspectives}
+    records = 0
+    if processes == 1:
+        parts = (_count_batch(b, perspectives, nlp) for b in valid_batches())
+        pool = None
+    else:
+        # spawn: a clean interpreter per worker, whatever threads (or JVM gateway) this one has
+        pool = multiprocessing.get_context("spawn").Pool(processes)
+        parts = pool.imap(functools.partial(_count_batch, perspectives=perspectives, nlp=nlp), valid_batches())
+    try:
+        for part, n in parts:
+            records += n
+            for p in perspectives:
+                counts[p].update(part[p])
+    finally:
+        if pool is not None:
+            pool.close()
+            pool.join()
+    return counts, records
+
+
+def _count_batch(batch: pa.RecordBatch, perspectives: tuple[str, ...], nlp: str | None) -> tuple[Counts, int]:
+    return count_batches([extract_entities(batch, perspectives, nlp)], perspectives), batch.num_rows

@@ -18,7 +18,15 @@ def load_nlp(name_or_path: str | None = None):
     and pay the load once.
     """
     import spacy
+    from thinc.api import set_current_ops
+    from thinc.backends.numpy_ops import NumpyOps
+    from threadpoolctl import threadpool_limits
 
+    # The tok2vec layers are matrix products: numpy's BLAS does them about 3x faster than thinc's
+    # default (blis) on the machines measured, with identical tags (0 of 181K tokens differ; see
+    # benchmarks/RESULTS.md). One BLAS thread: the engines run one tagger per core already.
+    threadpool_limits(1, user_api="blas")
+    set_current_ops(NumpyOps(use_blis=False))  # layers take the current ops when they are built
     target = name_or_path or DEFAULT_NLP
     try:
         nlp = spacy.load(target, exclude=["parser", "ner", "senter", "textcat"])

@@ -63,10 +63,10 @@ _NEXT_ELEMENT = re.compile(r",\s*(?=\{)")
 _SEPARATORS = re.compile(r"[ \t\r\n,]*")
 _STRUCTURE = re.compile(r'[\[\]{}",]')
 _IN_STRING = re.compile(r'["\\]')
-# A JSON token that can be cut short by the end of the buffered text and still look complete
-# or look wrong (a number, a literal such as -Infinity) is shorter than this; a string is not,
-# but the scanner then says "Unterminated string".
+# The JSON scanner, given text that ends inside an element, fails within this many characters
+# of the end (or says "Unterminated string"), and a number it reads up to there may go on.
 _SLACK = 16
+_MALFORMED, _TOO_LONG = -1, -2
 
 
 def expand_inputs(specs: str | Iterable[str]) -> list[str]:
@@ -241,22 +241,28 @@ class _Text:
         return True
 
 
-def _array_elements(f: BinaryIO, head: bytes, chunk_size: int,
-                    max_chars: int) -> Iterator[tuple[int, bytes]]:
+def _array_elements(f: BinaryIO, head: bytes, chunk_size: int, max_chars: int, *, first_index: int = 0,
+                    limit: int | None = None, inside: bool = False) -> Iterator[tuple[int, bytes]]:
+    """Elements from the stream's start (which must open the array) or, `inside`, from an element
+    boundary within it: then at most `limit` of them, the first numbered `first_index`."""
     text = _Text(f, head, chunk_size)
     buf = ""
-    while True:  # up to the opening bracket
-        buf = text.more(buf, 0)
-        opening = buf.removeprefix("\ufeff").lstrip(" \t\r\n")
-        if opening or text.eof:
-            break
-    if opening[:1] != "[":
-        raise ValueError("not a JSON array: the text does not start with '['")
-    buf, pos = opening, 1
+    if inside:
+        buf, pos = "", 0
+    else:
+        while True:  # up to the opening bracket
+            buf = text.more(buf, 0)
+            opening = buf.removeprefix("\ufeff").lstrip(" \t\r\n")
+            if opening or text.eof:
+                break
+        if opening[:1] != "[":
+            raise ValueError("not a JSON array: the text does not start with '['")
+        buf, pos = opening, 1
     decode = json.JSONDecoder().raw_decode
     skip = _SEPARATORS.match
-    index = 0
-    while True:
+    index = first_index
+    stop = None if limit is None else first_index + limit
+    while index != stop:
         pos = skip(buf, pos).end()
         if pos >= len(buf):
             if text.eof:
@@ -269,32 +275,31 @@ def _array_elements(f: BinaryIO, head: bytes, chunk_size: int,
                 yield index, trailing.encode("utf-8", "surrogateescape")
             return
         start = pos
-        while True:
+        while True:  # until the element's end is known, reading more text while it may go on
             try:
                 end = decode(buf, start)[1]
             except json.JSONDecodeError as err:
-                if text.eof or (err.pos < len(buf) - _SLACK and not err.msg.startswith("Unterminated string")):
-                    end = -1  # malformed: more text would not help
+                # Cut short by the end of the text read, or malformed whatever follows?
+                cut_short = err.pos >= len(buf) - _SLACK or err.msg.startswith("Unterminated string")
+                if text.eof or not cut_short:
+                    end = _MALFORMED
                     break
-                if len(buf) - start > max_chars:  # it may go on past the text read so far
-                    end = -2
+                if len(buf) - start > max_chars:
+                    end = _TOO_LONG
                     break
             else:
-                if end <= len(buf) - _SLACK or text.eof:
+                if end <= len(buf) - _SLACK or text.eof:  # else it may be a number cut short
                     break
-                if end - start > max_chars:  # a number that may go on
-                    end = -2
+                if end - start > max_chars:
+                    end = _TOO_LONG
                     break
-            buf = text.more(buf, start, max(_SLACK, len(buf) - start))
-            start = 0
+            buf, start = text.more(buf, start, max(_SLACK, len(buf) - start)), 0  # twice the text
         if end >= 0:
             yield index, buf[start:end].encode("utf-8", "surrogateescape")
             pos = end
-        elif end == -1:
-            raw, buf, pos = _skip_malformed(text, buf, start, max_chars)
-            yield index, raw.encode("utf-8", "surrogateescape")
         else:
-            raw, buf, pos = _skip_too_long(text, buf, start, max_chars)
+            skip_bad = _skip_malformed if end == _MALFORMED else _skip_too_long
+            raw, buf, pos = skip_bad(text, buf, start, max_chars)
             yield index, raw.encode("utf-8", "surrogateescape")
             if pos < 0:
                 return
@@ -410,7 +415,7 @@ class _Scan:
                     return m.start(), m.start() if c in ",]" else self.MALFORMED
                 elif c == ",":
                     i = m.end()
-                elif opened.pop() and False:
+                elif opened.pop() != self._CLOSES[c]:
                     return m.start(), self.MALFORMED
                 else:
                     i = m.end()

@@ -1,0 +1,177 @@
+"""Benchmark: `adr run` end to end on a corpus of LLaVA-1.5 mix665k's shape, at several scales.
+
+For each scale (a fraction of 665,298 records) it generates the one-line JSON array with
+scripts/make_llava_mix.py (not timed), runs `adr run` in a child process exactly as a user would
+(local[2] Spark, DirectRunner, no models: synonym synthesis fills the budget), and records
+
+  * wall time per stage (from the time each stage's first line reaches stderr),
+  * records/s end to end and the cost per record (ms) at each scale,
+  * peak resident memory of every process of the run: the driver (the `adr` Python process),
+    Spark's JVM, Spark's Python workers and any other child; each process's own peak and the
+    peak of all of them together (sampled every 0.2 s),
+  * whether any process's peak exceeded the input file's size (no process may hold the whole file).
+
+    python -m benchmarks.llava_mix --scales 0.125,0.25,0.5,1 [--out /tmp/adr-llava-bench]
+
+Prints one JSON object per scale and a Markdown table for benchmarks/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+FULL = 665_298
+STAGES = ("stats", "rebalance", "synthesize", "report")
+
+
+def kind(proc: psutil.Process, root_pid: int) -> str:
+    if proc.pid == root_pid:
+        return "driver"
+    if "java" in proc.name():
+        return "jvm"
+    if any("java" in p.name() for p in proc.parents()):
+        return "spark_python_worker"
+    if "multiprocessing" in " ".join(proc.cmdline()):
+        return "tagging_pool_worker"
+    return "other"
+
+
+class Memory:
+    """Per-process and whole-tree peak RSS of a process and all its descendants."""
+
+    def __init__(self, pid: int, interval: float = 0.2):
+        self.root_pid = pid
+        self.per_process: dict[int, tuple[str, int]] = {}
+        self.total_peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(interval,), daemon=True)
+        self._thread.start()
+
+    def _run(self, interval: float):
+        root = psutil.Process(self.root_pid)
+        while not self._stop.is_set():
+            total = 0
+            try:
+                procs = [root, *root.children(recursive=True)]
+            except psutil.Error:
+                break
+            for proc in procs:
+                try:
+                    rss = proc.memory_info().rss
+                    label = kind(proc, self.root_pid)
+                except psutil.Error:
+                    continue
+                total += rss
+                old = self.per_process.get(proc.pid, (label, 0))
+                self.per_process[proc.pid] = (label, max(old[1], rss))
+            self.total_peak = max(self.total_peak, total)
+            time.sleep(interval)
+
+    def stop(self) -> dict:
+        self._stop.set()
+        self._thread.join()
+        by_kind: dict[str, list[int]] = {}
+        for label, peak in self.per_process.values():
+            by_kind.setdefault(label, []).append(peak)
+        mib = 2 ** 20
+        return {"all_processes_peak_mib": round(self.total_peak / mib),
+                "largest_process_peak_mib": round(max(p for _, p in self.per_process.values()) / mib),
+                "per_kind": {k: {"processes": len(v), "largest_peak_mib": round(max(v) / mib)}
+                             for k, v in sorted(by_kind.items())}}
+
+
+def run_adr(corpus: Path, out: Path, master: str, extra: list[str], command: str = "run") -> dict:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
+    cmd = [sys.executable, "-m", "pipelines.cli", command, "--input", str(corpus), "--output", str(out),
+           "--master", master, *(["--force"] if command == "run" else []), *extra]
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    memory = Memory(proc.pid)
+    marks: dict[str, float] = {}
+    progress_changes: list[tuple[float, str]] = []
+    tail: list[str] = []
+
+    def read_stdout():
+        for line in proc.stdout:
+            tail.append(line)
+
+    reader = threading.Thread(target=read_stdout, daemon=True)
+    reader.start()
+    for line in proc.stderr:
+        now = time.perf_counter() - start
+        tail.append(line)
+        m = re.match(r"(\w+): running", line)
+        if m:
+            marks[m.group(1)] = now
+        if command == "stats" and not marks:
+            marks["stats"] = 0.0
+        m = re.search(r"stats: tagging: ([\d,]+) records", line)
+        if m and (not progress_changes or progress_changes[-1][1] != m.group(1)):
+            progress_changes.append((now, m.group(1)))
+    proc.wait()
+    reader.join()
+    seconds = time.perf_counter() - start
+    if proc.returncode:
+        raise SystemExit(f"adr run failed ({proc.returncode}):\n{''.join(tail[-40:])}")
+    order = [s for s in STAGES if s in marks]
+    ends = [marks[s] for s in order[1:]] + [seconds]
+    stage_seconds = {s: round(end - marks[s], 1) for s, end in zip(order, ends)}
+    gaps = [b - a for (a, _), (b, _) in zip(progress_changes, progress_changes[1:])]
+    return {"seconds": round(seconds, 1), "stage_seconds": stage_seconds, "memory": memory.stop(),
+            "stats_progress_changes": len(progress_changes),
+            "stats_longest_progress_gap_s": round(max(gaps), 1) if gaps else None}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--scales", default="0.125,0.25,0.5,1")
+    ap.add_argument("--out", default="/tmp/adr-llava-bench")
+    ap.add_argument("--master", default="local[2]")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--command", default="run", choices=("run", "stats"),
+                    help="stats: the statistics stage alone (e.g. with -- --partitions 4, the old 2 x cores)")
+    ap.add_argument("extra", nargs="*", help="more `adr run` options, after --")
+    args = ap.parse_args()
+    from scripts.make_llava_mix import generate, write
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    results = []
+    for scale in (float(s) for s in args.scales.split(",")):
+        n = round(FULL * scale)
+        corpus = out / f"llava_mix_{n}.json"
+        if not corpus.exists():
+            write(corpus, generate(n, seed=args.seed))
+        size = corpus.stat().st_size
+        result = {"scale": scale, "records": n, "input_mib": round(size / 2 ** 20), "master": args.master,
+                  "command": args.command, "extra": args.extra,
+                  **run_adr(corpus, out / f"{args.command}_{n}", args.master, args.extra, args.command)}
+        result["records_per_s"] = round(n / result["seconds"], 1)
+        result["ms_per_record"] = round(1000 * result["seconds"] / n, 3)
+        result["no_process_held_the_file"] = result["memory"]["largest_process_peak_mib"] * 2 ** 20 < size
+        results.append(result)
+        print(json.dumps(result), flush=True)
+    print("\n| scale | records | input | adr run | records/s | ms/record | stats | rebalance | synthesize | report "
+          "| all processes peak | largest process | longest progress gap |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in results:
+        s = r["stage_seconds"]
+        print(f"| {r['scale']} | {r['records']:,} | {r['input_mib']} MiB | {r['seconds']} s | {r['records_per_s']} "
+              f"| {r['ms_per_record']} | {s.get('stats')} s | {s.get('rebalance')} s | {s.get('synthesize')} s "
+              f"| {s.get('report')} s | {r['memory']['all_processes_peak_mib']} MiB "
+              f"| {r['memory']['largest_process_peak_mib']} MiB | {r['stats_longest_progress_gap_s']} s |")
+
+
+if __name__ == "__main__":
+    main()
