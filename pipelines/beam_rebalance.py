@@ -128,7 +128,7 @@ class _Worker:
 _SHARED = Shared()
 
 
-def read_raw_batches(pipeline: beam.Pipeline, args: argparse.Namespace, cfg: Config):
+def read_raw_batches(pipeline: beam.Pipeline, args: argparse.Namespace, cfg: Config, prefix: str = ""):
     if args.pubsub_subscription or args.kafka_topic:
         if args.pubsub_subscription:
             source = args.pubsub_subscription
@@ -159,9 +159,9 @@ def read_raw_batches(pipeline: beam.Pipeline, args: argparse.Namespace, cfg: Con
     splits = plan_splits(inputs, split_bytes_for(total_bytes(inputs), workers))
     max_element_bytes = max(MAX_ELEMENT_BYTES, 2 * args.max_record_bytes)
     return (pipeline
-            | "Splits" >> beam.Create([s.to_dict() for s in splits])
-            | "Spread" >> beam.Reshuffle()
-            | "Read" >> beam.FlatMap(read_split, max_element_bytes=max_element_bytes))
+            | f"{prefix}Splits" >> beam.Create([s.to_dict() for s in splits])
+            | f"{prefix}Spread" >> beam.Reshuffle()
+            | f"{prefix}Read" >> beam.FlatMap(read_split, max_element_bytes=max_element_bytes))
 
 
 def raw_batch_from_messages(messages: list[bytes], source: str) -> pa.RecordBatch:
@@ -388,20 +388,34 @@ class WriteKeptBatch(beam.DoFn):
         fs.mv(tmp, f"{root}/{name}.jsonl")
 
 
+def index_columns(raw: pa.RecordBatch, max_bytes: int) -> Iterable[pa.RecordBatch]:
+    """What finding repeated records, images and ids needs of a raw batch: no record text."""
+    parsed = parse_raw(raw, max_bytes=max_bytes)
+    valid = parsed.filter(parsed.column("reason").is_null())
+    if valid.num_rows:
+        yield valid.select(["source", "position", "key", "id", "image"])
+
+
 def build(pipeline: beam.Pipeline, raw_batches, cfg: Config, output: str, inputs: list[str] | None,
-          refresh_secs: float = 0.0):
-    """The rebalancing graph from a PCollection of raw batches; returns the summary PCollection."""
+          refresh_secs: float = 0.0, index_batches=None):
+    """The rebalancing graph from a PCollection of raw batches; returns the summary PCollection.
+
+    `index_batches`, a second read of the same input, feeds the corpus-wide side inputs (repeated
+    records, shared images, repeated ids): deciding waits for them, and a runner holds what waits,
+    so what waits is this read's few columns, not the records."""
     parsed = raw_batches | "Parse" >> beam.ParDo(ParseBatch(cfg.max_bytes, cfg.input_bytes)).with_outputs(INVALID, STATS, main="valid")
     valid = parsed.valid
+    indexed = valid if index_batches is None else (
+        index_batches | "ParseIndex" >> beam.FlatMap(index_columns, cfg.max_bytes))
     extra_stats = []
     if cfg.streaming:
         # A window never sees the whole corpus: byte-identical records in a stream share a key.
         copies = pipeline | "NoCopyCheck" >> beam.Create([])
         shared_images = pipeline | "NoSharedImages" >> beam.Create([])
     else:
-        copies = find_repeated(valid, "key", cfg.buckets, with_positions=True)
-        shared_images = find_repeated(valid, "image", cfg.buckets)
-        extra_stats.append(find_repeated(valid, "id", cfg.buckets)
+        copies = find_repeated(indexed, "key", cfg.buckets, with_positions=True)
+        shared_images = find_repeated(indexed, "image", cfg.buckets)
+        extra_stats.append(find_repeated(indexed, "id", cfg.buckets)
                            | "CountRepeatedIds" >> beam.Map(lambda vn: RebalanceStats(repeated_ids=vn[1] - 1)))
     side = {}
     if refresh_secs:
@@ -454,7 +468,8 @@ def run(argv=None, test_pipeline=None, raw_batches=None):
         remove(join(args.output, "kept"))  # files of an earlier run would mix with this run's
     pipeline = test_pipeline or beam.Pipeline(options=options)
     source = pipeline | "Source" >> raw_batches if raw_batches else read_raw_batches(pipeline, args, cfg)
-    build(pipeline, source, cfg, args.output, inputs, args.dictionary_refresh_secs if streaming else 0.0)
+    index = read_raw_batches(pipeline, args, cfg, prefix="Index") if inputs and not raw_batches else None
+    build(pipeline, source, cfg, args.output, inputs, args.dictionary_refresh_secs if streaming else 0.0, index)
     with progress.track("rebalance"):
         result = pipeline.run()
         result.wait_until_finish()

@@ -25,7 +25,7 @@ import pyarrow as pa
 from adr.errors import InputError
 from udfs.sources import (_BOM, _SEPARATORS, CHUNK_BYTES, MAX_ELEMENT_BYTES, _array_elements, _batches, read_raw)
 
-SPLIT_BYTES = 16 << 20      # ~10K LLaVA records: a progress step every minute or so per core
+SPLIT_BYTES = 4 << 20       # ~3.5K LLaVA records: a progress step every ~25 s per core
 MIN_SPLIT_BYTES = 256 << 10
 _COMPRESSED = (".gz", ".zst", ".bz2", ".xz")
 
