@@ -228,14 +228,12 @@ def failure(method: str, rank: int, row: dict, reason: str, detail: str = "") ->
 # ---- one round ---------------------------------------------------------------------------
 
 def run_round(plan: Plan, assignments: dict[str, list], round_dir: str, beam_args, counts):
+    """One Beam pipeline over the round's seeds, which write_round_seeds put in round_dir/seeds/."""
     args = plan.args
     options = PipelineOptions(beam_args)
     llm = ChatLLMHandler(args.llm, device=args.device, max_new_tokens=args.max_new_tokens,
                          max_batch_size=args.batch_size) if args.llm else None
     params = {"seed": args.seed}
-    # Seeds travel as files, not inside the pipeline graph (runners cap its size).
-    for method, rows in assignments.items():
-        write_jsonl(join(round_dir, "seeds", f"{method}.jsonl"), [{"rank": r, "row": row} for r, row in rows])
 
     def seeds(p, method):
         return (p | f"Read{method.title()}Seeds" >> beam.io.ReadFromText(join(round_dir, "seeds", f"{method}.jsonl"))
@@ -301,7 +299,7 @@ def round_key(args, assignments: dict[str, list]) -> str:
     """What a round's outputs depend on: its seeds and every option but the directories (a run
     directory that was moved or copied still resumes; its seeds carry what came from them)."""
     options = {k: v for k, v in sorted(vars(args).items()) if k not in ("output", "rebalanced", "dictionary")}
-    seeds = {m: [(rank, row["key"]) for rank, row in rows] for m, rows in sorted(assignments.items())}
+    seeds = {m: [(rank, key) for rank, key in picked] for m, picked in sorted(assignments.items())}
     return hashlib.sha256(json.dumps([options, seeds], sort_keys=True, default=str).encode()).hexdigest()[:32]
 
 
@@ -340,8 +338,6 @@ def run(argv=None) -> dict:
                     cursor[m] += len(keys)
             if not assignments:
                 break
-            rows = seed_rows(seeds, {key for picked in assignments.values() for _, key in picked})
-            assignments = {m: [(rank, rows[key]) for rank, key in picked] for m, picked in assignments.items()}
             round_dir = join(args.output, "rounds", f"{round_no:03d}")
             # A round an interrupted run finished, with the same options and seeds, is not run again.
             key = round_key(args, assignments)
@@ -351,32 +347,40 @@ def run(argv=None) -> dict:
                 print(f"adr synthesize: round {round_no:03d} already done, reused", file=sys.stderr)
             else:
                 remove(round_dir)  # a round cut short leaves shards that must not mix with the rerun's
-                with_stats_nouns(args.dictionary, assignments)
+                write_round_seeds(seeds, assignments, round_dir, args.dictionary)
                 run_round(plan, assignments, round_dir, beam_args, counts)
                 write_json(join(round_dir, "_done.json"), {"key": key})
-            candidates = read_jsonl(join(round_dir, "candidates*.jsonl"))
+            # Records are held as JSON text, not objects: the budget grows with the corpus.
+            got: dict[str, list] = {m: [] for m in METHODS}
+            for c in iter_jsonl(join(round_dir, "candidates*.jsonl")):
+                got[c["method"]].append((c["rank"], json.dumps(c["record"], ensure_ascii=False)))
             failed += read_jsonl(join(round_dir, "failed*.jsonl"))
             for m in METHODS:
-                got = sorted((c for c in candidates if c["method"] == m), key=lambda c: c["rank"])
-                chosen[m] += got[: max(0, need[m])]
+                chosen[m] += [text for _, text in sorted(got[m])[: max(0, need[m])]]
+            del got
             progress.update(sum(len(c) for c in chosen.values()))
             round_no += 1
 
-    synthetic = [c["record"] for m in METHODS for c in chosen[m]]
-    for record in synthetic:
-        if record.get("image") is None:
-            record.pop("image", None)
-    write_jsonl(join(args.output, "synthetic", "part-00000.jsonl"), synthetic)
+    synthetic_path = join(args.output, "synthetic", "part-00000.jsonl")
+    with fsspec.open(synthetic_path, "w", encoding="utf-8", auto_mkdir=True) as f:
+        for m in METHODS:
+            for text in chosen[m]:
+                record = json.loads(text)
+                if record.get("image") is None:
+                    record.pop("image", None)
+                f.write(json.dumps(record, ensure_ascii=False) + "\n")
+    n_synthetic = sum(len(c) for c in chosen.values())
     write_jsonl(join(args.output, "failed", "part-00000.jsonl"), failed)
-    refined = write_refined(args.rebalanced, args.output, synthetic, plan.output_format)
+    refined = write_refined(args.rebalanced, args.output, synthetic_path, plan.output_format)
     made = {m: len(chosen[m]) for m in METHODS}
+    chosen.clear()
     short = {m: {"planned": plan.plan[m], "made": made[m], "seeds_tried": cursor[m], "pool": len(pools[m])}
              for m in METHODS if made[m] < plan.plan[m]}
     summary = {
-        "budget": plan.budget, "planned": plan.plan, "made": made, "synthetic": len(synthetic),
-        "refined": plan.kept + len(synthetic), "input": plan.input,
-        "budget_met": len(synthetic) == plan.budget,
-        "size_kept": plan.kept + len(synthetic) == plan.input, "short": short, "skipped": plan.skipped,
+        "budget": plan.budget, "planned": plan.plan, "made": made, "synthetic": n_synthetic,
+        "refined": plan.kept + n_synthetic, "input": plan.input,
+        "budget_met": n_synthetic == plan.budget,
+        "size_kept": plan.kept + n_synthetic == plan.input, "short": short, "skipped": plan.skipped,
         "failed_by_reason": _count(failed), "rounds": round_no, "rounds_reused": reused, "seed": args.seed, "models": plan.models,
         "seed_pools": {m: len(pools[m]) for m in METHODS},
         "refined_path": refined, "output_format": plan.output_format,
@@ -402,7 +406,7 @@ def write_jsonl(url: str, rows: list[dict]) -> None:
 REFINED_NAMES = {"llava-json": "refined.json", "jsonl": "refined.jsonl", "parquet": "refined.parquet"}
 
 
-def write_refined(rebalanced: str, output: str, synthetic: list[dict], fmt: str) -> str:
+def write_refined(rebalanced: str, output: str, synthetic: str, fmt: str) -> str:
     """refined/ = the kept records, unchanged and in input order (kept/ file names sort so),
     then the synthetic ones; streamed, never held whole. Returns the file's path."""
     from pipelines.refined_writers import WRITERS
@@ -417,35 +421,48 @@ def write_refined(rebalanced: str, output: str, synthetic: list[dict], fmt: str)
                 for line in f:
                     if line.strip():
                         yield line.rstrip("\n")
-        for row in synthetic:
-            yield json.dumps(row, ensure_ascii=False)
+        with fsspec.open(synthetic, "r", encoding="utf-8") as f:
+            for line in f:
+                if line.strip():
+                    yield line.rstrip("\n")
 
     WRITERS[fmt](path, lines())
     return path
 
 
-def seed_rows(pattern: str, keys: set[str]) -> dict[str, dict]:
-    """The seed rows with these keys, read in one pass over the seed files."""
-    return {row["key"]: row for row in iter_jsonl(pattern) if row["key"] in keys}
+def write_round_seeds(pattern: str, assignments: dict[str, list], round_dir: str, stats_dir: str) -> None:
+    """round_dir/seeds/<method>.jsonl: the rows of the round's seeds (rank, key) with their noun
+    lemmas, streamed from the seed files in one pass. Seeds travel as files, not inside the
+    pipeline graph (runners cap its size), and are never all held: the pool grows with the corpus."""
+    import contextlib
+
+    wanted: dict[str, list] = {}
+    for m, picked in assignments.items():
+        for rank, key in picked:
+            wanted.setdefault(key, []).append((m, rank))
+    nouns = stats_nouns(stats_dir, {key for m in ("synonym", "rewrite") for _, key in assignments.get(m, [])})
+    with contextlib.ExitStack() as stack:
+        out = {m: stack.enter_context(fsspec.open(join(round_dir, "seeds", f"{m}.jsonl"), "w", encoding="utf-8",
+                                                  auto_mkdir=True)) for m in assignments}
+        for row in iter_jsonl(pattern):
+            for m, rank in wanted.get(row["key"], ()):
+                row["nouns"] = nouns.get(row["key"]) if m in ("synonym", "rewrite") else None
+                out[m].write(json.dumps({"rank": rank, "row": row}, ensure_ascii=False) + "\n")
 
 
-def with_stats_nouns(stats_dir: str, assignments: dict[str, list]) -> None:
-    """Give language seeds their noun lemmas from the statistics' entities/ (by key): the same
-    tagger's output, read instead of computed again."""
+def stats_nouns(stats_dir: str, keys: set[str]) -> dict[str, list]:
+    """key -> noun lemmas, from the statistics' entities/: the same tagger's output, read instead
+    of computed again (a seed not found there is tagged in the round)."""
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.dataset as ds
 
-    rows = [row for m in ("synonym", "rewrite") for _, row in assignments.get(m, []) if row.get("nouns") is None]
-    if not rows:
-        return
+    if not keys:
+        return {}
     fs, path = fsspec.core.url_to_fs(join(stats_dir, "entities"))
-    wanted = pa.array(sorted({row["key"] for row in rows}), pa.string())
     table = ds.dataset(path, filesystem=fs, format="parquet").to_table(
-        columns=["key", "token"], filter=pc.field("key").isin(wanted))
-    found = dict(zip(table["key"].to_pylist(), table["token"].to_pylist()))
-    for row in rows:
-        row["nouns"] = found.get(row["key"])
+        columns=["key", "token"], filter=pc.field("key").isin(pa.array(sorted(keys), pa.string())))
+    return dict(zip(table["key"].to_pylist(), table["token"].to_pylist()))
 
 
 def describe(summary: dict) -> str:

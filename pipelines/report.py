@@ -232,14 +232,22 @@ def _card(title: str, record: dict, image: str | None) -> str:
 
 
 def balance_verdicts(data: RunData) -> list[str]:
-    """One plain sentence per perspective: did refinement move it toward balance, by three measures."""
+    """One plain sentence per perspective: did refinement move it toward balance, by three measures
+    (tail share of occurrences up, Gini down, normalised entropy up)."""
     out = []
     for p in data.taus:
         b, a = data.shapes[p]
-        moves = [a.tail_occurrences_pct > b.tail_occurrences_pct, a.gini < b.gini, a.entropy > b.entropy]
-        verdict = ("more balanced on all three measures" if all(moves) else
-                   "LESS balanced on all three measures" if not any(moves) else
-                   f"mixed: more balanced on {sum(moves)} of 3 measures")
+        if not b.entities:
+            out.append(f"{p}: no {p} entities in this corpus, nothing to balance"
+                       + (" (no record carries objects: `adr run --detector` grounds them)"
+                          if p in ("object", "cooccurrence") else ""))
+            continue
+        deltas = [a.tail_occurrences_pct - b.tail_occurrences_pct, b.gini - a.gini, a.entropy - b.entropy]
+        better, worse = sum(d > 1e-9 for d in deltas), sum(d < -1e-9 for d in deltas)
+        verdict = ("unchanged" if not better and not worse else
+                   "more balanced on all three measures" if better == 3 else
+                   "LESS balanced on all three measures" if worse == 3 else
+                   f"mixed: more balanced on {better}, less on {worse} of 3 measures")
         out.append(f"{p}: {verdict} (tail share of occurrences {b.tail_occurrences_pct:.2f}% -> "
                    f"{a.tail_occurrences_pct:.2f}%, Gini {b.gini:.4f} -> {a.gini:.4f}, "
                    f"normalised entropy {b.entropy:.4f} -> {a.entropy:.4f})")
