@@ -110,11 +110,6 @@ def record_key(digest: str, occurrence: int = 0) -> str:
     return digest if occurrence == 0 else f"{digest}-{occurrence}"
 
 
-def occurrences(positions: list) -> dict:
-    """position -> occurrence number, for the positions of one digest's records (input order)."""
-    return {pos: n for n, pos in enumerate(sorted(positions))}
-
-
 def turn_texts(record: dict, role: str | None = None) -> list[str]:
     """The text of each turn (of one role, if given), without the `<image>` placeholder."""
     return [t["value"].replace(IMAGE_TOKEN, " ").strip()

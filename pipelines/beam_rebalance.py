@@ -105,6 +105,7 @@ class Config:
         self.buckets = args.buckets
         self.drop_exact_duplicates = args.drop_exact_duplicates
         self.sources: dict[str, int] = {}  # input file -> its index, for kept/ file names
+        self.splits: list[dict] = []        # set by run() for a bounded input
         # A bounded watch (--watch-for-secs) also ends the dictionary refresh, so the job finishes.
         self.stop_at = time.time() + args.watch_for_secs if streaming and args.watch_for_secs else None
         self.factor = 1.0
@@ -154,12 +155,9 @@ def read_raw_batches(pipeline: beam.Pipeline, args: argparse.Namespace, cfg: Con
                 | "Read" >> beam.FlatMap(read_raw))
     # Splits of bounded size (udfs.splits), spread over every worker: one big file (LLaVA's mix
     # is one 1 GB array) is read, parsed and decided by all of them, a split at a time.
-    inputs = expand_inputs(args.input)
-    workers = getattr(pipeline.options.view_as(DirectOptions), "direct_num_workers", 0) or 2
-    splits = plan_splits(inputs, split_bytes_for(total_bytes(inputs), workers))
     max_element_bytes = max(MAX_ELEMENT_BYTES, 2 * args.max_record_bytes)
     return (pipeline
-            | f"{prefix}Splits" >> beam.Create([s.to_dict() for s in splits])
+            | f"{prefix}Splits" >> beam.Create(cfg.splits)
             | f"{prefix}Spread" >> beam.Reshuffle()
             | f"{prefix}Read" >> beam.FlatMap(read_split, max_element_bytes=max_element_bytes))
 
@@ -464,6 +462,9 @@ def run(argv=None, test_pipeline=None, raw_batches=None):
     inputs = expand_inputs(args.input) if args.input and not streaming else None
     cfg.input_bytes = total_bytes(inputs) if inputs else 0
     cfg.sources = {url: i for i, url in enumerate(inputs or [])}
+    # Planned once: both reads (records, and the side inputs' columns) take the same splits.
+    workers = options.view_as(DirectOptions).direct_num_workers or 2
+    cfg.splits = [s.to_dict() for s in plan_splits(inputs, split_bytes_for(cfg.input_bytes, workers))] if inputs else []
     if inputs:
         remove(join(args.output, "kept"))  # files of an earlier run would mix with this run's
     pipeline = test_pipeline or beam.Pipeline(options=options)
