@@ -91,8 +91,10 @@ class Memory:
                              for k, v in sorted(by_kind.items())}}
 
 
-def run_adr(corpus: Path, out: Path, master: str, extra: list[str], command: str = "run") -> dict:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
+def run_adr(corpus: Path, out: Path, master: str, extra: list[str], command: str = "run",
+            progress_secs: float = 10) -> dict:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1",
+           "ADR_PROGRESS_SECS": str(progress_secs)}
     cmd = [sys.executable, "-m", "pipelines.cli", command, "--input", str(corpus), "--output", str(out),
            "--master", master, *(["--force"] if command == "run" else []), *extra]
     start = time.perf_counter()
@@ -141,6 +143,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--command", default="run", choices=("run", "stats"),
                     help="stats: the statistics stage alone (e.g. with -- --partitions 4, the old 2 x cores)")
+    ap.add_argument("--progress-secs", type=float, default=2,
+                    help="progress line interval: the resolution of the longest-gap figure (users see 10 s)")
     ap.add_argument("extra", nargs="*", help="more `adr run` options, after --")
     args = ap.parse_args()
     from scripts.make_llava_mix import generate, write
@@ -155,8 +159,9 @@ def main() -> None:
             write(corpus, generate(n, seed=args.seed))
         size = corpus.stat().st_size
         result = {"scale": scale, "records": n, "input_mib": round(size / 2 ** 20), "master": args.master,
-                  "command": args.command, "extra": args.extra,
-                  **run_adr(corpus, out / f"{args.command}_{n}", args.master, args.extra, args.command)}
+                  "command": args.command, "extra": args.extra, "progress_secs": args.progress_secs,
+                  **run_adr(corpus, out / f"{args.command}_{n}", args.master, args.extra, args.command,
+                            args.progress_secs)}
         result["records_per_s"] = round(n / result["seconds"], 1)
         result["ms_per_record"] = round(1000 * result["seconds"] / n, 3)
         result["no_process_held_the_file"] = result["memory"]["largest_process_peak_mib"] * 2 ** 20 < size

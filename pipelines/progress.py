@@ -37,14 +37,17 @@ class Progress:
         self.clock = clock
         self.started = self.last_shown = clock()
         self.done, self.fraction = 0, 0.0
+        self.note = ""  # what the engine says while counts wait for tasks to end ("2 of 163 tasks running")
         self._lock = threading.Lock()
 
     def advance(self, n: int = 1, fraction_delta: float = 0.0) -> None:
         with self._lock:
             self._set(self.done + n, self.fraction + fraction_delta)
 
-    def update(self, done: int, fraction: float | None = None) -> None:
+    def update(self, done: int, fraction: float | None = None, note: str | None = None) -> None:
         with self._lock:
+            if note is not None:
+                self.note = note
             self._set(done, fraction)
 
     def _set(self, done: int, fraction: float | None) -> None:
@@ -67,6 +70,8 @@ class Progress:
         parts.append(f"{rate:,.1f} {self.unit}/s")
         if 0 < self.fraction < 1:
             parts.append(f"{format_eta(elapsed * (1 - self.fraction) / self.fraction)} left")
+        if self.note:
+            parts.append(f"({self.note})")
         return "  ".join(parts)
 
     def _show(self, text: str, final: bool = False) -> None:

@@ -119,12 +119,16 @@ def extract(spark, args, files: list[str], perspectives: tuple[str, ...], out: s
     # input in one Python pass, so work balances across cores and executors, no task's memory
     # grows with the corpus, nothing is shuffled before tagging, and progress (counted as tasks
     # end) keeps moving.
+    workers = spark.sparkContext.defaultParallelism
     with progress.track("stats: planning splits", unit="splits") as shown:
-        splits = plan_splits(files, split_bytes_for(size, spark.sparkContext.defaultParallelism, args.partitions))
+        splits = plan_splits(files, split_bytes_for(size, workers, args.partitions),
+                             ramp=0 if args.partitions else workers)
         shown.update(len(splits), 1.0)
     log.info("%d splits of %s input", len(splits), f"{size:,} bytes")
-    tasks = spark.createDataFrame([(json.dumps(s.to_dict()),) for s in splits], "split string")
-    tasks = tasks.repartition(len(splits))
+    # One partition a split, in plan order (a DataFrame repartition would deal them round-robin),
+    # so the small first splits are the first tasks.
+    rows = spark.sparkContext.parallelize([(json.dumps(s.to_dict()),) for s in splits], len(splits))
+    tasks = spark.createDataFrame(rows, "split string")
     # Accumulators reach the driver as tasks finish: the records and bytes behind the progress line.
     counters = (spark.sparkContext.accumulator(0), spark.sparkContext.accumulator(0))
     analyse = functools.partial(_parse_and_extract, max_bytes=args.max_record_bytes, perspectives=perspectives,
@@ -152,8 +156,17 @@ def extract(spark, args, files: list[str], perspectives: tuple[str, ...], out: s
         F.concat(F.lit(f"{EXACT_DUPLICATE}: same content as the record with key "), "digest").alias("detail"),
         F.lit(None).cast("string").alias("raw"))
     invalid = analysed.where(F.col("reason").isNotNull()).select("source", "position", "id", "reason", "detail", "raw")
-    with progress.track("stats: tagging") as shown, progress.polling(
-            lambda: shown.update(counters[0].value, counters[1].value / size if size else None)):
+    tracker = spark.sparkContext.statusTracker()
+
+    def poll(shown):
+        # Records and bytes arrive as tasks end; the status tracker says, meanwhile, that work goes on.
+        stages = [tracker.getStageInfo(i) for i in tracker.getActiveStageIds()]
+        stages = [s for s in stages if s is not None]
+        note = (f"{sum(s.numCompletedTasks for s in stages)} of {sum(s.numTasks for s in stages)} tasks done, "
+                f"{sum(s.numActiveTasks for s in stages)} running") if stages else ""
+        shown.update(counters[0].value, counters[1].value / size if size else None, note)
+
+    with progress.track("stats: tagging") as shown, progress.polling(lambda: poll(shown)):
         invalid.unionByName(copies).write.mode("overwrite").parquet(join(out, "invalid"))
         log.info("read, parsed, tagged; wrote invalid/ in %.1f s", time.time() - started)
         records = keyed.where("occurrence = 0") if args.drop_exact_duplicates else keyed

@@ -243,10 +243,10 @@ def _whole(url):
     return [(r["position"], r["raw"]) for b in read_raw(url, batch_size=7) for r in b.to_pylist()]
 
 
-def _by_splits(url, split_bytes):
+def _by_splits(url, split_bytes, ramp=0):
     from udfs.splits import plan_splits, read_split
 
-    splits = plan_splits([url], split_bytes)
+    splits = plan_splits([url], split_bytes, ramp)
     random.Random(split_bytes).shuffle(splits)  # any order, as workers pick them
     rows = [(r["position"], r["raw"]) for s in splits for b in read_split(s.to_dict(), batch_size=5)
             for r in b.to_pylist()]
@@ -287,6 +287,21 @@ def test_splits_of_json_lines_keep_line_numbers(tmp_path, split_bytes):
     rows, n = _by_splits(str(path), split_bytes)
     assert rows == _whole(str(path)) and len(rows) == 58 and rows[-1][0] == 60
     assert n > 1 or split_bytes >= path.stat().st_size
+
+
+@pytest.mark.parametrize("name", ["a.json", "a.jsonl"])
+def test_the_first_splits_are_smaller_so_the_first_tasks_end_early(tmp_path, name):
+    from udfs.splits import plan_splits
+
+    records = _records(400)
+    path = tmp_path / name
+    path.write_text(json.dumps(records) if name == "a.json" else "\n".join(json.dumps(r) for r in records))
+    sizes = [(s.start, s.end) for s in plan_splits([str(path)], 4000, ramp=3)]
+    starts = [start for start, _ in sizes] + [path.stat().st_size]
+    lengths = [b - a for a, b in zip(starts, starts[1:])]
+    assert all(1000 <= n < 2000 for n in lengths[:3]) and all(n >= 4000 for n in lengths[3:-1]), lengths
+    rows, _ = _by_splits(str(path), 4000, ramp=3)
+    assert rows == _whole(str(path)) and len(rows) == 400
 
 
 def test_compressed_and_parquet_files_are_one_split_each(tmp_path):

@@ -15,6 +15,7 @@ reading it whole. Planning reads the file once on the driver:
 
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import dataclass
 from typing import Iterator
@@ -52,18 +53,21 @@ def split_bytes_for(total_bytes: int, workers: int, tasks: int = 0) -> int:
     return max(MIN_SPLIT_BYTES, min(SPLIT_BYTES, -(-total_bytes // (3 * max(1, workers)))))
 
 
-def plan_splits(files: list[str], split_bytes: int = SPLIT_BYTES) -> list[Split]:
-    """Splits of about `split_bytes` (at least one element each) covering every file."""
+def plan_splits(files: list[str], split_bytes: int = SPLIT_BYTES, ramp: int = 0) -> list[Split]:
+    """Splits of about `split_bytes` (at least one element each) covering every file. The first
+    `ramp` splits are a quarter of that: the first tasks (one a worker) end soon after the workers
+    start, so progress counted as tasks end moves early in a long run."""
+    sizes = itertools.chain(itertools.repeat(max(1, split_bytes // 4), ramp), itertools.repeat(split_bytes))
     out: list[Split] = []
     for url in files:
         try:
-            out.extend(_plan_file(url, split_bytes))
+            out.extend(_plan_file(url, split_bytes, sizes))
         except OSError as err:
             raise InputError(f"cannot read input {url!r}: {err}") from None
     return out
 
 
-def _plan_file(url: str, split_bytes: int) -> list[Split]:
+def _plan_file(url: str, split_bytes: int, sizes: Iterator[int]) -> list[Split]:
     fs, path = fsspec.core.url_to_fs(url)
     size = fs.size(path) or 0
     if url.endswith(".parquet") or url.endswith(_COMPRESSED) or size <= split_bytes:
@@ -72,33 +76,34 @@ def _plan_file(url: str, split_bytes: int) -> list[Split]:
         head = f.read(1 << 16)
         f.seek(0)
         if head.removeprefix(_BOM).lstrip()[:1] == b"[":
-            return _plan_array(url, f, split_bytes)
-        return _plan_lines(url, f, split_bytes)
+            return _plan_array(url, f, sizes)
+        return _plan_lines(url, f, sizes)
 
 
-def _plan_lines(url: str, f, split_bytes: int) -> list[Split]:
+def _plan_lines(url: str, f, sizes: Iterator[int]) -> list[Split]:
     splits, start, first = [], 0, 1
     offset, lines = 0, 0
+    target = next(sizes)
     while True:
         chunk = f.read(CHUNK_BYTES)
         if not chunk:
             break
         i = 0
-        while offset + len(chunk) - start >= split_bytes:  # a boundary falls in this chunk
-            cut = chunk.find(b"\n", max(i, start + split_bytes - offset))
+        while offset + len(chunk) - start >= target:  # a boundary falls in this chunk
+            cut = chunk.find(b"\n", max(i, start + target - offset))
             if cut < 0:
                 break
             lines += chunk.count(b"\n", i, cut + 1)
             i = cut + 1
             splits.append(Split(url, start, offset + i, first, kind="jsonl"))
-            start, first = offset + i, lines + 1
+            start, first, target = offset + i, lines + 1, next(sizes)
         lines += chunk.count(b"\n", i)
         offset += len(chunk)
     splits.append(Split(url, start, None, first, kind="jsonl"))
     return splits
 
 
-def _plan_array(url: str, f, split_bytes: int) -> list[Split]:
+def _plan_array(url: str, f, sizes: Iterator[int]) -> list[Split]:
     decode = json.JSONDecoder().raw_decode
     skip = _SEPARATORS.match
     buf = f.read(CHUNK_BYTES).decode("latin-1")
@@ -107,6 +112,7 @@ def _plan_array(url: str, f, split_bytes: int) -> list[Split]:
     opening = buf.find("[")
     pos, index = opening + 1, 0
     starts: list[tuple[int, int]] = [(0, 0)]  # (first index, byte offset) of each split; 0: the file
+    target = next(sizes)
     while True:
         pos = skip(buf, pos).end()
         if pos >= len(buf) - 1 and not eof:
@@ -116,8 +122,9 @@ def _plan_array(url: str, f, split_bytes: int) -> list[Split]:
             continue
         if pos >= len(buf) or buf[pos] == "]":
             break
-        if base + pos - starts[-1][1] >= split_bytes and index > starts[-1][0]:
+        if base + pos - starts[-1][1] >= target and index > starts[-1][0]:
             starts.append((index, base + pos))
+            target = next(sizes)
         try:
             end = decode(buf, pos)[1]
         except json.JSONDecodeError:
