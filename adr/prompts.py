@@ -89,7 +89,8 @@ def rewrite_messages(conversation: list[dict[str, str]], candidate_words: list[s
     return [
         {"role": "system", "content": "Rewrite the conversation below so that it keeps exactly the same meaning "
          "and facts but uses different wording. Where it fits naturally, use some of these words: "
-         f"{words}. Keep the same number of questions and answers, in the same format:\n"
+         f"{words}. Keep every short answer (a word or phrase, an option letter, a number, text read from "
+         "the image) exactly as it is. Keep the same number of questions and answers, in the same format:\n"
          "Question:\n<the question>\n===\nAnswer:\n<the answer>\n==="},
         {"role": "user", "content": body},
     ]

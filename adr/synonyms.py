@@ -1,52 +1,177 @@
-"""Synonym replacement: swap a record's nouns for synonyms that are tail tokens of the corpus."""
+"""Synonym replacement that keeps a record true about its image.
+
+A record's nouns are swapped for WordNet synonyms that are tail tokens of the corpus (spec:
+'Language synthesis'), under rules a researcher would check for:
+
+- What a short answer says never changes: answers to "single word or phrase" and option-letter
+  prompts, OCR-grounded answers, boxes, numbers, any answer of a few words. Instructions, option
+  lists, OCR token lists, quoted text and bracketed coordinates are never touched either.
+- A noun is replaced everywhere it occurs in the record or nowhere: a noun that also occurs in
+  protected text (a short answer that repeats it), as a name ("Ford", "Golden Wonderment
+  Killifish"), in capitals or inside a hyphenated word is left alone.
+- STOPLIST nouns (abstract, temporal, positional, colour, media, pronoun-like) are never
+  replaced nor used as replacements.
+- The synonym shares the noun's dominant WordNet sense, that sense names a concrete thing and
+  holds at least two thirds of the noun's sense-tagged uses, and the synonym's own dominant
+  sense is the same one ("time" -> "clip" fails: clip's first sense is another). One word for one word, unless the corpus itself uses the multiword synonym.
+- Tail synonyms the corpus holds (1 <= count <= tau, rarest first) come before unseen ones.
+"""
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Callable, Iterable, Mapping
 
+from adr.protected import protected_spans
 from adr.records import IMAGE_TOKEN
 
+MAX_NOUNS = 3  # nouns replaced in one record: a variant, not a different text
+# A sense under this share of a word's uses is not dominant enough to assume it is the one meant:
+# "plant" is a factory in 63% of SemCor's uses and vegetation in the rest.
+DOMINANT_SHARE = 2 / 3
 
-def tail_synonyms(noun: str, synonyms: Iterable[str], token_counts: Mapping[str, int], tau: int) -> list[str]:
-    """Synonyms of `noun` that are themselves tail tokens (n_T(s) < tau_T), rarest first; equally
-    rare ones keep the given order (WordNet's: most frequent sense first).
+STOPLIST = frozenset("""
+image images picture pictures photo photos photograph photography snapshot shot frame scene view
+camera screen video film display background foreground
+color colour colors colours hue shade tone
+side top bottom front back left right middle center centre corner edge end part area region
+section spot place position location direction distance way
+time times day night morning afternoon evening moment period year years season date hour minute
+second today week month age
+thing things object objects item items stuff something anything everything nothing kind type sort
+variety number amount lot lots group set pair couple piece bit total count size shape form
+person people persons someone somebody anyone individual human humans man men woman women guy
+lady gentleman one ones other others self everyone everybody nobody
+question questions answer answers option options choice choices letter word words phrase sentence
+description caption text title name label sign detail details element elements feature features
+example instance reason purpose idea fact case point situation condition activity action event
+use style design pattern look appearance
+""".split())
 
-    A synonym the corpus never uses has n_T = 0: the rarest of all.
-    """
-    found = [s for s in dict.fromkeys(x.replace("_", " ").lower() for x in synonyms) if s != noun]
-    tail = [s for s in found if token_counts.get(s, 0) < tau]
-    return sorted(tail, key=lambda s: token_counts.get(s, 0))
+# Lexicographer files of the concrete nouns a picture shows.
+# Not noun.body: "behind" -> "ass", "head" -> "caput".
+CONCRETE = frozenset({"noun.animal", "noun.artifact", "noun.food", "noun.object", "noun.plant", "noun.substance",
+                      "noun.person"})
+
+@dataclass(frozen=True)
+class Sense:
+    """A noun's dominant WordNet sense: its synset, lexicographer file, and lemma names with how
+    often each was tagged in this sense in WordNet's sense-tagged corpus (SemCor)."""
+    name: str
+    lexname: str
+    lemmas: tuple[tuple[str, int], ...]
+    share: float | None = None  # of the word's SemCor-tagged noun uses in this sense; None: untagged
 
 
-def choose_replacements(nouns: Iterable[str], synonyms_of: Callable[[str], Iterable[str]],
-                        token_counts: Mapping[str, int], tau: int) -> dict[str, str]:
-    """noun -> its rarest tail synonym, for every noun of the record that has one."""
-    out = {}
-    for noun in sorted(nouns):
-        candidates = tail_synonyms(noun, synonyms_of(noun), token_counts, tau)
+@dataclass(frozen=True)
+class Replacement:
+    noun: str
+    synonym: str
+    source: str          # "tail": the corpus holds it as a tail token; "unseen": it never occurs
+    occurrences: int = 0
+
+    def to_dict(self) -> dict:
+        return {"noun": self.noun, "synonym": self.synonym, "source": self.source, "occurrences": self.occurrences}
+
+
+def safe_synonyms(noun: str, sense_of: Callable[[str], Sense | None], token_counts: Mapping[str, int],
+                  tau: int) -> list[tuple[str, str]]:
+    """(synonym, source) pairs for `noun`, best first: tail tokens of the corpus rarest first, then
+    words the corpus never uses, most used in English first; a word unseen in the corpus must be
+    attested in this sense in SemCor ("chiropteran", "camelopard" and "charabanc" are not). Head
+    tokens (count > tau) are never offered: they would feed the head."""
+    sense = sense_of(noun)
+    if (noun in STOPLIST or sense is None or sense.lexname not in CONCRETE
+            or noun not in {lemma.lower() for lemma, _ in sense.lemmas}  # an inflected form: "cars", "stands"
+            or (sense.share is not None and sense.share < DOMINANT_SHARE)):
+        return []
+    out = []
+    for lemma, uses in sense.lemmas:
+        word = lemma.replace("_", " ")
+        if word != word.lower() or not re.fullmatch(r"[a-z]+(?: [a-z]+)*", word):
+            continue  # a name (WordNet capitalises them), digits, hyphens, apostrophes
+        count = token_counts.get(word, 0)
+        if (word in STOPLIST or count > tau or (count == 0 and (" " in word or uses == 0))
+                or word.startswith(noun) or noun.startswith(word)):  # "ski" for "skis" is no synonym
+            continue
+        own = sense_of(word) if " " not in word else sense
+        if own is None or own.name != sense.name:
+            continue  # the synonym's usual meaning is another one
+        out.append((word, "tail" if count else "unseen", count if count else -uses))
+    out.sort(key=lambda s: (s[1] != "tail", s[2]))
+    return [(word, source) for word, source, _ in out]
+
+
+def _noun_pattern(nouns: Iterable[str]) -> re.Pattern:
+    alternatives = "|".join(re.escape(n) for n in sorted(nouns, key=len, reverse=True))
+    return re.compile(r"(?<![\w-])(?:(?P<article>an?)(?P<space>\s+))?(?P<noun>" + alternatives +
+                      r")(?P<plural>s|es)?(?![\w-])", re.IGNORECASE)
+
+
+def _inside(spans: list[tuple[int, int]], start: int, end: int) -> bool:
+    return any(a < end and start < b for a, b in spans)
+
+
+def _plain_occurrence(text: str, start: int, end: int) -> bool:
+    """Lower case, or capitalised only as the first word of a sentence followed by a lower-case
+    word: not a name, not an acronym, not part of a title."""
+    word = text[start:end]
+    if word.islower():
+        return True
+    if not (word[:1].isupper() and word[1:].islower()):
+        return False
+    before = text[:start].rstrip(" \t")
+    sentence_start = not before or before[-1] in ".!?\n:" or before.endswith(IMAGE_TOKEN)
+    following = re.match(r"\W*(\w)", text[end:])
+    return sentence_start and not (following and following.group(1).isupper())
+
+
+def replaceable_nouns(turns: list[dict], nouns: Iterable[str]) -> dict[str, int]:
+    """noun -> its occurrences, for the nouns every occurrence of which may change."""
+    nouns = [n for n in set(nouns) if n and n not in STOPLIST and re.fullmatch(r"[a-z]+", n)]
+    if not nouns:
+        return {}
+    pattern = _noun_pattern(nouns)
+    seen: dict[str, int] = {}
+    blocked: set[str] = set()
+    for turn, spans in zip(turns, protected_spans(turns)):
+        text = turn.get("value", "")
+        for m in pattern.finditer(text):
+            noun = m.group("noun").lower()
+            if _inside(spans, m.start("noun"), m.end()) or not _plain_occurrence(text, m.start("noun"), m.end()):
+                blocked.add(noun)
+            else:
+                seen[noun] = seen.get(noun, 0) + 1
+    return {n: k for n, k in seen.items() if n not in blocked}
+
+
+def choose_replacements(turns: list[dict], nouns: Iterable[str], synonyms_of: Callable[[str], list[tuple[str, str]]],
+                        max_nouns: int = MAX_NOUNS) -> list[Replacement]:
+    """Up to `max_nouns` replacements for a record: nouns that may change and have a safe
+    synonym, tail synonyms first."""
+    found = []
+    for noun, occurrences in sorted(replaceable_nouns(turns, nouns).items()):
+        candidates = synonyms_of(noun)
         if candidates:
-            out[noun] = candidates[0]
-    return out
+            synonym, source = candidates[0]
+            found.append(Replacement(noun, synonym, source, occurrences))
+    found.sort(key=lambda r: (r.source != "tail", r.noun))
+    return found[:max_nouns]
 
 
-def replace_in_text(text: str, replacements: Mapping[str, str], applied: set | None = None) -> str:
-    """Whole-word, case-insensitive replacement of each noun and its plural; the first letter's
-    case is kept ("Dogs" -> "Hounds") and an indefinite article before it agrees ("a adult").
-    The `<image>` placeholder is never touched. Nouns replaced are added to `applied`."""
-    if not replacements:
-        return text
-    if IMAGE_TOKEN in text:
-        return IMAGE_TOKEN.join(replace_in_text(part, replacements, applied) for part in text.split(IMAGE_TOKEN))
-    nouns = "|".join(re.escape(n) for n in sorted(replacements, key=len, reverse=True))
-    pattern = re.compile(r"\b(?:(?P<article>an?)(?P<space>\s+))?(?P<noun>" + nouns + r")(?P<plural>s|es)?\b",
-                         re.IGNORECASE)
+def replace_in_conversation(turns: list[dict], replacements: Iterable[Replacement]) -> list[dict]:
+    """The turns with every occurrence of each noun (and its plural) outside protected text
+    replaced: the first letter's case kept ("Dogs" -> "Hounds"), an indefinite article before
+    it agreed ("a apple" never written)."""
+    words = {r.noun: r.synonym for r in replacements}
+    if not words:
+        return [dict(t) for t in turns]
+    pattern = _noun_pattern(words)
 
     def swap(match: re.Match) -> str:
         noun = match.group("noun")
-        word = replacements[noun.lower()]
-        if applied is not None:
-            applied.add(noun.lower())
+        word = words[noun.lower()]
         if match.group("plural"):
             word += "es" if word.endswith(("s", "x", "z", "ch", "sh")) else "s"
         if noun[:1].isupper():
@@ -59,11 +184,14 @@ def replace_in_text(text: str, replacements: Mapping[str, str], applied: set | N
             agreed = agreed.capitalize()
         return f"{agreed}{match.group('space')}{word}"
 
-    return pattern.sub(swap, text)
-
-
-def replace_in_conversation(turns: list[dict], replacements: Mapping[str, str]) -> tuple[list[dict], dict]:
-    """The turns with nouns replaced, and the replacements that actually occurred in them."""
-    applied: set[str] = set()
-    new = [{**t, "value": replace_in_text(t["value"], replacements, applied)} for t in turns]
-    return new, {noun: replacements[noun] for noun in sorted(applied)}
+    out = []
+    for turn, spans in zip(turns, protected_spans(turns)):
+        text = turn.get("value", "")
+        pieces, last = [], 0
+        for m in pattern.finditer(text):
+            if _inside(spans, m.start("noun"), m.end()):
+                continue
+            pieces += [text[last:m.start()], swap(m)]
+            last = m.end()
+        out.append({**turn, "value": "".join(pieces) + text[last:]})
+    return out

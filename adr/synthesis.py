@@ -58,3 +58,26 @@ def provenance(method: str, seed_key: str, seed_id: str, tail: Mapping[str, list
     return {"method": method, "seed_key": seed_key, "seed_id": seed_id,
             "tail_entities": {k: list(v) for k, v in tail.items()},
             "models": dict(models), "parameters": dict(parameters)}
+
+
+def reassign_shortfall(target: Mapping[str, int], made: Mapping[str, int], open_methods: Iterable[str],
+                       mix: Mapping[str, float]) -> tuple[dict[str, int], dict[str, dict[str, int]]]:
+    """Hand what closed methods (no seeds left, or not enabled) still owe to the open ones, in
+    the mix's proportions among them (equal shares if none of them has one), so the budget is
+    refilled while any method can still produce. Returns the new targets and {from: {to: n}}."""
+    open_methods = [m for m in METHODS if m in set(open_methods)]
+    owed = {m: target[m] - made.get(m, 0) for m in METHODS if m not in open_methods and target[m] > made.get(m, 0)}
+    new, moved = dict(target), {}
+    if not open_methods or not owed:
+        return new, moved
+    weights = {m: mix.get(m, 0.0) for m in open_methods}
+    if not any(weights.values()):
+        weights = dict.fromkeys(open_methods, 1.0)
+    total = sum(weights.values())
+    for source, n in owed.items():
+        parts = plan_budget(n, {m: w / total for m, w in weights.items()})
+        new[source] -= n
+        moved[source] = {m: k for m, k in parts.items() if k}
+        for m, k in parts.items():
+            new[m] += k
+    return new, moved

@@ -26,8 +26,10 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from adr.errors import InputError
 from adr.prompts import conversation_messages, parse_conversation, rewrite_messages
-from adr.synonyms import choose_replacements, replace_in_conversation
-from adr.synthesis import METHODS, parse_mix, plan_budget, provenance, seed_order, synthetic_id
+from adr.protected import keeps_short_answers
+from adr.synonyms import choose_replacements, replace_in_conversation, replaceable_nouns, safe_synonyms
+from adr.synthesis import (METHODS, parse_mix, plan_budget, provenance, reassign_shortfall, seed_order,
+                           synthetic_id)
 from pipelines.handlers.captioning import CaptionHandler
 from pipelines.handlers.diffusion import DiffusionHandler, SeedImage
 from pipelines.handlers.llm import ChatLLMHandler
@@ -97,7 +99,7 @@ class Plan:
         for flag in ("image_model", "caption_model", "llm"):
             if getattr(args, flag):
                 local_model_dir(getattr(args, flag))  # a missing model is a one-line error, now
-        enabled = {"synonym": "token" in manifest["perspectives"],
+        self.enabled = enabled = {"synonym": "token" in manifest["perspectives"],
                    "visual": bool(args.image_model and args.caption_model and args.llm),
                    "rewrite": bool(args.llm)}
         self.skipped = {m: why for m, why in (
@@ -105,7 +107,8 @@ class Plan:
             ("synonym", "needs the token perspective in the dictionary")) if not enabled[m]}
         # Disabled methods' shares go to the enabled ones; synonym replacement, which needs no
         # model, takes the whole budget when no enabled method has a share.
-        shares = {m: share if enabled[m] else 0.0 for m, share in parse_mix(args.mix).items()}
+        self.mix = parse_mix(args.mix)
+        shares = {m: share if enabled[m] else 0.0 for m, share in self.mix.items()}
         if not any(shares.values()) and enabled["synonym"]:
             shares["synonym"] = 1.0
         self.plan = plan_budget(self.budget, parse_mix(shares)) if any(shares.values()) else dict.fromkeys(METHODS, 0)
@@ -145,27 +148,34 @@ def with_nouns(items: list, nlp: str | None) -> list:
 
 def synonym_record(item_nouns, counts: dict, tau: int, seed: int):
     (rank, row), nouns = item_nouns
-    from udfs.wordnet import noun_synonyms
+    from udfs.wordnet import dominant_sense
 
     record = row["record"]
-    turns, applied = replace_in_conversation(
-        record["conversations"], choose_replacements(nouns, noun_synonyms, counts, tau))
-    if not applied:
-        yield beam.pvalue.TaggedOutput(FAILED, failure("synonym", rank, row, "no-tail-synonym"))
+    turns = record["conversations"]
+    chosen = choose_replacements(turns, nouns, lambda n: safe_synonyms(n, dominant_sense, counts, tau))
+    if not chosen:
+        free = replaceable_nouns(turns, nouns)
+        yield beam.pvalue.TaggedOutput(FAILED, failure(
+            "synonym", rank, row, "no-safe-synonym",
+            f"{len(set(nouns))} nouns, {len(free)} outside protected text, none with a safe tail synonym"))
         return
     yield rank, {"id": synthetic_id("synonym", row["key"], seed), "image": record.get("image"),
-                 "conversations": turns,
+                 "conversations": replace_in_conversation(turns, chosen),
                  "adr": provenance("synonym", row["key"], row["id"], row["tail_entities"], {"wordnet": "3.0"},
-                                   {"replacements": applied})}
+                                   {"replacements": [r.to_dict() for r in chosen]})}
 
 
 def rewrite_messages_for(item_nouns, counts: dict, tau: int):
+    """The rewrite prompt offers the same safe synonyms the synonym method would use."""
     (rank, row), nouns = item_nouns
-    from udfs.wordnet import noun_synonyms
+    from udfs.wordnet import dominant_sense
 
-    words = sorted(set(choose_replacements(nouns, noun_synonyms, counts, tau).values()))
-    info = {"tail": row["tail_entities"], "seed_id": row["id"], "image": row["record"].get("image"), "words": words}
-    return (rank, row["key"], json.dumps(info)), rewrite_messages(row["record"]["conversations"], words)
+    turns = row["record"]["conversations"]
+    chosen = choose_replacements(turns, nouns, lambda n: safe_synonyms(n, dominant_sense, counts, tau))
+    words = sorted({r.synonym for r in chosen})
+    info = {"tail": row["tail_entities"], "seed_id": row["id"], "image": row["record"].get("image"), "words": words,
+            "seed_turns": turns}
+    return (rank, row["key"], json.dumps(info)), rewrite_messages(turns, words)
 
 
 def load_seed_image(item, images_root: str):
@@ -206,10 +216,16 @@ def parsed_record(keyed, method: str, plan_models: dict, params: dict, seed: int
     image = info.pop("image", None)
     tail = info.pop("tail")
     seed_id = info.pop("seed_id")
+    seed_turns = info.pop("seed_turns", None)
     turns = parse_conversation(result.inference, with_image=bool(image))
     if turns is None:
         yield beam.pvalue.TaggedOutput(FAILED, failure(method, rank, {"key": seed_key, "id": seed_id}, "unparseable-reply",
                                                        result.inference[:2000]))
+        return
+    changed = keeps_short_answers(seed_turns, turns) if seed_turns is not None else None
+    if changed:  # a rewrite that changes a fact about the image is not a variant of its seed
+        yield beam.pvalue.TaggedOutput(FAILED, failure(method, rank, {"key": seed_key, "id": seed_id},
+                                                       "changed-short-answer", changed))
         return
     yield rank, {"id": synthetic_id(method, seed_key, seed), "image": image, "conversations": turns,
                  "adr": provenance(method, seed_key, seed_id, tail, plan_models, {**params, **info})}
@@ -321,14 +337,23 @@ def run(argv=None) -> dict:
     pools = {"visual": seed_order(visual_pool, args.seed, "visual"),
              "synonym": seed_order(text_pool, args.seed, "synonym"),
              "rewrite": seed_order(text_pool, args.seed, "rewrite")}
-    counts = token_counts(args.dictionary) if plan.plan["synonym"] or plan.plan["rewrite"] else {}
+    # Loaded whenever a language method may run: shortfalls can hand either of them records.
+    counts = token_counts(args.dictionary) if plan.enabled["synonym"] or plan.enabled["rewrite"] else {}
     chosen: dict[str, list] = {m: [] for m in METHODS}
     failed: list[dict] = []
     cursor = {m: 0 for m in METHODS}
+    target, reassigned = dict(plan.plan), []
     with progress.track("synthesize", total=plan.budget):
         round_no = reused = 0
         while True:
-            need = {m: plan.plan[m] - len(chosen[m]) for m in METHODS}
+            # A method with no seeds left hands what it still owes to the others, round after
+            # round, so the budget is met while any method can still produce.
+            made_so_far = {m: len(chosen[m]) for m in METHODS}
+            open_methods = [m for m in METHODS if plan.enabled[m] and cursor[m] < len(pools[m])]
+            target, moved = reassign_shortfall(target, made_so_far, open_methods, plan.mix)
+            reassigned += [{"round": round_no, "from": m, "to": to, "records": sum(to.values())}
+                           for m, to in moved.items()]
+            need = {m: target[m] - len(chosen[m]) for m in METHODS}
             assignments = {}
             for m in METHODS:
                 if need[m] > 0 and cursor[m] < len(pools[m]):
@@ -362,22 +387,26 @@ def run(argv=None) -> dict:
             round_no += 1
 
     synthetic_path = join(args.output, "synthetic", "part-00000.jsonl")
+    synonym_sources = {"tail": 0, "unseen": 0}  # where the synonyms came from (spec: tail tokens first)
     with fsspec.open(synthetic_path, "w", encoding="utf-8", auto_mkdir=True) as f:
         for m in METHODS:
             for text in chosen[m]:
                 record = json.loads(text)
                 if record.get("image") is None:
                     record.pop("image", None)
+                for r in record["adr"]["parameters"].get("replacements", []) if m == "synonym" else []:
+                    synonym_sources[r["source"]] += 1
                 f.write(json.dumps(record, ensure_ascii=False) + "\n")
     n_synthetic = sum(len(c) for c in chosen.values())
     write_jsonl(join(args.output, "failed", "part-00000.jsonl"), failed)
     refined = write_refined(args.rebalanced, args.output, synthetic_path, plan.output_format)
     made = {m: len(chosen[m]) for m in METHODS}
     chosen.clear()
-    short = {m: {"planned": plan.plan[m], "made": made[m], "seeds_tried": cursor[m], "pool": len(pools[m])}
-             for m in METHODS if made[m] < plan.plan[m]}
+    short = {m: {"planned": target[m], "made": made[m], "seeds_tried": cursor[m], "pool": len(pools[m])}
+             for m in METHODS if made[m] < target[m]}
     summary = {
         "budget": plan.budget, "planned": plan.plan, "made": made, "synthetic": n_synthetic,
+        "reassigned": reassigned, "final_targets": target, "synonym_sources": synonym_sources,
         "refined": plan.kept + n_synthetic, "input": plan.input,
         "budget_met": n_synthetic == plan.budget,
         "size_kept": plan.kept + n_synthetic == plan.input, "short": short, "skipped": plan.skipped,
@@ -469,6 +498,9 @@ def describe(summary: dict) -> str:
     lines = [f"budget {summary['budget']}  synthetic {summary['synthetic']}  refined {summary['refined']} "
              f"(input {summary['input']})  " + ("budget met" if summary["budget_met"] else "BUDGET NOT MET")]
     lines += [f"{m:<8} planned {summary['planned'][m]:>6}  made {summary['made'][m]:>6}" for m in METHODS]
+    for r in summary.get("reassigned", []):
+        to = ", ".join(f"{n} to {m}" for m, n in r["to"].items())
+        lines.append(f"{r['from']}: no seeds left with {r['records']} to make: {to}")
     lines.append(f"refined: {summary['refined_path']} ({summary['output_format']})")
     for m, s in summary["short"].items():
         lines.append(f"{m}: short by {s['planned'] - s['made']}: tried {s['seeds_tried']} of {s['pool']} seeds")

@@ -8,7 +8,7 @@ import pytest
 from apache_beam.ml.inference.base import PredictionResult
 from PIL import Image
 
-from adr.synthesis import synthetic_id
+from adr.synthesis import parse_mix, plan_budget, synthetic_id
 from pipelines import beam_rebalance, beam_synthesize, spark_stats
 from tests import tiny_models as tiny
 from tests.conftest import COCO_IMAGES, NLP_ARGS
@@ -58,31 +58,40 @@ def synthesize(corpus, out, *extra):
 
 def test_synonym_replacement_alone_meets_the_budget_without_models(corpus, tmp_path):
     root, rebalanced = corpus
-    summary = synthesize(corpus, tmp_path / "o", "--budget", "12")
+    summary = synthesize(corpus, tmp_path / "o", "--budget", "8")
     assert summary["skipped"].keys() == {"visual", "rewrite"}
-    assert summary["planned"] == {"visual": 0, "synonym": 12, "rewrite": 0}
+    assert summary["planned"] == {"visual": 0, "synonym": 8, "rewrite": 0}
     synthetic = read_jsonl(tmp_path / "o" / "synthetic")
-    assert len(synthetic) == summary["synthetic"] == 12 and summary["budget_met"]
+    assert len(synthetic) == summary["synthetic"] == 8 and summary["budget_met"]
+    # seeds with no safe replacement were skipped, with their reason, and further seeds tried
+    failed = read_jsonl(tmp_path / "o" / "failed")
+    assert failed and {f["reason"] for f in failed} == {"no-safe-synonym"}
+    assert sum(summary["synonym_sources"].values()) == sum(len(r["adr"]["parameters"]["replacements"])
+                                                          for r in synthetic)
     refined = read_jsonl(tmp_path / "o" / "refined")
-    assert len(refined) == rebalanced["kept"] + 12 == summary["refined"]
+    assert len(refined) == rebalanced["kept"] + 8 == summary["refined"]
     assert summary["output_format"] == "jsonl"  # the input was JSON Lines
-    assert refined[-12:] == synthetic  # kept first, in input order, then synthetic
+    assert refined[-8:] == synthetic  # kept first, in input order, then synthetic
     seeds = {s["key"]: s for s in read_jsonl(root / "rebalanced" / "seeds")}
     for record in synthetic:
         seed = seeds[record["adr"]["seed_key"]]
         assert record["id"] == synthetic_id("synonym", seed["key"], 42) and record["adr"]["seed_id"] == seed["id"]
         assert record["conversations"] != seed["record"]["conversations"]
         assert record.get("image") == seed["record"].get("image")
-        for noun, synonym in record["adr"]["parameters"]["replacements"].items():
-            assert synonym in json.dumps(record["conversations"]).lower()
+        replacements = record["adr"]["parameters"]["replacements"]
+        assert 1 <= len(replacements) <= 3
+        for r in replacements:
+            assert r["synonym"] in json.dumps(record["conversations"]).lower() and r["source"] in ("tail", "unseen")
+            assert r["occurrences"] >= 1
     # the same seed gives the same output
-    again = synthesize(corpus, tmp_path / "again", "--budget", "12")
+    again = synthesize(corpus, tmp_path / "again", "--budget", "8")
     assert read_jsonl(tmp_path / "again" / "synthetic") == synthetic and again["made"] == summary["made"]
 
 
-def test_visual_synthesis_runs_every_model_and_reports_what_fell_short(corpus, models, tmp_path):
+def test_visual_synthesis_runs_every_model_and_hands_its_shortfall_on(corpus, models, tmp_path):
     """Random weights never write the reply format: every reply fails to parse, the driver
-    retries on further seeds until the pool runs out, and says so."""
+    retries on further seeds until the pool runs out, says so, and hands what visual still owes
+    to the other methods: rewrite (the same random LLM) fails too, and synonym fills it all."""
     out = tmp_path / "visual"
     summary = synthesize(corpus, out, "--budget", "4", "--mix", "visual=1", "--image-model",
                          str(models["img2img"]), "--image-variant", "img2img", "--caption-model", str(models["captioner"]),
@@ -90,15 +99,42 @@ def test_visual_synthesis_runs_every_model_and_reports_what_fell_short(corpus, m
                          "--batch-size", "3", "--device", "cpu")
     pool = summary["seed_pools"]["visual"]
     assert pool >= 60
-    assert summary["made"]["visual"] == 0 and not summary["budget_met"]
-    assert summary["short"]["visual"]["seeds_tried"] == pool == summary["short"]["visual"]["pool"]
+    assert summary["made"] == {"visual": 0, "synonym": 4, "rewrite": 0} and summary["budget_met"]
+    assert summary["short"] == {}
+    assert summary["reassigned"][0]["from"] == "visual" and summary["reassigned"][0]["records"] == 4
+    assert summary["reassigned"][-1]["to"] == {"synonym": summary["reassigned"][-1]["records"]}
     failed = read_jsonl(out / "failed")
-    assert summary["failed_by_reason"] == {"bad-image": 1, "unparseable-reply": pool - 1}
-    assert len(failed) == pool
+    visual_failed = [f for f in failed if f["method"] == "visual"]
+    assert {f["reason"] for f in visual_failed} == {"bad-image", "unparseable-reply"} and len(visual_failed) == pool
+    assert {f["reason"] for f in failed if f["method"] == "rewrite"} == {"unparseable-reply"}
     images = sorted((out / "images" / beam_synthesize.IMAGE_DIR).glob("*.png"))
     assert len(images) == pool - 1
     assert {Image.open(p).size for p in images} == {(64, 64)}
     assert len(read_jsonl(out / "refined")) == summary["refined"]
+
+
+def test_an_empty_visual_pool_still_refills_the_budget_exactly(coco_jsonl, coco_stats, models, tmp_path):
+    """COCO captions: five records share each image, so no seed qualifies for visual synthesis
+    (spec: only images no other record uses). Its 60% goes to the other methods, rewrite's
+    unparseable replies go to synonym, and the refined corpus is as large as the input."""
+    stats, _ = coco_stats
+    _, rebalanced = beam_rebalance.run(["--input", str(coco_jsonl), "--dictionary", str(stats),
+                                        "--output", str(tmp_path / "rebalanced")])
+    out = tmp_path / "synth"
+    summary = beam_synthesize.run([
+        "--rebalanced", str(tmp_path / "rebalanced"), "--dictionary", str(stats), "--output", str(out),
+        "--images-root", str(COCO_IMAGES), "--mix", "visual=0.6,synonym=0.2,rewrite=0.2",
+        "--image-model", str(models["img2img"]), "--image-variant", "img2img", "--caption-model", str(models["captioner"]),
+        "--llm", str(models["llm"]), "--size", "64", "--steps", "2", "--max-new-tokens", "4", "--device", "cpu"])
+    budget = rebalanced["budget"]
+    assert budget > 20 and summary["seed_pools"]["visual"] == 0
+    assert summary["planned"]["visual"] == plan_budget(budget, parse_mix("visual=0.6,synonym=0.2,rewrite=0.2"))["visual"]
+    assert summary["made"]["visual"] == 0 and summary["made"]["synonym"] == budget
+    first = summary["reassigned"][0]
+    assert first["from"] == "visual" and first["records"] == summary["planned"]["visual"]
+    assert set(first["to"]) == {"synonym", "rewrite"}
+    assert summary["budget_met"] and summary["refined"] == summary["input"] == rebalanced["input"]
+    assert len(read_jsonl(out / "refined")) == rebalanced["input"]
 
 
 def test_a_parsed_reply_becomes_a_record_with_provenance(corpus):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 
 from adr.errors import ConfigError
+from adr.synonyms import Sense
 
 
 @functools.lru_cache(maxsize=1)
@@ -20,13 +21,14 @@ def _wordnet():
 
 
 @functools.lru_cache(maxsize=65536)
-def noun_synonyms(lemma: str, senses: int = 1) -> tuple[str, ...]:
-    """Lemma names of the first `senses` noun synsets of `lemma` (WordNet orders senses most
-    frequent first): the default, the dominant sense only, keeps a replacement's meaning."""
+def dominant_sense(word: str) -> Sense | None:
+    """The first (most frequent) noun sense of `word`, or None if WordNet has no noun for it."""
     wn = _wordnet()
-    names = []
-    for synset in wn.synsets(lemma.replace(" ", "_"), pos=wn.NOUN)[:senses]:
-        for name in synset.lemma_names():
-            if name.lower() != lemma and name not in names:
-                names.append(name)
-    return tuple(names)
+    synsets = wn.synsets(word.replace(" ", "_"), pos=wn.NOUN)
+    if not synsets:
+        return None
+    uses = [sum(lemma.count() for lemma in s.lemmas() if lemma.name().lower() == word.replace(" ", "_"))
+            for s in synsets]
+    first = synsets[0]
+    return Sense(first.name(), first.lexname(), tuple((lemma.name(), lemma.count()) for lemma in first.lemmas()),
+                 uses[0] / sum(uses) if sum(uses) else None)

@@ -1,0 +1,135 @@
+"""Synonym replacement keeps a record true about its image (real WordNet 3.0, LLaVA-shaped records)."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+from adr.protected import is_short_answer, keeps_short_answers
+from adr.synonyms import STOPLIST, choose_replacements, replace_in_conversation, replaceable_nouns, safe_synonyms
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture(scope="module")
+def sense():
+    from udfs.wordnet import dominant_sense
+
+    return dominant_sense
+
+
+def turns(*pairs):
+    out = []
+    for q, a in pairs:
+        out += [{"from": "human", "value": q}, {"from": "gpt", "value": a}]
+    return out
+
+
+def synonyms(sense, counts=None, tau=40):
+    return lambda noun: safe_synonyms(noun, sense, counts or {}, tau)
+
+
+def test_synonyms_share_the_dominant_concrete_sense_one_word_tail_first(sense):
+    assert safe_synonyms("car", sense, {"automobile": 3, "auto": 900}, 40) == [
+        ("automobile", "tail"), ("motorcar", "unseen")]  # "auto" is head here; "machine" means another thing
+    assert [w for w, _ in safe_synonyms("child", sense, {}, 40)][:1] == ["kid"]  # most used first
+    for noun in ("man", "woman", "person", "picture", "image", "color", "time", "head", "one", "liberty",
+                 "side", "top", "table", "sign", "skis"):
+        # pronoun-like, media, colour, temporal, positional, abstract or bodily senses; "ski" is no synonym of "skis"
+        assert safe_synonyms(noun, sense, {}, 40) == [], noun
+    assert all(w != "chiropteran" for w, _ in safe_synonyms("bat", sense, {}, 40))  # unattested in English use
+    assert safe_synonyms("car", sense, {"motorcar": 0, "automobile": 2, "auto": 1}, 40)[:2] == [
+        ("auto", "tail"), ("automobile", "tail")]  # rarest tail token first
+
+
+def test_short_answers_options_ocr_and_instructions_never_change(sense):
+    record = turns(
+        ("<image>\nWhen was this coin made?\nAnswer the question using a single word or phrase.", "Liberty"),
+        ("What vehicle is parked near the building?\nA. car\nB. bus\nC. truck\nD. train\n"
+         "Answer with the option's letter from the given choices directly.", "A"),
+        ("What does the telephone booth say?\nReference OCR token: Telephone, Car, Park\n"
+         "Answer the question using a single word or phrase.", "telephone"),
+        ("Please provide the bounding box coordinate of the region this sentence describes: car on the left.",
+         "[0.12, 0.40, 0.33, 0.71]"),
+        ("Describe this picture.", "A quiet street with a car, a coin shop and an old stone building."),
+        ("What stands behind the coin shop?",
+         "An old stone building stands behind the shop. Its windows are tall and its roof is dark."))
+    free = replaceable_nouns(record, ["car", "building", "coin", "liberty", "telephone", "booth", "door", "picture"])
+    # car/building/telephone occur in options, OCR tokens or short answers: not replaced anywhere
+    assert "car" not in free and "telephone" not in free and "picture" not in free
+    assert free == {"building": 3, "coin": 3, "booth": 1}  # questions and long answers may change
+    chosen = choose_replacements(record, ["car", "building", "door", "coin"], synonyms(sense))
+    new = replace_in_conversation(record, chosen)
+    for old, changed in zip(record, new):
+        if old["from"] == "gpt" and is_short_answer("", old["value"]):
+            assert changed == old
+    assert ("building", "edifice", 3) in [(r.noun, r.synonym, r.occurrences) for r in chosen]
+    assert new[1::2][:4] == record[1::2][:4]  # the short answers
+    assert new[2]["value"] == record[2]["value"].replace("the building?", "the edifice?")  # options unchanged
+    assert new[4:8] == record[4:8] and new[8] == record[8]  # OCR tokens, the box prompt, the instruction
+    assert new[9]["value"].endswith("an old stone edifice.") and new[11]["value"].startswith("An old stone edifice")
+
+
+def test_a_noun_changes_everywhere_or_nowhere_and_names_stay(sense):
+    record = turns(
+        ("<image>\nWhat is the child holding?", "The child is holding a telephone near the Ford car."),
+        ("Is the Telephone Museum open?", "Yes, the Telephone Museum in the background looks open today."))
+    free = replaceable_nouns(record, ["child", "telephone", "car", "ford", "museum"])
+    assert "telephone" not in free  # a name ("Telephone Museum") blocks it everywhere
+    assert "ford" not in free and free.get("child") == 2
+    chosen = choose_replacements(record, ["child", "telephone", "car", "ford"], synonyms(sense))
+    new = replace_in_conversation(record, chosen)
+    assert {r.noun: r.synonym for r in chosen}.get("child") == "kid"
+    assert new[0]["value"] == "<image>\nWhat is the kid holding?"
+    assert "The kid is holding" in new[1]["value"] and "Telephone Museum" in new[3]["value"]
+    assert "Ford" in new[1]["value"]
+
+
+def test_articles_plurals_and_case_agree():
+    from adr.synonyms import Replacement
+
+    record = turns(("<image>\nWhy are the cars parked by a car wash?",
+                    "Cars line up because a car needs cleaning; an auto-car stays."))
+    record[1]["value"] = "Cars line up in the street because a car needs cleaning after the long rainy trip."
+    new = replace_in_conversation(record, [Replacement("car", "automobile", "tail")])
+    assert new[0]["value"] == "<image>\nWhy are the automobiles parked by an automobile wash?"
+    assert new[1]["value"].startswith("Automobiles line up") and "an automobile needs" in new[1]["value"]
+
+
+def test_on_llava_shaped_records_no_short_answer_or_stoplist_noun_changes(sense):
+    """Every replacement over a few thousand generated LLaVA-mix records obeys the rules."""
+    from scripts.make_llava_mix import generate
+
+    records = list(generate(3000, seed=3, data_dir=SHARED))
+    made = 0
+    for record in records:
+        conv = record["conversations"]
+        nouns = {w.lower() for t in conv for w in re.findall(r"[A-Za-z]+", t["value"])}
+        chosen = choose_replacements(conv, nouns, synonyms(sense))
+        if not chosen:
+            continue
+        made += 1
+        new = replace_in_conversation(conv, chosen)
+        question = ""
+        for old, changed in zip(conv, new):
+            if old["from"] == "human":
+                question = old["value"]
+                assert old["value"].count("<image>") == changed["value"].count("<image>")
+            elif is_short_answer(question, old["value"]):
+                assert changed == old, (old, changed)
+        for r in chosen:
+            assert r.noun not in STOPLIST and r.synonym not in STOPLIST and " " not in r.synonym
+        assert len(chosen) <= 3
+    assert made > 100, made
+
+
+def test_a_rewrite_must_keep_the_turns_and_every_short_answer():
+    seed = turns(("<image>\nWhat is on the plate?\nAnswer the question using a single word or phrase.", "Pizza"),
+                 ("Why might the man be smiling?",
+                  "He is probably enjoying the meal with friends on a relaxed evening at home."))
+    same = turns(("<image>\nWhat food is on the dish?", "pizza."),
+                 ("Why could he be smiling?", "He seems to enjoy dinner with his friends at home tonight."))
+    assert keeps_short_answers(seed, same) is None
+    changed = [*same[:1], {"from": "gpt", "value": "A pie"}, *same[2:]]
+    assert "short answer 'Pizza'" in keeps_short_answers(seed, changed)
+    assert keeps_short_answers(seed, same[:2]) == "2 turns for the seed's 4"
