@@ -16,9 +16,9 @@ class RebalanceStats:
     # perspective -> [tail occurrences, all occurrences] in the input and in the kept records
     mass_before: dict = field(default_factory=dict)
     mass_after: dict = field(default_factory=dict)
-    # perspective -> distinct tail entities seen in the input / in the kept records
-    tail_before: dict = field(default_factory=dict)
-    tail_after: dict = field(default_factory=dict)
+    # perspective -> (distinct tail entities in the input, in the kept records): counted by the
+    # engine (distinct, then counted), so merging stays constant in size
+    tail_entities: dict = field(default_factory=dict)
     repeated_ids: int = 0       # valid records whose id an earlier record has (normal in LLaVA's mix)
     exact_duplicates: int = 0   # valid records byte-identical to an earlier one
 
@@ -27,19 +27,19 @@ class RebalanceStats:
             self.input + other.input, self.kept + other.kept, self.dropped + other.dropped,
             self.invalid + other.invalid, self.expected_kept + other.expected_kept,
             _add_pairs(self.mass_before, other.mass_before), _add_pairs(self.mass_after, other.mass_after),
-            _union(self.tail_before, other.tail_before), _union(self.tail_after, other.tail_after),
+            _add_pairs(self.tail_entities, other.tail_entities),
             self.repeated_ids + other.repeated_ids, self.exact_duplicates + other.exact_duplicates)
 
     def to_summary(self) -> dict:
         dropped = sum(self.dropped.values())
         invalid = sum(self.invalid.values())
         coverage = {}
-        for p in sorted(set(self.mass_before) | set(self.tail_before)):
+        for p in sorted(set(self.mass_before) | set(self.tail_entities)):
             tb, ab = self.mass_before.get(p, (0, 0))
             ta, aa = self.mass_after.get(p, (0, 0))
             coverage[p] = {
-                "tail_entities_before": len(self.tail_before.get(p, ())),
-                "tail_entities_after": len(self.tail_after.get(p, ())),
+                "tail_entities_before": self.tail_entities.get(p, (0, 0))[0],
+                "tail_entities_after": self.tail_entities.get(p, (0, 0))[1],
                 "tail_mass_pct_before": round(100.0 * tb / ab, 3) if ab else 0.0,
                 "tail_mass_pct_after": round(100.0 * ta / aa, 3) if aa else 0.0,
             }
@@ -58,7 +58,3 @@ class RebalanceStats:
 
 def _add_pairs(a: dict, b: dict) -> dict:
     return {k: tuple(x + y for x, y in zip(a.get(k, (0, 0)), b.get(k, (0, 0)))) for k in set(a) | set(b)}
-
-
-def _union(a: dict, b: dict) -> dict:
-    return {k: set(a.get(k, ())) | set(b.get(k, ())) for k in set(a) | set(b)}

@@ -6,6 +6,8 @@ import hashlib
 import math
 from typing import Callable, Iterable, Mapping
 
+from adr.errors import ConfigError
+
 NO_ENTITIES = "no-entities"
 HEAD_ONLY = "head-only"
 _SCALE = float(1 << 64)
@@ -50,21 +52,29 @@ def expected_kept(ps_by_record: Iterable[Iterable[float]], factor: float = 1.0) 
     return sum(keep_probability(scaled(p, factor) for p in ps) for ps in ps_by_record)
 
 
-def factor_for_target(expected: Callable[[float], float], target: float, *, tolerance: float = 0.5,
-                      max_iter: int = 200) -> float:
-    """The tau scale factor f with expected(f) == target, by bisection.
+def factor_for_target(expected_on: Callable[[list[float]], list[float]], target: float, *,
+                      tolerance: float = 0.5, points: int = 33, max_passes: int = 12) -> float:
+    """The tau scale factor f with expected(f) == target.
 
-    expected(f) is non-decreasing in f: every p grows with f, and so does every P(keep).
+    `expected_on` evaluates a whole grid of factors in one pass over the corpus (a sum over
+    records, so the engine can spread it): first a log grid from 1e-6 to 1e12, then, pass by
+    pass, a finer grid between the two points that bracket the target. expected(f) is
+    non-decreasing in f: every p grows with f, and so does every P(keep).
     """
-    lo, hi = 0.0, 1.0
-    while expected(hi) < target:
-        hi *= 2.0
-        if hi > 1e12:
-            raise ValueError(f"target {target} is more than the records that have entities")
-    for _ in range(max_iter):
-        mid = (lo + hi) / 2.0
-        value = expected(mid)
-        if abs(value - target) <= tolerance:
-            return mid
-        lo, hi = (mid, hi) if value < target else (lo, mid)
-    return (lo + hi) / 2.0
+    grid = [2.0 ** (k / 2) for k in range(-40, 81)]
+    values = list(expected_on(grid))
+    if values[-1] < target - tolerance:
+        raise ConfigError(f"--target-size {target:.0f} is more than can be kept: at most about "
+                          f"{values[-1]:.0f} records have entities")
+    for _ in range(max_passes):
+        best = min(range(len(grid)), key=lambda i: abs(values[i] - target))
+        if abs(values[best] - target) <= tolerance:
+            return grid[best]
+        above = next(i for i, v in enumerate(values) if v >= target)
+        if above == 0:
+            return grid[0]
+        lo, hi = grid[above - 1], grid[above]
+        inner = [lo + (hi - lo) * k / (points + 1) for k in range(1, points + 1)]
+        grid = [lo, *inner, hi]
+        values = [values[above - 1], *expected_on(inner), values[above]]
+    return grid[min(range(len(grid)), key=lambda i: abs(values[i] - target))]

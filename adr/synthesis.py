@@ -26,8 +26,8 @@ def parse_mix(spec: str | Mapping[str, float] | None) -> dict[str, float]:
     if unknown:
         raise ConfigError(f"unknown synthesis method(s) {', '.join(sorted(unknown))}; choose from {', '.join(METHODS)}")
     total = sum(spec.values())
-    if total <= 0 or any(v < 0 for v in spec.values()):
-        raise ConfigError("--mix shares must be non-negative and not all zero")
+    if not math.isfinite(total) or total <= 0 or any(v < 0 for v in spec.values()):
+        raise ConfigError(f"--mix shares must be non-negative numbers, not all zero, got {spec!r}")
     return {m: spec.get(m, 0.0) / total for m in METHODS}
 
 

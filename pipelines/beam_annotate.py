@@ -32,6 +32,7 @@ from adr.records import DEFAULT_MAX_RECORD_BYTES
 from pipelines.handlers.detection import DetectionHandler, GroundingRequest
 from pipelines.handlers.torch_env import on_accelerator
 from pipelines import progress
+from pipelines.checks import ArgumentParser
 from pipelines.outputs import join, read_summary, write_json
 from udfs.entities import extract_entities
 from udfs.images import load_image
@@ -45,7 +46,7 @@ DETECT, FAILED, INVALID, STATS = "detect", "failed", "invalid", "stats"
 
 def parser() -> argparse.ArgumentParser:
     """The stage's flags; `adr run` offers the same ones."""
-    ap = argparse.ArgumentParser(prog="adr annotate", description=__doc__.splitlines()[0])
+    ap = ArgumentParser(prog="adr annotate", description=__doc__.splitlines()[0])
     ap.add_argument("--input", required=True, nargs="+")
     ap.add_argument("--output", required=True)
     ap.add_argument("--detector", required=True, help="AutoModelForZeroShotObjectDetection directory/URL/hub id")

@@ -13,6 +13,7 @@ identified by their key (adr.records), never by `id`: repeated ids are counted, 
 from __future__ import annotations
 
 import argparse
+import bisect
 import json
 import logging
 import sys
@@ -36,61 +37,136 @@ from adr.rebalance_stats import RebalanceStats
 from adr.records import DEFAULT_MAX_RECORD_BYTES, EXACT_DUPLICATE, record_key
 from adr.sampling import factor_for_target
 from pipelines import progress
+from pipelines.checks import ArgumentParser, at_least, stats_manifest
 from pipelines.outputs import join, read_json, read_summary, remove, write_json
-from udfs.rebalance import (EntityIndex, attach_entities, decide_batch, expected_kept_fn, read_table,
-                            load_probabilities)
+from udfs.rebalance import (EntityIndex, attach_entities, decide_batch, expected_kept_on_grid, load_probabilities,
+                            split_entities)
 from udfs.records import parse_raw
 from udfs.sources import (MAX_ELEMENT_BYTES, RAW_SCHEMA, expand_inputs, fingerprint, input_format, read_raw,
                           total_bytes)
 from udfs.splits import plan_splits, read_split, split_bytes_for
 
 log = logging.getLogger("adr.rebalance")
-INVALID, DROPPED, SEEDS, STATS = "invalid", "dropped", "seeds", "stats"
+INVALID, DROPPED, SEEDS, STATS, TAIL = "invalid", "dropped", "seeds", "stats", "tail"
 
 
 def parser() -> argparse.ArgumentParser:
     """The stage's flags; `adr run` offers the same ones."""
-    ap = argparse.ArgumentParser(prog="adr rebalance", description=__doc__.splitlines()[0])
+    ap = ArgumentParser(prog="adr rebalance", description=__doc__.splitlines()[0])
     ap.add_argument("--input", nargs="+", help="files, globs, directories or URLs (a directory to watch "
                     "with --streaming)")
     ap.add_argument("--pubsub-subscription", help="read raw records from Pub/Sub (streaming)")
     ap.add_argument("--kafka-topic", help="read raw records from Kafka (streaming; a cross-language "
                     "transform: needs Java and Beam's Kafka expansion service)")
-    ap.add_argument("--kafka-bootstrap", default="localhost:9092", help="Kafka bootstrap servers")
+    ap.add_argument("--kafka-bootstrap", default=None, help="Kafka bootstrap servers (default localhost:9092)")
     ap.add_argument("--dictionary", required=True, help="the output directory of `adr stats`")
     ap.add_argument("--output", required=True)
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--perspectives", default=None, help="default: those of the dictionary")
-    ap.add_argument("--target-size", type=int, default=0, help="scale all tau so ~N records are kept")
+    ap.add_argument("--target-size", type=at_least(int, 0), default=0, help="scale all tau so ~N records are kept")
     ap.add_argument("--nlp", default=None, help="spaCy pipeline for records the stats job did not see")
     ap.add_argument("--extract-entities", action="store_true",
                     help="always extract entities, never reuse STATS_DIR/entities")
-    ap.add_argument("--max-record-bytes", type=int, default=DEFAULT_MAX_RECORD_BYTES)
+    ap.add_argument("--max-record-bytes", type=at_least(int, 1), default=DEFAULT_MAX_RECORD_BYTES)
     ap.add_argument("--drop-exact-duplicates", action="store_true",
                     help="keep only the first of byte-identical records (the copies go to invalid/)")
-    ap.add_argument("--buckets", type=int, default=256, help="hash buckets for finding repeated records and images")
-    ap.add_argument("--window-secs", type=float, default=60.0, help="streaming: output window")
-    ap.add_argument("--watch-interval-secs", type=float, default=10.0, help="streaming: directory poll")
-    ap.add_argument("--watch-for-secs", type=float, default=0.0,
+    ap.add_argument("--buckets", type=at_least(int, 1), default=256,
+                    help="hash buckets for finding repeated records and images")
+    # Streaming only (None: not given; parse_args refuses them without --streaming, then sets STREAMING_ONLY).
+    ap.add_argument("--window-secs", type=at_least(float, 0, strict=True), help="streaming: output window (default 60)")
+    ap.add_argument("--watch-interval-secs", type=at_least(float, 0, strict=True),
+                    help="streaming: directory poll (default 10)")
+    ap.add_argument("--watch-for-secs", type=at_least(float, 0),
                     help="streaming: stop watching after this long and finish (default: watch forever)")
-    ap.add_argument("--dictionary-refresh-secs", type=float, default=0.0,
+    ap.add_argument("--dictionary-refresh-secs", type=at_least(float, 0),
                     help="streaming: reload the dictionary this often (slowly-changing side input)")
     return ap
 
 
+STREAMING_ONLY = {"window_secs": 60.0, "watch_interval_secs": 10.0, "watch_for_secs": 0.0,
+                  "dictionary_refresh_secs": 0.0}
+WATCH_ONLY = ("watch_interval_secs", "watch_for_secs")  # of a watched --input, not of Pub/Sub or Kafka
+
+
 def parse_args(argv=None) -> tuple[argparse.Namespace, list[str]]:
-    ap = parser()
-    args, beam_args = ap.parse_known_args(argv)
-    if not (args.input or args.pubsub_subscription or args.kafka_topic):
-        ap.error("one of --input, --pubsub-subscription or --kafka-topic is required")
+    args, beam_args = parser().parse_known_args(argv)
+    check_flags(args, PipelineOptions(beam_args).view_as(StandardOptions).streaming)
+    for dest, default in STREAMING_ONLY.items():
+        if getattr(args, dest) is None:
+            setattr(args, dest, default)
+    args.kafka_bootstrap = args.kafka_bootstrap or "localhost:9092"
     return args, beam_args
+
+
+def _flag(dest: str) -> str:
+    return "--" + dest.replace("_", "-")
+
+
+def check_flags(args: argparse.Namespace, streaming: bool) -> None:
+    """Flags that cannot go together, refused before anything is read or started."""
+    sources = [_flag(d) for d in ("input", "pubsub_subscription", "kafka_topic") if getattr(args, d)]
+    if not sources:
+        raise ConfigError("one of --input, --pubsub-subscription or --kafka-topic is required")
+    if len(sources) > 1:
+        raise ConfigError(f"{' and '.join(sources)}: give one source of records")
+    if args.kafka_bootstrap is not None and not args.kafka_topic:
+        raise ConfigError("--kafka-bootstrap is for --kafka-topic")
+    given = [_flag(d) for d in STREAMING_ONLY if getattr(args, d) is not None]
+    if not streaming:
+        stream = sources[0] if args.pubsub_subscription or args.kafka_topic else None
+        if stream or given:
+            raise ConfigError(f"{stream or given[0]} is for a streaming job: add --streaming")
+    else:
+        if args.input and len(args.input) > 1:
+            raise ConfigError(f"--streaming watches one --input directory or glob, got {len(args.input)}: "
+                              f"{' '.join(args.input)}")
+        if args.input and _is_file(args.input[0]):
+            raise ConfigError(f"--streaming watches a directory or a glob for new files, and --input "
+                              f"{args.input[0]} is a file: leave out --streaming to read it")
+        watch = [_flag(d) for d in WATCH_ONLY if getattr(args, d) is not None]
+        if watch and not args.input:
+            raise ConfigError(f"{watch[0]} is for a watched --input directory, not {sources[0]}")
+        if args.drop_exact_duplicates:
+            raise ConfigError("--drop-exact-duplicates needs the whole corpus, and a stream has no end: "
+                              "leave out --streaming, or --drop-exact-duplicates")
+
+
+def _is_file(spec: str) -> bool:
+    import fsspec
+
+    if any(c in spec for c in "*?["):
+        return False
+    try:
+        fs, path = fsspec.core.url_to_fs(spec)
+        return fs.isfile(path)
+    except (OSError, ValueError, ImportError):
+        return False  # the read says what is wrong with it
+
+
+def check_dictionary_input(args: argparse.Namespace, manifest: dict, streaming: bool) -> None:
+    """The dictionary's entities/ (reused unless --extract-entities) and --target-size's estimate
+    are those of the input `adr stats` read: another input is refused, not misread."""
+    counted = (manifest.get("input") or {}).get("fingerprint")
+    if counted and args.input and not streaming and (args.target_size or not args.extract_entities):
+        given = fingerprint(expand_inputs(args.input))
+        if given != counted and not args.extract_entities:
+            raise ConfigError(f"--dictionary {args.dictionary} counted other input (fingerprint {counted}) than "
+                              f"--input (fingerprint {given}): pass --extract-entities to extract entities afresh")
+        if given != counted:
+            raise ConfigError(f"--target-size is estimated over the input --dictionary {args.dictionary} counted "
+                              f"(fingerprint {counted}), not --input (fingerprint {given}): leave it out, or run "
+                              "`adr stats` on this input")
+    if args.target_size > manifest.get("records", args.target_size):
+        raise ConfigError(f"--target-size {args.target_size} is more than can be kept: --dictionary "
+                          f"{args.dictionary} counted {manifest['records']} records")
 
 
 class Config:
     """Everything the workers need, resolved once at launch (and pickled to them)."""
 
     def __init__(self, args: argparse.Namespace, streaming: bool):
-        manifest = read_json(join(args.dictionary, "manifest.json"))
+        manifest = stats_manifest(args.dictionary)
+        check_dictionary_input(args, manifest, streaming)
         self.stats_dir = args.dictionary
         self.perspectives = resolve(args.perspectives or manifest["parameters"]["perspectives"])
         unknown = set(self.perspectives) - set(manifest["parameters"]["perspectives"])
@@ -108,22 +184,36 @@ class Config:
         self.splits: list[dict] = []        # set by run() for a bounded input
         # A bounded watch (--watch-for-secs) also ends the dictionary refresh, so the job finishes.
         self.stop_at = time.time() + args.watch_for_secs if streaming and args.watch_for_secs else None
-        self.factor = 1.0
+        self.factor = 1.0  # set by run() for --target-size
         self.target_size = args.target_size
         self.input_bytes = 0  # set by run() for a bounded input; read progress is a share of it
-        if args.target_size:
-            entities = read_table(join(args.dictionary, "entities"), ["key", *self.perspectives])
-            expected = expected_kept_fn(entities, load_probabilities(args.dictionary, self.perspectives))
-            self.factor = factor_for_target(expected, args.target_size)
-            log.info("target size %d: tau scaled by %.6f", args.target_size, self.factor)
+        # The splits `adr stats` read: entities/split=N/ holds the entities of splits[N]'s records.
+        self.stats_splits: list[dict] = manifest.get("splits") or []
+        self.split_starts: dict[str, list[tuple[int, int]]] = {}
+
+    def use_splits(self, splits: list[dict]) -> None:
+        """Read the input by these splits; a record's split is found from its (source, position)."""
+        self.splits = splits
+        self.split_starts = {}
+        for s in splits:
+            self.split_starts.setdefault(s["url"], []).append((s["first"], s["index"]))
+        for starts in self.split_starts.values():
+            starts.sort()
+
+    def split_of(self, source: str, position: int) -> int | None:
+        starts = self.split_starts.get(source)
+        if not starts:
+            return None
+        i = bisect.bisect_right(starts, (position, float("inf"))) - 1
+        return starts[max(i, 0)][1]
 
 
 class _Worker:
-    """What a worker process loads once, shared by all its DoFn instances."""
+    """What a worker process loads once, shared by all its DoFn instances: the dictionary (its
+    size follows the distinct entities, not the records)."""
 
     def __init__(self, cfg: Config):
         self.probs = load_probabilities(cfg.stats_dir, cfg.perspectives)
-        self.index = EntityIndex(cfg.stats_dir, cfg.perspectives) if cfg.reuse_entities else None
 
 
 _SHARED = Shared()
@@ -242,9 +332,23 @@ class Decide(beam.DoFn):
         self.cfg = cfg
         self.kept = beam.metrics.Metrics.counter("adr", "kept")
         self.dropped = beam.metrics.Metrics.counter("adr", "dropped")
+        self.extracted = beam.metrics.Metrics.counter("adr", "entities_extracted")  # not found in the statistics
 
     def setup(self):
         self.worker = _SHARED.acquire(lambda: _Worker(self.cfg), tag=("rebalance", id(self.cfg), self.cfg.stats_dir))
+        self._index: tuple[int | None, EntityIndex | None] = (None, None)
+
+    def index_for(self, batch: pa.RecordBatch) -> EntityIndex | None:
+        """The statistics' entities of the split this batch was read from (a batch never spans
+        two splits; the batches of a split come one after another, so one split is held)."""
+        if not self.cfg.reuse_entities:
+            return None
+        split = self.cfg.split_of(batch.column("source")[0].as_py(), batch.column("position")[0].as_py())
+        if split is None:
+            return None
+        if self._index[0] != split:
+            self._index = (split, EntityIndex(split_entities(self.cfg.stats_dir, split, self.cfg.perspectives)))
+        return self._index[1]
 
     def process(self, batch: pa.RecordBatch, copies, probs=None):
         cfg = self.cfg
@@ -257,11 +361,15 @@ class Decide(beam.DoFn):
             yield beam.pvalue.TaggedOutput(STATS, stats)
             return
         probs = probs if probs is not None else self.worker.probs
-        entities = attach_entities(batch, cfg.perspectives, self.worker.index, cfg.nlp)
+        index = self.index_for(batch)
+        self.extracted.inc(batch.num_rows if index is None else
+                           sum(key not in index.row for key in batch.column("key").to_pylist()))
+        entities = attach_entities(batch, cfg.perspectives, index, cfg.nlp)
         decisions = decide_batch(entities, probs, cfg.seed, cfg.factor)
         kept_lines, dropped_lines, seeds = [], [], []
         tail_before = {p: [0, 0] for p in cfg.perspectives}
         tail_after = {p: [0, 0] for p in cfg.perspectives}
+        tail_seen: set = set()  # (perspective, entity, 0: in the input / 1: in the kept records)
         for key, rid, image, record, d in zip(entities.column("key").to_pylist(), batch.column("id").to_pylist(),
                                               batch.column("image").to_pylist(), batch.column("record").to_pylist(),
                                               decisions):
@@ -272,14 +380,14 @@ class Decide(beam.DoFn):
                     tail_after[p][1] += size
             for p, tail in d.tail.items():
                 tail_before[p][0] += len(tail)
-                stats.tail_before.setdefault(p, set()).update(tail)
+                tail_seen.update((p, e, 0) for e in tail)
             if d.keep:
                 kept_lines.append(record)
                 if d.tail:
                     seeds.append((key, rid, image, d.tail, record))
                     for p, tail in d.tail.items():
                         tail_after[p][0] += len(tail)
-                        stats.tail_after.setdefault(p, set()).update(tail)
+                        tail_seen.update((p, e, 1) for e in tail)
             else:
                 stats.dropped[d.reason] += 1
                 dropped_lines.append(json.dumps({"key": key, "id": rid, "reason": d.reason, "max_p": d.max_p,
@@ -298,6 +406,8 @@ class Decide(beam.DoFn):
             yield beam.pvalue.TaggedOutput(DROPPED, "\n".join(dropped_lines))
         if seeds:
             yield beam.pvalue.TaggedOutput(SEEDS, seeds)
+        if tail_seen:
+            yield beam.pvalue.TaggedOutput(TAIL, sorted(tail_seen))
         yield beam.pvalue.TaggedOutput(STATS, stats)
 
     def keyed(self, batch: pa.RecordBatch, copies: dict, stats: RebalanceStats):
@@ -324,6 +434,24 @@ class Decide(beam.DoFn):
         if drop:
             batch = batch.take(sorted(set(range(batch.num_rows)) - set(drop)))
         return batch, dead
+
+
+def _add_pairs(pairs) -> tuple[int, int]:
+    before = after = 0
+    for b, a in pairs:
+        before, after = before + b, after + a
+    return before, after
+
+
+def distinct_tail(tail_seen):
+    """Distinct tail entities per perspective, before and after, counted by the engine: the
+    statistics that merge carry two numbers, not the set of every tail entity."""
+    return (tail_seen
+            | "TailEntities" >> beam.FlatMap(lambda seen: seen)
+            | "DistinctTail" >> beam.Distinct()
+            | "TailKey" >> beam.Map(lambda pew: (pew[0], (1 - pew[2], pew[2])))
+            | "CountTail" >> beam.CombinePerKey(_add_pairs)
+            | "TailStats" >> beam.Map(lambda kv: RebalanceStats(tail_entities={kv[0]: kv[1]})))
 
 
 def seed_lines(seeds: list, shared_images: dict) -> Iterable[str]:
@@ -425,7 +553,7 @@ def build(pipeline: beam.Pipeline, raw_batches, cfg: Config, output: str, inputs
         side["probs"] = beam.pvalue.AsSingleton(reloads, default_value=None)
     decided = valid | "Decide" >> beam.ParDo(
         Decide(cfg), copies=beam.pvalue.AsDict(copies), **side).with_outputs(
-        INVALID, DROPPED, SEEDS, STATS, main="kept")
+        INVALID, DROPPED, SEEDS, STATS, TAIL, main="kept")
 
     def write(pcoll, name):
         extra = {"triggering_frequency": 1} if cfg.streaming else {}
@@ -440,7 +568,7 @@ def build(pipeline: beam.Pipeline, raw_batches, cfg: Config, output: str, inputs
     write((parsed[INVALID], decided[INVALID]) | "AllInvalid" >> beam.Flatten(), "invalid")
     write(decided[SEEDS] | "Seeds" >> beam.FlatMap(seed_lines, shared_images=beam.pvalue.AsDict(shared_images)),
           "seeds")
-    stats = (parsed[STATS], decided[STATS], *extra_stats) | "AllStats" >> beam.Flatten()
+    stats = (parsed[STATS], decided[STATS], distinct_tail(decided[TAIL]), *extra_stats) | "AllStats" >> beam.Flatten()
     combine = beam.CombineGlobally(lambda parts: sum(parts, RebalanceStats()))
     if cfg.streaming:
         combine = combine.without_defaults()
@@ -462,9 +590,22 @@ def run(argv=None, test_pipeline=None, raw_batches=None):
     inputs = expand_inputs(args.input) if args.input and not streaming else None
     cfg.input_bytes = total_bytes(inputs) if inputs else 0
     cfg.sources = {url: i for i, url in enumerate(inputs or [])}
-    # Planned once: both reads (records, and the side inputs' columns) take the same splits.
-    workers = options.view_as(DirectOptions).direct_num_workers or 2
-    cfg.splits = [s.to_dict() for s in plan_splits(inputs, split_bytes_for(cfg.input_bytes, workers))] if inputs else []
+    # Planned once: both reads (records, and the side inputs' columns) take the same splits,
+    # the statistics' own when their entities are reused, so each batch's entities are one
+    # split's file away.
+    if inputs and cfg.reuse_entities and cfg.stats_splits:
+        cfg.use_splits(cfg.stats_splits)
+    elif inputs:
+        cfg.reuse_entities = False  # statistics from before entities/ was split: extract afresh
+        workers = options.view_as(DirectOptions).direct_num_workers or 2
+        planned = plan_splits(inputs, split_bytes_for(cfg.input_bytes, workers))
+        cfg.use_splits([s.to_dict() for s in planned])
+    if args.target_size:
+        scratch = join(args.output, "_target_size")
+        cfg.factor = factor_for_target(lambda factors: expected_kept_sums(cfg, options, factors, scratch),
+                                       args.target_size)
+        remove(scratch)
+        log.info("target size %d: tau scaled by %.6f", args.target_size, cfg.factor)
     if inputs:
         remove(join(args.output, "kept"))  # files of an earlier run would mix with this run's
     pipeline = test_pipeline or beam.Pipeline(options=options)
@@ -475,6 +616,39 @@ def run(argv=None, test_pipeline=None, raw_batches=None):
         result = pipeline.run()
         result.wait_until_finish()
     return result, None if streaming else read_summary(result, join(args.output, "summary.json"))
+
+
+class _ExpectedOnGrid(beam.DoFn):
+    def __init__(self, cfg: Config, factors: list[float]):
+        self.cfg, self.factors = cfg, factors
+
+    def setup(self):
+        self.worker = _SHARED.acquire(lambda: _Worker(self.cfg), tag=("rebalance", id(self.cfg), self.cfg.stats_dir))
+
+    def process(self, split: int):
+        entities = split_entities(self.cfg.stats_dir, split, self.cfg.perspectives)
+        yield expected_kept_on_grid(entities, self.worker.probs, self.factors)
+
+
+def expected_kept_sums(cfg: Config, options: PipelineOptions, factors: list[float], scratch: str) -> list[float]:
+    """The expected kept count of the statistics' corpus at each factor: a sum over its splits'
+    entities, computed by the engine a split at a time (--target-size). The sums come back
+    through a file under `scratch`, wherever the workers run."""
+    import numpy as np
+
+    if not cfg.stats_splits:
+        raise ConfigError(f"--target-size needs statistics written by this version of `adr stats` "
+                          f"(entities/ by split); run it again on {cfg.stats_dir}")
+    path = join(scratch, f"expected-{uuid.uuid4().hex}.json")
+    with beam.Pipeline(options=options) as p:
+        (p | "Splits" >> beam.Create([s["index"] for s in cfg.stats_splits])
+         | "Spread" >> beam.Reshuffle()
+         | "Expected" >> beam.ParDo(_ExpectedOnGrid(cfg, list(factors)))
+         | "Sum" >> beam.CombineGlobally(lambda parts: np.sum([np.zeros(len(factors)), *parts], axis=0))
+         | "Write" >> beam.Map(lambda total: write_json(path, [float(v) for v in total])))
+    sums = read_json(path)
+    remove(path)
+    return sums
 
 
 def describe(summary: dict) -> str:

@@ -24,7 +24,7 @@ import fsspec
 from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from adr.errors import InputError
+from adr.errors import ConfigError, InputError
 from adr.prompts import conversation_messages, parse_conversation, rewrite_messages
 from adr.protected import keeps_short_answers
 from adr.synonyms import choose_replacements, replace_in_conversation, replaceable_nouns, safe_synonyms
@@ -35,7 +35,8 @@ from pipelines.handlers.diffusion import DiffusionHandler, SeedImage
 from pipelines.handlers.llm import ChatLLMHandler
 from pipelines.handlers.torch_env import on_accelerator
 from pipelines import progress
-from pipelines.outputs import iter_jsonl, join, read_json, read_json_or_none, read_jsonl, remove, write_json
+from pipelines.checks import ArgumentParser, at_least, rebalance_summary, stats_manifest
+from pipelines.outputs import iter_jsonl, join, read_json_or_none, read_jsonl, remove, write_json
 from udfs.images import content_name, load_image, png_bytes
 from udfs.model_files import local_model_dir
 from udfs.rebalance import read_table
@@ -46,11 +47,11 @@ IMAGE_DIR = "adr-synthetic"
 
 def parser() -> argparse.ArgumentParser:
     """The stage's flags; `adr run` offers the same ones."""
-    ap = argparse.ArgumentParser(prog="adr synthesize", description=__doc__.splitlines()[0])
+    ap = ArgumentParser(prog="adr synthesize", description=__doc__.splitlines()[0])
     ap.add_argument("--rebalanced", required=True, help="output directory of `adr rebalance`")
     ap.add_argument("--dictionary", required=True, help="output directory of `adr stats`")
     ap.add_argument("--output", required=True)
-    ap.add_argument("--budget", type=int, default=None, help="default: the rebalance summary's budget")
+    ap.add_argument("--budget", type=at_least(int, 0), default=None, help="default: the rebalance summary's budget")
     ap.add_argument("--mix", default="visual=0.6,synonym=0.2,rewrite=0.2")
     ap.add_argument("--image-model", help="diffusers pipeline directory/URL/hub id (enables visual)")
     ap.add_argument("--image-variant", default="variation", choices=("variation", "controlnet", "img2img"))
@@ -68,10 +69,10 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--guidance", type=float, default=None)
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--strength", type=float, default=0.75, help="img2img strength")
-    ap.add_argument("--candidates", type=int, default=2, help="image variations per seed, closest kept")
+    ap.add_argument("--candidates", type=at_least(int, 1), default=2, help="image variations per seed, closest kept")
     ap.add_argument("--max-new-tokens", type=int, default=512, help="LLM reply length")
     ap.add_argument("--caption-max-new-tokens", type=int, default=128)
-    ap.add_argument("--batch-size", type=int, default=4, help="largest model batch")
+    ap.add_argument("--batch-size", type=at_least(int, 1), default=4, help="largest model batch")
     ap.add_argument("--overdraw", type=float, default=1.2, help="seeds drawn per needed record in a round")
     ap.add_argument("--accelerator", default=None,
                     help="Beam resource hint for the model steps only, e.g. "
@@ -80,7 +81,15 @@ def parser() -> argparse.ArgumentParser:
 
 
 def parse_args(argv=None):
-    return parser().parse_known_args(argv)
+    args, beam_args = parser().parse_known_args(argv)
+    parse_mix(args.mix)  # a malformed --mix fails here, in one line
+    visual = {"--image-model": args.image_model, "--caption-model": args.caption_model, "--llm": args.llm}
+    if args.image_model or args.caption_model:
+        missing = [flag for flag, value in visual.items() if not value]
+        if missing:
+            raise ConfigError(f"visual synthesis needs --image-model, --caption-model and --llm: "
+                              f"{' and '.join(missing)} missing")
+    return args, beam_args
 
 
 class Plan:
@@ -88,11 +97,11 @@ class Plan:
 
     def __init__(self, args):
         self.args = args
-        summary = read_json(join(args.rebalanced, "summary.json"))
+        summary = rebalance_summary(args.rebalanced)
+        manifest = stats_manifest(args.dictionary)
         self.budget = summary["budget"] if args.budget is None else args.budget
         self.input = summary["input"]
         self.kept = summary["kept"]
-        manifest = read_json(join(args.dictionary, "manifest.json"))
         self.tau_token = manifest["perspectives"].get("token", {}).get("tau", 0)
         nlp = manifest["parameters"].get("nlp", "default")
         self.nlp = None if nlp == "default" else nlp

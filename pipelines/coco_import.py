@@ -9,10 +9,11 @@ import fsspec
 
 from adr.coco import coco_records, objects_by_image
 from adr.errors import InputError
+from pipelines.checks import ArgumentParser
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(prog="adr import coco", description=__doc__)
+    ap = ArgumentParser(prog="adr import coco", description=__doc__)
     ap.add_argument("--captions", required=True, help="captions_*.json")
     ap.add_argument("--instances", help="instances_*.json: adds 'objects' to the images it covers")
     ap.add_argument("--output", required=True, help="JSON Lines file to write")

@@ -22,7 +22,8 @@ from adr.errors import InputError
 from adr.distribution import rank_frequency, sample_tail, shape, top_head
 from adr.synthesis import METHODS
 from pipelines import report_figures as figures
-from pipelines.outputs import exists, join, read_json, read_json_or_none, read_jsonl
+from pipelines.checks import ArgumentParser, at_least, run_outputs
+from pipelines.outputs import exists, join, read_json_or_none, read_jsonl
 from udfs.entity_counts import Counts, counts_of_files, counts_of_keys, dictionary_counts
 from udfs.sources import expand_inputs
 
@@ -30,13 +31,17 @@ SYNTHETIC_IMAGES = "adr-synthetic/"
 
 
 def parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="adr report", description=__doc__.splitlines()[0])
+    ap = ArgumentParser(prog="adr report", description=__doc__.splitlines()[0])
     ap.add_argument("--run", required=True, help="the --output directory of `adr run`")
     ap.add_argument("--images-root", default=".", help="where the records' images are (any URL)")
-    ap.add_argument("--examples", type=int, default=6, help="synthetic records shown beside their seeds")
-    ap.add_argument("--top", type=int, default=15, help="head entities and tail samples listed")
+    ap.add_argument("--examples", type=at_least(int, 0), default=6, help="synthetic records shown beside their seeds")
+    ap.add_argument("--top", type=at_least(int, 0), default=15, help="head entities and tail samples listed")
     ap.add_argument("--seed", type=int, default=42, help="for the tail sample")
     return ap
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    return parser().parse_args(argv)
 
 
 @dataclass
@@ -57,8 +62,7 @@ class RunData:
 
 def gather(run_dir: str) -> RunData:
     stats_dir = join(run_dir, "stats")
-    manifest = read_json(join(stats_dir, "manifest.json"))
-    rebalance = read_json(join(run_dir, "rebalance", "summary.json"))
+    manifest, rebalance = run_outputs(run_dir)
     synthesize = read_json_or_none(join(run_dir, "synthesize", "summary.json"))
     perspectives = tuple(manifest["parameters"]["perspectives"])
     taus = {p: manifest["perspectives"][p]["tau"] for p in perspectives}
@@ -316,7 +320,7 @@ def render(data: RunData, figs: dict[str, str], shown: list[dict], top: int, see
 
 def run(argv=None) -> str:
     """Write the report; returns the path of index.html."""
-    args = parser().parse_args(argv)
+    args = parse_args(argv)
     out = join(args.run, "report")
     data = gather(args.run)
     figs = write_figures(data, out)

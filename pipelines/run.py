@@ -31,6 +31,7 @@ import fsspec
 
 from adr import __version__
 from adr.errors import ConfigError
+from pipelines.checks import ArgumentParser
 from pipelines.outputs import join, read_json_or_none, remove, write_json
 
 DONE, STARTED = "_ADR_DONE.json", "_ADR_STARTED.json"
@@ -70,7 +71,7 @@ def stage_options(stage: Stage) -> tuple[argparse.Action, ...]:
 
 
 def parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="adr run", description=__doc__.splitlines()[0], allow_abbrev=False,
+    ap = ArgumentParser(prog="adr run", description=__doc__.splitlines()[0], allow_abbrev=False,
                                  epilog="Beam pipeline options (e.g. --runner, --direct_num_workers) go to "
                                         "the Beam stages.")
     ap.add_argument("--input", nargs="+", help="files, globs, directories or URLs")
@@ -189,6 +190,28 @@ def unknown_beam_options(argv: list[str]) -> list[str]:
     return [a for a in parser.parse_known_args(argv)[1] if a.startswith("-")]
 
 
+def wiring(stage: Stage, records: list[str], output: str) -> list[str]:
+    """The flags `adr run` gives a stage itself: what it reads and where it writes."""
+    stage_dir = join(output, stage.name)
+    return {"annotate": ["--input", *records, "--output", stage_dir],
+            "stats": ["--input", *records, "--output", stage_dir],
+            "rebalance": ["--input", *records, "--dictionary", join(output, "stats"), "--output", stage_dir],
+            "synthesize": ["--rebalanced", join(output, "rebalance"), "--dictionary", join(output, "stats"),
+                           "--output", stage_dir],
+            "report": ["--run", output]}[stage.name]
+
+
+def check_stage_flags(stages: list[Stage], values: dict, inputs: list[str], output: str, beam_extra: list[str]):
+    """Each stage parses its flags as it will when it runs (a malformed --mix or --tail-share, flags
+    that do not go together): a mistake fails now, in one line, not after an hour of statistics."""
+    import importlib
+
+    for stage in stages:
+        module = importlib.import_module(f"pipelines.{stage.module}")
+        module.parse_args(wiring(stage, inputs, output) + to_argv(stage, values[stage.name])
+                          + (beam_extra if stage.beam else []))
+
+
 def stage_key(stage: Stage, argv: list[str], upstream: list[str], input_fingerprint: str | None) -> str:
     payload = [__version__, stage.name, argv, upstream, input_fingerprint]
     return hashlib.sha256(json.dumps(payload).encode()).hexdigest()[:32]
@@ -222,6 +245,7 @@ def run(argv=None, spark=None) -> dict:
     beam_extra = beam_argv(extra, config)
     values = {s.name: stage_values(s, cli, config) for s in STAGES}
     wanted = [s for s in STAGES if s.name != "annotate" or values["annotate"].get("detector")]
+    check_stage_flags(wanted, values, inputs, output, beam_extra)
     from udfs.model_files import check_model
 
     for stage in wanted:  # a wrong model path fails now, not after an hour of statistics
@@ -237,12 +261,6 @@ def run(argv=None, spark=None) -> dict:
     for stage in wanted:
         stage_dir = join(output, stage.name)
         own = to_argv(stage, values[stage.name])
-        wiring = {"annotate": ["--input", *records, "--output", stage_dir],
-                  "stats": ["--input", *records, "--output", stage_dir],
-                  "rebalance": ["--input", *records, "--dictionary", join(output, "stats"), "--output", stage_dir],
-                  "synthesize": ["--rebalanced", join(output, "rebalance"), "--dictionary", join(output, "stats"),
-                                 "--output", stage_dir],
-                  "report": ["--run", output]}[stage.name]
         key = stage_key(stage, own, keys, input_fingerprint)
         keys.append(key)
         status = "new" if force else state(stage_dir, key)
@@ -258,7 +276,7 @@ def run(argv=None, spark=None) -> dict:
             write_json(join(stage_dir, STARTED), {"key": key, "argv": own})
             started = time.time()
             extra_argv = (["--resume"] if resume and stage.name == "stats" else []) + (beam_extra if stage.beam else [])
-            print(_run_stage(stage, wiring + own + extra_argv, spark))
+            print(_run_stage(stage, wiring(stage, records, output) + own + extra_argv, spark))
             write_json(join(stage_dir, DONE), {"key": key, "argv": own, "seconds": round(time.time() - started, 1),
                                               "version": __version__})
             outcome[stage.name] = "resumed" if resume else "ran"

@@ -22,6 +22,7 @@ from adr.entities.registry import ALL, PERSPECTIVES, resolve, tail_shares
 from adr.records import DEFAULT_MAX_RECORD_BYTES, EXACT_DUPLICATE
 from adr.thresholds import threshold
 from pipelines import progress
+from pipelines.checks import ArgumentParser, at_least
 from pipelines.outputs import join, read_json_or_none, write_json
 from udfs.entities import entities_schema, extract_entities
 from udfs.nlp import load_nlp
@@ -34,7 +35,7 @@ log = logging.getLogger("adr.stats")
 
 def parser() -> argparse.ArgumentParser:
     """The stage's flags; `adr run` offers the same ones."""
-    ap = argparse.ArgumentParser(prog="adr stats", description=__doc__.splitlines()[0])
+    ap = ArgumentParser(prog="adr stats", description=__doc__.splitlines()[0])
     ap.add_argument("--input", required=True, nargs="+", help="files, globs, directories or URLs")
     ap.add_argument("--output", required=True, help="output directory (local path or URL)")
     ap.add_argument("--perspectives", default=",".join(ALL))
@@ -42,10 +43,10 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--nlp", default=None, help="spaCy pipeline name or path (default: shipped EWT tagger)")
     ap.add_argument("--master", default=None, help="Spark master; default: spark-submit's, else local[*]")
     ap.add_argument("--reverse-index", action="store_true", help="also write entity -> ids")
-    ap.add_argument("--max-record-bytes", type=int, default=DEFAULT_MAX_RECORD_BYTES)
+    ap.add_argument("--max-record-bytes", type=at_least(int, 1), default=DEFAULT_MAX_RECORD_BYTES)
     ap.add_argument("--resume", action="store_true",
                     help="reuse entities/ and invalid/ left by an interrupted run of the same input and parameters")
-    ap.add_argument("--partitions", type=int, default=0,
+    ap.add_argument("--partitions", type=at_least(int, 0), default=0,
                     help="extraction tasks (default: splits of at most 16 MiB of input, at least 3 per core)")
     ap.add_argument("--drop-exact-duplicates", action="store_true",
                     help="count byte-identical records once (the copies go to invalid/ as exact-duplicate)")
@@ -53,7 +54,9 @@ def parser() -> argparse.ArgumentParser:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    return parser().parse_args(argv)
+    args = parser().parse_args(argv)
+    tail_shares(args.tail_share, resolve(args.perspectives))  # a malformed value fails here, in one line
+    return args
 
 
 def spark_session(master: str | None, app: str = "adr-stats"):
@@ -79,25 +82,30 @@ def spark_session(master: str | None, app: str = "adr-stats"):
 
 
 def _read(batches, max_element_bytes: int):
+    """(split index, raw batch) of every split a task was given."""
     for batch in batches:
-        for split in batch.column("split").to_pylist():
-            yield from read_split(json.loads(split), max_element_bytes=max_element_bytes)
+        for text in batch.column("split").to_pylist():
+            split = json.loads(text)
+            for raw in read_split(split, max_element_bytes=max_element_bytes):
+                yield split["index"], raw
 
 
 def analysed_schema(perspectives: tuple[str, ...]) -> pa.Schema:
-    """Parse results (position, id, reason for invalid rows) with each valid row's entities."""
-    return pa.schema([f for f in PARSED_SCHEMA if f.name != "record"] + list(entities_schema(perspectives))[1:])
+    """Parse results (split, position, id, reason for invalid rows) with each valid row's entities."""
+    return pa.schema([pa.field("split", pa.int32())] + [f for f in PARSED_SCHEMA if f.name != "record"]
+                     + list(entities_schema(perspectives))[1:])
 
 
 def _parse_and_extract(raw_batches, max_bytes, perspectives, nlp, counters=None):
-    for raw in raw_batches:
+    for index, raw in raw_batches:
         if counters:
             counters[0].add(raw.num_rows)
             counters[1].add(pc.sum(pc.binary_length(raw.column("raw"))).as_py() or 0)
         parsed = parse_raw(raw, max_bytes=max_bytes)
         valid = parsed.filter(parsed.column("reason").is_null())
         entities = extract_entities(valid, perspectives, nlp) if valid.num_rows else None
-        columns = {name: parsed.column(name) for name in parsed.schema.names if name != "record"}
+        columns = {"split": pa.array([index] * parsed.num_rows, pa.int32())}
+        columns.update({name: parsed.column(name) for name in parsed.schema.names if name != "record"})
         rows = pc.indices_nonzero(parsed.column("reason").is_null()).to_pylist()
         for p in perspectives:
             values: list = [None] * parsed.num_rows
@@ -170,7 +178,10 @@ def extract(spark, args, files: list[str], perspectives: tuple[str, ...], out: s
         invalid.unionByName(copies).write.mode("overwrite").parquet(join(out, "invalid"))
         log.info("read, parsed, tagged; wrote invalid/ in %.1f s", time.time() - started)
         records = keyed.where("occurrence = 0") if args.drop_exact_duplicates else keyed
-        records.select("key", "id", *perspectives).write.mode("overwrite").parquet(join(out, "entities"))
+        # Partitioned by the split each record was read from: rebalance reads the same splits
+        # and finds a split's entities in entities/split=N/, so no worker holds the whole table.
+        (records.select("split", "position", "key", "id", *perspectives)
+         .write.mode("overwrite").partitionBy("split").parquet(join(out, "entities")))
         log.info("extracted entities/ at %.1f s", time.time() - started)
         row = keyed.agg(F.count("*").alias("valid"), F.countDistinct("id").alias("ids"),
                         F.sum(F.when(F.col("occurrence") > 0, 1).otherwise(0)).alias("copies")).first()
@@ -178,7 +189,7 @@ def extract(spark, args, files: list[str], perspectives: tuple[str, ...], out: s
         shown.update(elements_read, 1.0)
     analysed.unpersist()
     return {"elements_read": elements_read, "repeated_ids": row["valid"] - row["ids"],
-            "exact_duplicates": row["copies"] or 0}
+            "exact_duplicates": row["copies"] or 0, "splits": [s.to_dict() for s in splits]}
 
 
 def run(argv=None, spark=None) -> dict:
@@ -249,6 +260,8 @@ def run(argv=None, spark=None) -> dict:
         "invalid_by_reason": dict(sorted(by_reason.items())),
         "perspectives": {p: thresholds[p].to_dict() for p in perspectives},
         "input": {"files": files, "fingerprint": identity["input_fingerprint"]},
+        # entities/split=N/ holds the records of splits[N]; rebalance reads the input by these splits.
+        "splits": extracted.get("splits"),
         "parameters": parameters,
         "engine": {"spark": spark.version, "master": spark.sparkContext.master},
         "seconds": round(time.time() - started, 2),
@@ -279,9 +292,11 @@ def describe(manifest: dict, argv=None) -> str:
 
 
 def main(argv=None) -> int:
+    """`spark-submit pipelines/spark_stats.py`: `adr stats` (a mistake is one line, exit status 2), logging INFO."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    print(describe(run(argv), argv))
-    return 0
+    from pipelines.cli import main as adr
+
+    return adr(["stats", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

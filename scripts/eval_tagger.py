@@ -36,7 +36,9 @@ if str(REPO) not in sys.path:
 from adr.entities.token import noun_lemmas  # noqa: E402
 from udfs.nlp import DEFAULT_NLP, load_nlp, tagged_tokens  # noqa: E402
 
-DEFAULT_DEV = "/work/shared/data/ud_ewt/en_ewt-ud-dev.conllu"
+# The shared data beside the checkout (../shared/data), as the tests find it; ADR_SHARED_DATA elsewhere.
+SHARED_DATA = Path(os.environ.get("ADR_SHARED_DATA", REPO.parent / "shared" / "data"))
+DEFAULT_DEV = str(SHARED_DATA / "ud_ewt" / "en_ewt-ud-dev.conllu")
 
 
 @dataclass

@@ -35,10 +35,10 @@ for _p in (str(REPO), str(SCRIPTS)):
     if _p not in sys.path:
         sys.path.insert(0, _p)
 
-from eval_tagger import evaluate, read_conllu  # noqa: E402
+from eval_tagger import SHARED_DATA, evaluate, read_conllu  # noqa: E402
 from spacy.util import registry  # noqa: E402
 
-DATA = Path("/work/shared/data/ud_ewt")
+DATA = SHARED_DATA / "ud_ewt"
 DEFAULT_TRAIN = DATA / "en_ewt-ud-train.conllu"
 DEFAULT_DEV = DATA / "en_ewt-ud-dev.conllu"
 DEFAULT_CONFIG = SCRIPTS / "tagger.cfg"
@@ -225,6 +225,12 @@ def package(model_best: Path, output: Path) -> None:
     if output.exists():
         shutil.rmtree(output)
     shutil.copytree(model_best, output)
+    # The training data's paths are this machine's scratch files: not part of the shipped pipeline.
+    from thinc.api import Config
+
+    config = Config().from_disk(output / "config.cfg", interpolate=False)
+    config["paths"].update({key: None for key in ("train", "dev", "ruler_patterns") if key in config["paths"]})
+    config.to_disk(output / "config.cfg")
     meta_path = output / "meta.json"
     meta = json.loads(meta_path.read_text())
     meta.update(

@@ -32,7 +32,8 @@ def rebalance(inputs, stats_dir, out, *extra):
 @pytest.fixture(scope="module")
 def stats(coco_stats):
     out, manifest = coco_stats
-    rows = pq.read_table(out / "entities").to_pylist()
+    perspectives = manifest["parameters"]["perspectives"]
+    rows = pq.read_table(out / "entities", columns=["key", "id", *perspectives]).to_pylist()
     ids = {r["key"]: r.pop("id") for r in rows}  # COCO caption records: one id each, like the key
     entities = {r.pop("key"): r for r in rows}
     return out, manifest, entities, load_probabilities(str(out), tuple(manifest["parameters"]["perspectives"])), ids
@@ -74,6 +75,7 @@ def test_pipeline_keeps_exactly_the_reference_set_and_counts_add_up(stats, coco_
     assert {d["reason"] for d in dropped} <= {"head-only", "no-entities"}
     counters = {m.key.metric.name: m.committed for m in result.metrics().query()["counters"]}
     assert counters["kept"] == len(kept) and counters["dropped"] == len(dropped)
+    assert counters["entities_extracted"] == 0  # every record's entities came from its split's file
 
 
 def test_kept_count_matches_the_closed_form_and_every_tail_record_is_kept(stats, direct_run):
@@ -90,6 +92,8 @@ def test_kept_count_matches_the_closed_form_and_every_tail_record_is_kept(stats,
     assert tail_records and tail_records <= kept
     assert 0 < summary["dropped"] < summary["input"]
     for p, cov in summary["tail_coverage"].items():
+        distinct = {e for ents in entities.values() for e in ents.get(p) or () if probs[p].get(e, 1.0) >= 1}
+        assert cov["tail_entities_before"] == len(distinct) > 0, p  # counted by the engine, not merged sets
         assert cov["tail_entities_after"] == cov["tail_entities_before"]
         assert cov["tail_mass_pct_after"] >= cov["tail_mass_pct_before"]
 
@@ -124,13 +128,16 @@ def test_kept_set_is_the_same_for_any_runner_order_and_batching(stats, coco_json
         path = tmp_path / "shuffled" / f"part-{i}.jsonl"
         path.parent.mkdir(exist_ok=True)
         path.write_text("\n".join(part) + "\n")
+    # Another order is another input: its entities are extracted afresh (the statistics' are
+    # found by the splits the statistics read). The other runners reuse them, a split at a time.
     runs = {
-        "shuffled-direct": [],
-        "multi-process": ["--direct_num_workers", "2", "--direct_running_mode", "multi_processing"],
-        "portable": ["--runner", "PortableRunner", "--job_endpoint", "embed", "--environment_type", "LOOPBACK"],
+        "shuffled-direct": (tmp_path / "shuffled", ["--extract-entities"]),
+        "multi-process": (coco_jsonl, ["--direct_num_workers", "2", "--direct_running_mode", "multi_processing"]),
+        "portable": (coco_jsonl, ["--runner", "PortableRunner", "--job_endpoint", "embed",
+                                  "--environment_type", "LOOPBACK"]),
     }
-    for name, flags in runs.items():
-        _, s = rebalance(tmp_path / "shuffled", stats[0], tmp_path / name, *flags)
+    for name, (source, flags) in runs.items():
+        _, s = rebalance(source, stats[0], tmp_path / name, *flags)
         assert {r["id"] for r in read_jsonl(tmp_path / name / "kept")} == kept, name
         assert (s["kept"], s["dropped"]) == (summary["kept"], summary["dropped"]), name
 
@@ -150,7 +157,7 @@ def test_target_size_scales_tau_to_give_n_records(stats, coco_jsonl, tmp_path):
 
 def test_bad_lines_are_dead_lettered_and_good_records_around_them_processed(stats, coco_jsonl, tmp_path):
     path = write_bad_corpus(tmp_path / "bad.jsonl", coco_jsonl.read_text().splitlines())
-    _, summary = rebalance(path, stats[0], tmp_path / "o", "--max-record-bytes", "4000")
+    _, summary = rebalance(path, stats[0], tmp_path / "o", "--max-record-bytes", "4000", "--extract-entities")
     invalid = read_jsonl(tmp_path / "o" / "invalid")
     assert sorted((r["position"], r["reason"]) for r in invalid) == sorted(BAD_LINES.items())
     assert summary["input"] == 47 and summary["invalid"] == 6 and summary["kept"] + summary["dropped"] == 41
@@ -165,7 +172,9 @@ def test_records_the_stats_job_never_saw_get_entities_extracted(stats, tmp_path)
     records = json.loads(SCIENCEQA.read_text())[:150]
     path = tmp_path / "sqa.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in records) + "\n")
-    _, summary = rebalance(path, stats[0], tmp_path / "o")
+    result, summary = rebalance(path, stats[0], tmp_path / "o", "--extract-entities")
+    counters = {m.key.metric.name: m.committed for m in result.metrics().query()["counters"]}
+    assert counters["entities_extracted"] == 150
     assert summary["input"] == 150 and summary["invalid"] == 0
     # ScienceQA vocabulary is mostly unseen in COCO captions: unseen entities are tail, so kept.
     assert summary["kept"] >= 140
@@ -207,7 +216,7 @@ def test_nothing_valid_is_an_error(stats, tmp_path):
     import sys
 
     proc = subprocess.run([sys.executable, "-m", "pipelines.cli", "rebalance", "--input", str(path),
-                           "--dictionary", str(stats[0]), "--output", str(tmp_path / "o")],
+                           "--dictionary", str(stats[0]), "--output", str(tmp_path / "o"), "--extract-entities"],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1 and "no valid records" in proc.stderr.strip().splitlines()[-1]
 

@@ -29,7 +29,16 @@ def read_rows(path):
 
 def test_spark_entities_equal_the_plain_python_extraction(coco_stats, reference):
     (out, manifest), (counts, entities, invalid, lines) = coco_stats, reference
-    spark_entities = {r.pop("key"): r for r in read_rows(out / "entities") if r.pop("id")}
+    rows = read_rows(out / "entities")
+    # entities/split=N/ holds the records read from the manifest's splits[N]: rebalance reads the
+    # same splits and finds a batch's entities there
+    splits = manifest["splits"]
+    assert len(splits) >= 2
+    for r in rows:
+        split, nxt = splits[r["split"]], splits[r["split"] + 1] if r["split"] + 1 < len(splits) else None
+        assert split["first"] <= r["position"] and (nxt is None or r["position"] < nxt["first"]), r
+    spark_entities = {r.pop("key"): {k: v for k, v in r.items() if k not in ("split", "position")}
+                      for r in rows if r.pop("id")}
     assert spark_entities == entities
     assert manifest["records"] == len(entities) == lines and manifest["invalid"] == 0 == len(invalid)
     # The real data has all four kinds, objects only on the annotated images.

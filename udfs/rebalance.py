@@ -38,12 +38,23 @@ def load_probabilities(stats_dir: str, perspectives: tuple[str, ...]) -> Probabi
     return probs
 
 
-class EntityIndex:
-    """The per-record entities of `adr stats`, looked up by record key (loaded once per worker)."""
+def split_entities(stats_dir: str, split: int, perspectives: tuple[str, ...]) -> pa.Table:
+    """The entities of the records `adr stats` read from one split of its input
+    (entities/split=N/; none there when the split held no valid record)."""
+    import pyarrow.dataset as ds
 
-    def __init__(self, stats_dir: str, perspectives: tuple[str, ...]):
-        table = read_table(f"{stats_dir.rstrip('/')}/entities", ["key", *perspectives])
-        self.table = table.cast(entities_schema(perspectives)).combine_chunks()
+    fs, path = fsspec.core.url_to_fs(f"{stats_dir.rstrip('/')}/entities/split={split}")
+    schema = entities_schema(perspectives)
+    if not fs.exists(path):
+        return schema.empty_table()
+    return ds.dataset(path, filesystem=fs, format="parquet").to_table(columns=schema.names).cast(schema)
+
+
+class EntityIndex:
+    """Per-record entities looked up by record key: one split's, so its size is bounded."""
+
+    def __init__(self, table: pa.Table):
+        self.table = table.combine_chunks()
         self.row = {key: i for i, key in enumerate(self.table["key"].to_pylist())}
 
 
@@ -55,7 +66,7 @@ def attach_entities(records: pa.RecordBatch, perspectives: tuple[str, ...], inde
     rows = [index.row.get(key) for key in ids] if index is not None else [None] * len(ids)
     missing = [i for i, r in enumerate(rows) if r is None]
     if not missing:
-        return index.table.take(pa.array(rows, pa.int64())).to_batches()[0]
+        return index.table.take(pa.array(rows, pa.int64())).combine_chunks().to_batches()[0]
     fresh = pa.Table.from_batches([extract_entities(records.take(missing), perspectives, nlp)])
     if len(missing) == len(ids):
         return fresh.to_batches()[0]
@@ -133,3 +144,11 @@ def expected_kept_fn(entities: pa.Table, probs: Probabilities):
         return float(np.sum(p_keep[has_entities]))
 
     return expected
+
+
+def expected_kept_on_grid(entities: pa.Table, probs: Probabilities, factors) -> np.ndarray:
+    """The closed-form expected kept count of these records at each tau scale factor."""
+    if not entities.num_rows:
+        return np.zeros(len(factors))
+    expected = expected_kept_fn(entities, probs)
+    return np.array([expected(f) for f in factors])

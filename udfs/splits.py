@@ -15,6 +15,7 @@ reading it whole. Planning reads the file once on the driver:
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ class Split:
     first: int = 0                # the first element's position (line number / array index)
     count: int | None = None      # JSON array: how many elements (None: to the array's end)
     kind: str = "whole"           # whole | jsonl | array
+    index: int = 0                # its number in the plan (entities/split=N/ of `adr stats`)
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -64,7 +66,7 @@ def plan_splits(files: list[str], split_bytes: int = SPLIT_BYTES, ramp: int = 0)
             out.extend(_plan_file(url, split_bytes, sizes))
         except OSError as err:
             raise InputError(f"cannot read input {url!r}: {err}") from None
-    return out
+    return [dataclasses.replace(s, index=i) for i, s in enumerate(out)]
 
 
 def _plan_file(url: str, split_bytes: int, sizes: Iterator[int]) -> list[Split]:

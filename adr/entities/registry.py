@@ -55,7 +55,9 @@ def resolve(names: str | list[str] | tuple[str, ...] | None) -> tuple[str, ...]:
     if not names:
         return ALL
     if isinstance(names, str):
-        names = [n for n in names.split(",") if n.strip()]
+        spec, names = names, [n for n in names.split(",") if n.strip()]
+        if not names:
+            raise ConfigError(f"no perspective in {spec!r}; choose from {', '.join(ALL)}")
     by_code = {p.code.lower(): p.name for p in PERSPECTIVES.values()}
     out = []
     for raw in names:
@@ -72,12 +74,18 @@ def tail_shares(spec: str | dict | None, perspectives: tuple[str, ...]) -> dict[
     """rho per perspective: registry defaults overridden by 'token=0.9,cooccurrence=0.75'."""
     shares = {n: PERSPECTIVES[n].tail_share for n in perspectives}
     if isinstance(spec, str):
-        spec = dict(item.split("=", 1) for item in spec.split(",") if item.strip())
+        items = [item.split("=", 1) for item in spec.split(",") if item.strip()]
+        if any(len(item) != 2 or not item[0].strip() for item in items):
+            raise ConfigError(f"--tail-share must look like token=0.9,cooccurrence=0.75, got {spec!r}")
+        spec = dict(items)
     for key, value in (spec or {}).items():
-        (name,) = resolve(key)
-        rho = float(value)
-        if not 0.0 < rho <= 1.0:
-            raise ConfigError(f"tail share for {name} must be in (0, 1], got {value}")
+        (name,) = resolve([key])
+        try:
+            rho = float(value)
+        except (TypeError, ValueError):
+            rho = None
+        if rho is None or not 0.0 < rho <= 1.0:
+            raise ConfigError(f"tail share for {name} must be a number in (0, 1], got {value!r}")
         shares[name] = rho
     return {n: shares[n] for n in perspectives}
 
