@@ -13,7 +13,9 @@ A record's nouns are swapped for WordNet synonyms that are tail tokens of the co
   replaced nor used as replacements.
 - The synonym shares the noun's dominant WordNet sense, that sense names a concrete thing and
   holds at least two thirds of the noun's sense-tagged uses, and the synonym's own dominant
-  sense is the same one ("time" -> "clip" fails: clip's first sense is another). One word for one word, unless the corpus itself uses the multiword synonym.
+  sense is the same one ("time" -> "clip" fails: clip's first sense is another). A noun SemCor
+  never tagged cannot show which sense is meant, so it is not replaced. One word for one word,
+  unless the corpus itself uses the multiword synonym.
 - Tail synonyms the corpus holds (1 <= count <= tau, rarest first) come before unseen ones.
 """
 
@@ -61,7 +63,7 @@ class Sense:
     name: str
     lexname: str
     lemmas: tuple[tuple[str, int], ...]
-    share: float | None = None  # of the word's SemCor-tagged noun uses in this sense; None: untagged
+    share: float | None = None  # of the word's SemCor-tagged noun uses in this sense; None: never tagged
 
 
 @dataclass(frozen=True)
@@ -84,7 +86,7 @@ def safe_synonyms(noun: str, sense_of: Callable[[str], Sense | None], token_coun
     sense = sense_of(noun)
     if (noun in STOPLIST or sense is None or sense.lexname not in CONCRETE
             or noun not in {lemma.lower() for lemma, _ in sense.lemmas}  # an inflected form: "cars", "stands"
-            or (sense.share is not None and sense.share < DOMINANT_SHARE)):
+            or sense.share is None or sense.share < DOMINANT_SHARE):  # unattested: "trailer" as a dawdler
         return []
     out = []
     for lemma, uses in sense.lemmas:
@@ -107,6 +109,24 @@ def _noun_pattern(nouns: Iterable[str]) -> re.Pattern:
     alternatives = "|".join(re.escape(n) for n in sorted(nouns, key=len, reverse=True))
     return re.compile(r"(?<![\w-])(?:(?P<article>an?)(?P<space>\s+))?(?P<noun>" + alternatives +
                       r")(?P<plural>s|es)?(?![\w-])", re.IGNORECASE)
+
+
+_SIBILANT = ("s", "x", "z", "ch", "sh")
+
+
+def _is_noun(match: re.Match) -> bool:
+    """"cars" is "car" plus "s", "buses" is "bus" plus "es"; "cares" is not "car" plus "es"."""
+    return match.group("plural") != "es" or match.group("noun").lower().endswith(_SIBILANT)
+
+
+def plural(word: str) -> str:
+    if word.endswith("man"):
+        return word[:-3] + "men"           # highwayman -> highwaymen
+    if word.endswith(_SIBILANT):
+        return word + "es"
+    if word.endswith("y") and word[-2:-1] not in "aeiou":
+        return word[:-1] + "ies"
+    return word + "s"
 
 
 def _inside(spans: list[tuple[int, int]], start: int, end: int) -> bool:
@@ -137,7 +157,7 @@ def replaceable_nouns(turns: list[dict], nouns: Iterable[str]) -> dict[str, int]
     blocked: set[str] = set()
     for turn, spans in zip(turns, protected_spans(turns)):
         text = turn.get("value", "")
-        for m in pattern.finditer(text):
+        for m in filter(_is_noun, pattern.finditer(text)):
             noun = m.group("noun").lower()
             if _inside(spans, m.start("noun"), m.end()) or not _plain_occurrence(text, m.start("noun"), m.end()):
                 blocked.add(noun)
@@ -173,7 +193,7 @@ def replace_in_conversation(turns: list[dict], replacements: Iterable[Replacemen
         noun = match.group("noun")
         word = words[noun.lower()]
         if match.group("plural"):
-            word += "es" if word.endswith(("s", "x", "z", "ch", "sh")) else "s"
+            word = plural(word)
         if noun[:1].isupper():
             word = word[:1].upper() + word[1:]
         article = match.group("article")
@@ -188,7 +208,7 @@ def replace_in_conversation(turns: list[dict], replacements: Iterable[Replacemen
     for turn, spans in zip(turns, protected_spans(turns)):
         text = turn.get("value", "")
         pieces, last = [], 0
-        for m in pattern.finditer(text):
+        for m in filter(_is_noun, pattern.finditer(text)):
             if _inside(spans, m.start("noun"), m.end()):
                 continue
             pieces += [text[last:m.start()], swap(m)]

@@ -90,10 +90,16 @@ def test_articles_plurals_and_case_agree():
 
     record = turns(("<image>\nWhy are the cars parked by a car wash?",
                     "Cars line up because a car needs cleaning; an auto-car stays."))
-    record[1]["value"] = "Cars line up in the street because a car needs cleaning after the long rainy trip."
-    new = replace_in_conversation(record, [Replacement("car", "automobile", "tail")])
+    record[1]["value"] = "Cars line up in the street because a car needs cleaning; the driver cares a lot."
+    new = replace_in_conversation(record, [Replacement("car", "automobile", "tail"),
+                                           Replacement("driver", "highwayman", "unseen")])
     assert new[0]["value"] == "<image>\nWhy are the automobiles parked by an automobile wash?"
     assert new[1]["value"].startswith("Automobiles line up") and "an automobile needs" in new[1]["value"]
+    assert "the highwayman cares a lot" in new[1]["value"]  # "cares" is no plural of "car"
+    assert replaceable_nouns(record, ["car"]) == {"car": 4}
+    from adr.synonyms import plural
+    assert [plural(w) for w in ("highwayman", "bus", "pony", "toy", "kid")] == [
+        "highwaymen", "buses", "ponies", "toys", "kids"]
 
 
 def test_on_llava_shaped_records_no_short_answer_or_stoplist_noun_changes(sense):
