@@ -162,9 +162,10 @@ def main() -> None:
     # Random weights stop at once: fix the length (min = max new tokens) so every row generates
     # exactly batch x new_tokens tokens.
     for name, new_tokens, handler, make in (
-        ("caption", 32, CaptionHandler(str(paths["captioner"]), device=device, max_new_tokens=32),
+        ("caption", 32, CaptionHandler(str(paths["captioner"]), device=device, max_new_tokens=32, batch_invariant=False),
          lambda bs: [seed_image] * bs),
-        ("llm", 64, ChatLLMHandler(str(paths["llm"]), device=device, max_new_tokens=64, large_model=False),
+        ("llm", 64, ChatLLMHandler(str(paths["llm"]), device=device, max_new_tokens=64, large_model=False,
+                                     batch_invariant=False),
          lambda bs: [conversation_messages("A cat sleeps on a red sofa next to a lamp.")] * bs),
     ):
         model = handler.load_model()

@@ -73,6 +73,9 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--max-new-tokens", type=int, default=512, help="LLM reply length")
     ap.add_argument("--caption-max-new-tokens", type=int, default=128)
     ap.add_argument("--batch-size", type=at_least(int, 1), default=4, help="largest model batch")
+    ap.add_argument("--batched-inference", action="store_true",
+                    help="one model call per batch (GPU throughput); the default calls the model per element, "
+                         "so a seed's output never depends on what Beam batched it with")
     ap.add_argument("--overdraw", type=float, default=1.2, help="seeds drawn per needed record in a round")
     ap.add_argument("--accelerator", default=None,
                     help="Beam resource hint for the model steps only, e.g. "
@@ -257,7 +260,8 @@ def run_round(plan: Plan, assignments: dict[str, list], round_dir: str, beam_arg
     args = plan.args
     options = PipelineOptions(beam_args)
     llm = ChatLLMHandler(args.llm, device=args.device, max_new_tokens=args.max_new_tokens,
-                         max_batch_size=args.batch_size) if args.llm else None
+                         max_batch_size=args.batch_size, batch_invariant=not args.batched_inference,
+                         seed=args.seed) if args.llm else None
     params = {"seed": args.seed}
 
     def seeds(p, method):
@@ -289,8 +293,9 @@ def run_round(plan: Plan, assignments: dict[str, list], round_dir: str, beam_arg
             diffusion = DiffusionHandler(args.image_model, variant=args.image_variant, device=args.device,
                                          steps=args.steps, guidance=args.guidance, size=args.size,
                                          strength=args.strength, candidates=args.candidates, seed=args.seed,
-                                         max_batch_size=args.batch_size)
+                                         max_batch_size=args.batch_size, batch_invariant=not args.batched_inference)
             captioner = CaptionHandler(args.caption_model, device=args.device, max_batch_size=args.batch_size,
+                                       batch_invariant=not args.batched_inference,
                                        max_new_tokens=args.caption_max_new_tokens)
             loaded = (seeds(p, "visual")
                       | "LoadImages" >> beam.FlatMap(load_seed_image, args.images_root).with_outputs(

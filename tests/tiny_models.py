@@ -19,6 +19,7 @@ state is left as it was), so a build is reproducible.
     build_clip(p)                 CLIPModel + CLIPProcessor
     build_captioner(p)            BLIP (or kind="llava"): AutoModelForImageTextToText + AutoProcessor
     build_causal_lm(p)            Llama: AutoModelForCausalLM + AutoTokenizer (with a chat template)
+    build_trained_chat_lm(p)      Mistral, trained (seconds, one CPU thread) to answer CHAT_REPLY to any chat
     build_zero_shot_detector(p)   OWL-ViT or Grounding DINO: AutoModelForZeroShotObjectDetection + AutoProcessor
 """
 
@@ -191,8 +192,8 @@ CHAT_TEMPLATE = (
 CHAT_SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 
 
-def bpe_tokenizer(vocab_size: int = 400, extra_specials: tuple[str, ...] = ()):
-    """A byte-level BPE tokenizer trained on ``CORPUS``, with the ChatML ``CHAT_TEMPLATE``.
+def bpe_tokenizer(vocab_size: int = 400, extra_specials: tuple[str, ...] = (), texts: tuple[str, ...] = ()):
+    """A byte-level BPE tokenizer trained on ``CORPUS`` (and ``texts``), with the ChatML ``CHAT_TEMPLATE``.
 
     Ids 0-2 are ``<|endoftext|>`` (padding), ``<|im_start|>``, ``<|im_end|>`` (end of a turn, the
     eos token), then ``extra_specials``. No bos token; pads on the left, as decoder-only generation
@@ -209,7 +210,7 @@ def bpe_tokenizer(vocab_size: int = 400, extra_specials: tuple[str, ...] = ()):
     tok.post_processor = processors.ByteLevel(trim_offsets=False)
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials, show_progress=False,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tok.train_from_iterator(CORPUS + ["system", "user", "assistant"], trainer=trainer)
+    tok.train_from_iterator(CORPUS + list(texts) + ["system", "user", "assistant"], trainer=trainer)
     return PreTrainedTokenizerFast(
         tokenizer_object=tok, bos_token=None, eos_token="<|im_end|>", pad_token="<|endoftext|>",
         unk_token=None, chat_template=CHAT_TEMPLATE, model_max_length=4096, padding_side="left",
@@ -496,6 +497,154 @@ def _grounding_dino(out: Path) -> None:
     GroundingDinoProcessor(image_processor=image_processor, tokenizer=tok).save_pretrained(out)
 
 
+# ---------------------------------------------------------------------------------------------
+# A trained chat LM: the one model here whose output means something
+
+
+#: What the trained chat LM answers, whatever it is asked: one question/answer block in the format
+#: adr.prompts.parse_conversation reads, so the synthesis success paths can be run end to end.
+CHAT_REPLY = "Question:\nWhat is in the image?\n===\nAnswer:\nThe image shows a small object.\n==="
+#: Its attention window (Mistral's sliding window). Each token sees only the last CHAT_WINDOW tokens,
+#: so with two layers a reply token depends on at most the last 2 * CHAT_WINDOW tokens: training on
+#: the ends of prompts covers prompts of any length.
+CHAT_WINDOW = 16
+
+
+def build_trained_chat_lm(path: Path, steps: int = 100) -> Path:
+    """A two-layer Mistral (width 64, sliding window ``CHAT_WINDOW``) + a byte-level BPE tokenizer
+    with ChatML, trained so that greedy decoding answers ``CHAT_REPLY`` (then ``<|im_end|>``) to any
+    chat the synthesis stage renders (``pipelines.handlers.llm.render_chat``): its conversation
+    prompts (``adr.prompts.conversation_messages``) and rewrite prompts (``rewrite_messages``) on
+    random captions, conversations and words; the plain ``Assistant:`` transcript too.
+
+    Trained on one CPU thread (100 steps, about 9 s of CPU): the last 2-3 windows of a random prompt,
+    then the reply, at a random position (RoPE is relative; the random offset makes the model
+    indifferent to where the prompt ends). The build checks greedy replies on held-out full-length prompts and fails if any
+    differs from ``CHAT_REPLY``.
+    """
+
+    def trained_chat_lm(out: Path) -> None:
+        _train_chat_lm(out, steps)
+
+    return _build(path, trained_chat_lm)
+
+
+def _chat_lm_texts() -> list[str]:
+    from adr.prompts import CONVERSATION_SYSTEM, EXAMPLES, rewrite_messages
+
+    return [CONVERSATION_SYSTEM, *(t for pair in EXAMPLES for t in pair), rewrite_messages([], [])[0]["content"],
+            CHAT_REPLY]
+
+
+def _random_chat(rng) -> list[dict]:
+    """A conversation or rewrite prompt as the synthesis stage builds them, on random text."""
+    import string
+
+    from adr.prompts import conversation_messages, rewrite_messages
+
+    words = sorted({w for t in CORPUS + _chat_lm_texts() for w in t.split()})
+    junk = string.ascii_letters + string.digits + string.punctuation + " \n\u00e9\u00fc\u4e2d"
+
+    def text(n: int) -> str:
+        parts = []
+        for _ in range(n):
+            r = rng.random()
+            parts.append(rng.choice(words) if r < 0.7 else "##" + rng.choice(string.ascii_lowercase) if r < 0.8
+                         else "".join(rng.choice(junk) for _ in range(rng.randint(1, 6))))
+        return " ".join(parts) + rng.choice(["", ".", "?", "!", "\n", " "])
+
+    if rng.random() < 0.5:
+        return conversation_messages(text(rng.randint(0, 40)))
+    turns = []
+    for i in range(rng.choice([2, 2, 4, 6])):
+        value = text(rng.randint(1, 25))
+        turns.append({"from": "gpt" if i % 2 else "human", "value": ("<image>\n" + value) if i == 0 else value})
+    return rewrite_messages(turns, [rng.choice(words) for _ in range(rng.randint(0, 4))])
+
+
+def _render(tok, messages: list[dict], plain: bool) -> str:
+    from types import SimpleNamespace
+
+    from pipelines.handlers.llm import render_chat
+
+    return render_chat(SimpleNamespace(chat_template=None) if plain else tok, messages)
+
+
+def _train_chat_lm(out: Path, steps: int) -> None:
+    import random
+
+    import torch
+    from transformers import MistralConfig, MistralForCausalLM
+
+    tok = bpe_tokenizer(vocab_size=800, texts=tuple(_chat_lm_texts()))
+    eos = tok.eos_token_id
+    reply = tok(CHAT_REPLY, add_special_tokens=False).input_ids + [eos]
+    config = MistralConfig(
+        vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=8192, sliding_window=CHAT_WINDOW,
+        bos_token_id=None, eos_token_id=eos, pad_token_id=tok.pad_token_id, tie_word_embeddings=True,
+    )
+    model = MistralForCausalLM(config)
+    rng = random.Random(SEED)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        optimiser = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.0)
+        schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=1e-2, total_steps=steps, pct_start=0.1)
+        model.train()
+        # The ends of random prompts (a reply token sees at most 2 * CHAT_WINDOW - 1 tokens back).
+        prompts = [_render(tok, _random_chat(rng), plain=rng.random() < 0.2)[-1000:] for _ in range(256)]
+        ends = [ids[-3 * CHAT_WINDOW:] for ids in tok(prompts, add_special_tokens=False).input_ids]
+        batch = 16
+        for _ in range(steps):
+            context = rng.randint(2 * CHAT_WINDOW, 3 * CHAT_WINDOW)
+            rows = [end[-context:] + reply for end in rng.sample(ends, batch)]
+            width = min(len(r) for r in rows)  # a prompt shorter than `context`: cut the batch to it
+            ids = torch.tensor([r[-width:] for r in rows])
+            labels = ids.clone()
+            labels[:, : width - len(reply)] = -100
+            offset = rng.randint(0, 4000)
+            positions = torch.arange(offset, offset + width).expand(batch, -1)
+            loss = model(input_ids=ids, position_ids=positions, labels=labels).loss
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            schedule.step()
+        model.eval()
+        _check_chat_lm(model, tok, reply)
+    finally:
+        torch.set_num_threads(threads)
+    model.generation_config.eos_token_id = eos
+    model.generation_config.pad_token_id = tok.pad_token_id
+    model.save_pretrained(out, safe_serialization=True)
+    tok.save_pretrained(out)
+
+
+def _check_chat_lm(model, tok, reply: list[int]) -> None:
+    """Greedy replies to held-out, full-length prompts must be CHAT_REPLY exactly."""
+    import random
+
+    import torch
+
+    from adr.prompts import conversation_messages, rewrite_messages
+
+    rng = random.Random(SEED + 1)
+    chats = [conversation_messages("A man rides a brown horse along the beach while two dogs run behind him."),
+             conversation_messages(""),
+             rewrite_messages([{"from": "human", "value": "<image>\nWhat is the cat doing?"},
+                               {"from": "gpt", "value": "It sleeps on a red sofa."}], ["feline", "couch"]),
+             *(_random_chat(rng) for _ in range(5))]
+    for i, chat in enumerate(chats):
+        prompt = _render(tok, chat, plain=i == len(chats) - 1)
+        ids = tok(prompt, return_tensors="pt", add_special_tokens=False).input_ids
+        with torch.inference_mode():
+            got = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=len(reply) + 4,
+                                 do_sample=False, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+        text = tok.decode(got[0, ids.shape[1]:], skip_special_tokens=True).strip()
+        if text != CHAT_REPLY:
+            raise RuntimeError(f"the trained chat LM did not learn its reply: to prompt {i} it answered {text!r}")
+
+
 BUILDERS = {
     "sd_img2img": build_sd_img2img,
     "sd_image_variation": build_sd_image_variation,
@@ -504,6 +653,7 @@ BUILDERS = {
     "captioner": build_captioner,
     "captioner_llava": lambda p: build_captioner(p, kind="llava"),
     "causal_lm": build_causal_lm,
+    "trained_chat_lm": build_trained_chat_lm,
     "owlvit": build_zero_shot_detector,
     "grounding_dino": lambda p: build_zero_shot_detector(p, kind="grounding-dino"),
 }

@@ -17,10 +17,11 @@ class CaptionHandler(BatchedHandler):
 
     def __init__(self, model: str, *, prompt: str = CAPTION_PROMPT, device: str = "auto",
                  max_new_tokens: int = 128, min_batch_size: int = 1, max_batch_size: int = 16,
-                 max_batch_duration_secs: int | None = None, large_model: bool = False, model_copies: int | None = None):
+                 max_batch_duration_secs: int | None = None, large_model: bool = False, model_copies: int | None = None,
+                 batch_invariant: bool = True):
         super().__init__(model, device=device, min_batch_size=min_batch_size, max_batch_size=max_batch_size,
                          max_batch_duration_secs=max_batch_duration_secs, large_model=large_model,
-                         model_copies=model_copies, namespace="adr_caption")
+                         model_copies=model_copies, namespace="adr_caption", batch_invariant=batch_invariant)
         self._prompt = prompt
         self._max_new_tokens = max_new_tokens
 
@@ -35,8 +36,8 @@ class CaptionHandler(BatchedHandler):
         return Captioner(AutoProcessor.from_pretrained(path), model.to(device).eval(), device)
 
     def run_inference(self, batch: Sequence[Any], model, inference_args=None) -> Iterable[PredictionResult]:
-        captions = model.caption([image.convert("RGB") for image in batch], self._prompt, self._max_new_tokens,
-                                 inference_args or {})
+        captions = [caption for group in self.model_calls(batch) for caption in model.caption(
+            [image.convert("RGB") for image in group], self._prompt, self._max_new_tokens, inference_args or {})]
         return [PredictionResult(image, caption, self._model) for image, caption in zip(batch, captions)]
 
 

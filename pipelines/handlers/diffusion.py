@@ -40,14 +40,15 @@ class DiffusionHandler(BatchedHandler):
                  steps: int | None = None, guidance: float | None = None, size: int = 512,
                  strength: float = 0.75, candidates: int = 2, seed: int = 42,
                  min_batch_size: int = 1, max_batch_size: int = 4, max_batch_duration_secs: int | None = None,
-                 large_model: bool = True, model_copies: int | None = None):
+                 large_model: bool = True, model_copies: int | None = None, batch_invariant: bool = True):
         if variant not in VARIANTS:
             from adr.errors import ConfigError
 
             raise ConfigError(f"diffusion variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
         super().__init__(model, device=device, min_batch_size=min_batch_size, max_batch_size=max_batch_size,
                          max_batch_duration_secs=max_batch_duration_secs, large_model=large_model,
-                         model_copies=model_copies, namespace=f"adr_diffusion_{variant}")
+                         model_copies=model_copies, namespace=f"adr_diffusion_{variant}",
+                         batch_invariant=batch_invariant)
         self._variant = variant
         self._steps = steps or DEFAULTS[variant]["steps"]
         self._guidance = DEFAULTS[variant]["guidance"] if guidance is None else guidance
@@ -73,10 +74,10 @@ class DiffusionHandler(BatchedHandler):
         return DiffusionModel(pipe.to(device), self._variant, device)
 
     def run_inference(self, batch: Sequence[SeedImage], model, inference_args=None) -> Iterable[PredictionResult]:
-        images = model.generate(
-            [e.image for e in batch], [e.prompt for e in batch], [e.key for e in batch], seed=self._seed,
+        images = [image for group in self.model_calls(batch) for image in model.generate(
+            [e.image for e in group], [e.prompt for e in group], [e.key for e in group], seed=self._seed,
             size=self._size, steps=self._steps, guidance=self._guidance, strength=self._strength,
-            candidates=self._candidates, extra=inference_args or {})
+            candidates=self._candidates, extra=inference_args or {})]
         return [PredictionResult(e, img, self._model) for e, img in zip(batch, images)]
 
 

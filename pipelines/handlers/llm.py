@@ -10,7 +10,7 @@ from typing import Iterable, Sequence
 
 from apache_beam.ml.inference.base import PredictionResult
 
-from pipelines.handlers.torch_env import BatchedHandler, dtype_for, resolve_device
+from pipelines.handlers.torch_env import BatchedHandler, dtype_for, resolve_device, seed_value
 from udfs.model_files import local_model_dir
 
 Messages = list[dict[str, str]]
@@ -19,12 +19,14 @@ Messages = list[dict[str, str]]
 class ChatLLMHandler(BatchedHandler):
     def __init__(self, model: str, *, device: str = "auto", max_new_tokens: int = 512,
                  temperature: float = 0.0, min_batch_size: int = 1, max_batch_size: int = 8,
-                 max_batch_duration_secs: int | None = None, large_model: bool = True, model_copies: int | None = None):
+                 max_batch_duration_secs: int | None = None, large_model: bool = True, model_copies: int | None = None,
+                 batch_invariant: bool = True, seed: int = 42):
         super().__init__(model, device=device, min_batch_size=min_batch_size, max_batch_size=max_batch_size,
                          max_batch_duration_secs=max_batch_duration_secs, large_model=large_model,
-                         model_copies=model_copies, namespace="adr_llm")
+                         model_copies=model_copies, namespace="adr_llm", batch_invariant=batch_invariant)
         self._max_new_tokens = max_new_tokens
         self._temperature = temperature
+        self._seed = seed
 
     def load_model(self) -> "ChatModel":
         import transformers
@@ -40,7 +42,8 @@ class ChatLLMHandler(BatchedHandler):
         return ChatModel(tokenizer, model.to(device).eval(), device)
 
     def run_inference(self, batch: Sequence[Messages], model, inference_args=None) -> Iterable[PredictionResult]:
-        replies = model.reply(list(batch), self._max_new_tokens, self._temperature, inference_args or {})
+        replies = [reply for group in self.model_calls(batch) for reply in model.reply(
+            group, self._max_new_tokens, self._temperature, inference_args or {}, self._seed)]
         return [PredictionResult(messages, reply, self._model) for messages, reply in zip(batch, replies)]
 
 
@@ -51,14 +54,25 @@ class ChatModel:
     def __init__(self, tokenizer, model, device: str):
         self.tokenizer, self.model, self.device = tokenizer, model, device
 
-    def reply(self, conversations: list[Messages], max_new_tokens: int, temperature: float, extra: dict) -> list[str]:
+    def reply(self, conversations: list[Messages], max_new_tokens: int, temperature: float, extra: dict,
+              seed: int = 42) -> list[str]:
+        """Greedy replies (temperature 0), or sampled ones from the torch RNG seeded from (seed, the
+        prompts): one conversation at a time, a reply is the same whatever ran before it."""
+        import contextlib
+
         import torch
 
         tokenizer = self.tokenizer
         prompts = [render_chat(tokenizer, messages) for messages in conversations]
         inputs = tokenizer(prompts, return_tensors="pt", padding=True).to(self.device)
         sampling = {"do_sample": True, "temperature": temperature} if temperature > 0 else {"do_sample": False}
-        with torch.inference_mode():
+        rng = contextlib.nullcontext()
+        if temperature > 0:
+            rng = torch.random.fork_rng(devices=[torch.device(self.device).index or 0]
+                                        if self.device.startswith("cuda") else [])
+        with rng, torch.inference_mode():
+            if temperature > 0:
+                torch.manual_seed(seed_value(seed, "\x1e".join(prompts)))
             out = self.model.generate(**inputs, max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id,
                                       **sampling, **extra)
         new_tokens = out[:, inputs["input_ids"].shape[1]:]
