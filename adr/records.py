@@ -43,6 +43,13 @@ class InvalidRecord(ValueError):
 
 def parse_record(raw: bytes, *, max_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> dict[str, Any]:
     """Decode, parse and validate one raw element; raise InvalidRecord with the reason."""
+    record = parse_json(raw, max_bytes=max_bytes)
+    validate_record(record)
+    return record
+
+
+def parse_json(raw: bytes, *, max_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> Any:
+    """Decode and parse one raw element (any JSON value); raise InvalidRecord with the reason."""
     if len(raw) > max_bytes:
         raise InvalidRecord(TOO_LONG, f"{len(raw)} bytes > {max_bytes}")
     try:
@@ -50,11 +57,9 @@ def parse_record(raw: bytes, *, max_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> di
     except UnicodeDecodeError as err:
         raise InvalidRecord(NOT_UTF8, f"byte {err.start}") from None
     try:
-        record = json.loads(text)
+        return json.loads(text)
     except json.JSONDecodeError as err:
         raise InvalidRecord(MALFORMED_JSON, err.msg) from None
-    validate_record(record)
-    return record
 
 
 def validate_record(record: Any) -> None:

@@ -15,6 +15,7 @@ commands:
   synthesize    refill the dropped budget with tail-centred records (Beam RunInference)
   annotate      objects for unannotated records, by a zero-shot detector (Beam RunInference)
   import coco   official COCO caption/instance files -> LLaVA JSON Lines
+  audit         which of a model's benchmark failures sit in the tail of its training data
 
 Run `adr <command> --help` for its options."""
 
@@ -49,6 +50,9 @@ def main(argv=None) -> int:
         if command == "annotate":
             from pipelines import beam_annotate
             return beam_annotate.main(rest)
+        if command == "audit":
+            from pipelines import audit
+            return audit.main(rest)
         if command == "import" and rest[:1] == ["coco"]:
             from pipelines import coco_import
             return coco_import.run(rest[1:])
