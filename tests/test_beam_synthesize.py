@@ -88,6 +88,19 @@ def test_synonym_replacement_alone_meets_the_budget_without_models(corpus, tmp_p
     assert read_jsonl(tmp_path / "again" / "synthetic") == synthetic and again["made"] == summary["made"]
 
 
+def test_synthesis_gives_the_same_records_on_every_runner(corpus, tmp_path):
+    """The rounds run on the multi-process direct runner and the PortableRunner as on the
+    DirectRunner: the same seeds, the same records, in the same order."""
+    direct = synthesize(corpus, tmp_path / "direct", "--budget", "6")
+    expected = read_jsonl(tmp_path / "direct" / "synthetic")
+    runners = {"multi-process": ["--direct_num_workers", "2", "--direct_running_mode", "multi_processing"],
+               "portable": ["--runner", "PortableRunner", "--job_endpoint", "embed", "--environment_type", "LOOPBACK"]}
+    for name, flags in runners.items():
+        summary = synthesize(corpus, tmp_path / name, "--budget", "6", *flags)
+        assert read_jsonl(tmp_path / name / "synthetic") == expected, name
+        assert summary["made"] == direct["made"] and summary["budget_met"], name
+
+
 def test_visual_synthesis_runs_every_model_and_hands_its_shortfall_on(corpus, models, tmp_path):
     """Random weights never write the reply format: every reply fails to parse, the driver
     retries on further seeds until the pool runs out, says so, and hands what visual still owes
