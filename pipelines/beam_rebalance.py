@@ -178,6 +178,7 @@ class Config:
         self.max_bytes = args.max_record_bytes
         self.reuse_entities = not args.extract_entities and not streaming
         self.streaming = streaming
+        self.window_secs = args.window_secs
         self.buckets = args.buckets
         self.drop_exact_duplicates = args.drop_exact_duplicates
         self.sources: dict[str, int] = {}  # input file -> its index, for kept/ file names
@@ -556,7 +557,8 @@ def build(pipeline: beam.Pipeline, raw_batches, cfg: Config, output: str, inputs
         INVALID, DROPPED, SEEDS, STATS, TAIL, main="kept")
 
     def write(pcoll, name):
-        extra = {"triggering_frequency": 1} if cfg.streaming else {}
+        # Files per window per shard, as --window-secs says, not a flood of one-second files.
+        extra = {"triggering_frequency": max(1, int(cfg.window_secs))} if cfg.streaming else {}
         return pcoll | f"Write{name.title()}" >> beam.io.WriteToText(
             join(output, name, "part"), file_name_suffix=".jsonl", **extra)
 
