@@ -6,7 +6,7 @@ import fsspec
 
 from pipelines import audit_figures as figures
 from pipelines.outputs import join
-from pipelines.report import CSS, _e, _table
+from pipelines.report import CSS, _e, _table, save_figure
 
 OBJECT_PERSPECTIVES = ("object", "cooccurrence")
 
@@ -22,9 +22,7 @@ def write_figures(summary: dict, out: str) -> dict[str, str]:
     made = {}
 
     def save(name, draw, *args, **kwargs):
-        with fsspec.open(join(out, "figures", f"{name}.png"), "wb", auto_mkdir=True) as f:
-            draw(f, *args, **kwargs)
-        made[name] = f"figures/{name}.png"
+        made[name] = save_figure(out, name, draw, *args, **kwargs)
 
     labels, audits = names(summary), summary["audits"]
     shown = [p for p, a in audits[0].items() if a["items"]]

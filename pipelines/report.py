@@ -88,14 +88,19 @@ def gather(run_dir: str) -> RunData:
     return RunData(manifest, rebalance, synthesize, taus, before, after, kept + n_added)
 
 
+def save_figure(out: str, name: str, draw, *args, **kwargs) -> str:
+    """Draw one PNG into OUT/figures/; its path relative to the page."""
+    with fsspec.open(join(out, "figures", f"{name}.png"), "wb", auto_mkdir=True) as f:
+        draw(f, *args, **kwargs)
+    return f"figures/{name}.png"
+
+
 def write_figures(data: RunData, out: str) -> dict[str, str]:
     """name -> relative path of each PNG."""
     made = {}
 
     def save(name, draw, *args, **kwargs):
-        with fsspec.open(join(out, "figures", f"{name}.png"), "wb", auto_mkdir=True) as f:
-            draw(f, *args, **kwargs)
-        made[name] = f"figures/{name}.png"
+        made[name] = save_figure(out, name, draw, *args, **kwargs)
 
     perspectives = list(data.taus)
     shapes = data.shapes
