@@ -59,7 +59,7 @@ def main() -> None:
     import torch
     from PIL import Image
 
-    from pipelines.handlers.detection import DetectionHandler, GroundingRequest
+    from pipelines.annotate.detection import DetectionHandler, GroundingRequest
     from tests import tiny_models as tiny
 
     root = Path(args.models) / args.scale

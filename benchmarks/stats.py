@@ -97,11 +97,11 @@ def main() -> None:
     files = build_corpus(out / f"corpus-{args.records}", args.records)
 
     plain_s, plain_mem, plain_out = timed(
-        "from pipelines.local_stats import local_stats; from adr.entities.registry import ALL\n"
+        "from pipelines.stats.local import local_stats; from adr.entities.registry import ALL\n"
         f"c, _, inv, lines = local_stats({files!r}, ALL, keep_entities=False)\n"
         "print(c.records, lines, {k: len(v) for k, v in c.counts.items()})")
     spark_s, spark_mem, spark_out = timed(
-        "from pipelines.spark_stats import run\n"
+        "from pipelines.stats.job import run\n"
         f"m = run(['--input', *{files!r}, '--output', {str(out / 'stats')!r}, '--master', {args.master!r}])\n"
         "print(m['records'], m['elements_read'], {k: v['entities'] for k, v in m['perspectives'].items()})")
     records = int(plain_out.split()[0])

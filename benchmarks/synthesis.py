@@ -126,9 +126,9 @@ def main() -> None:
     from PIL import Image
 
     from adr.prompts import conversation_messages
-    from pipelines.handlers.captioning import CaptionHandler
-    from pipelines.handlers.diffusion import DiffusionHandler, SeedImage
-    from pipelines.handlers.llm import ChatLLMHandler
+    from pipelines.synthesize.handlers.captioning import CaptionHandler
+    from pipelines.synthesize.handlers.diffusion import DiffusionHandler, SeedImage
+    from pipelines.synthesize.handlers.llm import ChatLLMHandler
     from tests import tiny_models as tiny
 
     if not torch.cuda.is_available():

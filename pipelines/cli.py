@@ -34,24 +34,24 @@ def main(argv=None) -> int:
             from pipelines import run
             return run.main(rest)
         if command == "report":
-            from pipelines import report
+            from pipelines.report import job as report
             return report.main(rest)
         if command == "stats":
-            from pipelines import spark_stats
-            manifest = spark_stats.run(rest)
-            print(spark_stats.describe(manifest, rest))
+            from pipelines.stats import job as stats
+            manifest = stats.run(rest)
+            print(stats.describe(manifest, rest))
             return 0
         if command == "rebalance":
-            from pipelines import beam_rebalance
-            return beam_rebalance.main(rest)
+            from pipelines.rebalance import job as rebalance
+            return rebalance.main(rest)
         if command == "synthesize":
-            from pipelines import beam_synthesize
-            return beam_synthesize.main(rest)
+            from pipelines.synthesize import job as synthesize
+            return synthesize.main(rest)
         if command == "annotate":
-            from pipelines import beam_annotate
-            return beam_annotate.main(rest)
+            from pipelines.annotate import job as annotate
+            return annotate.main(rest)
         if command == "audit":
-            from pipelines import audit
+            from pipelines.audit import job as audit
             return audit.main(rest)
         if command == "import" and rest[:1] == ["coco"]:
             from pipelines import coco_import

@@ -42,20 +42,19 @@ RUN_KEYS = ("input", "output", "force")  # options of `adr run` itself, not of a
 @dataclass(frozen=True)
 class Stage:
     name: str
-    module: str       # pipelines.<module>: parser() and run()
     not_offered: tuple  # set by `adr run` from the stage order, or streaming-only (`adr run` is batch)
     beam: bool        # takes Beam pipeline options
     resumable: bool   # keeps its partial output when interrupted
 
 
 STAGES = (
-    Stage("annotate", "beam_annotate", ("input", "output"), True, False),
-    Stage("stats", "spark_stats", ("input", "output", "resume"), False, True),
-    Stage("rebalance", "beam_rebalance", ("input", "dictionary", "output", "pubsub_subscription", "kafka_topic",
+    Stage("annotate", ("input", "output"), True, False),
+    Stage("stats", ("input", "output", "resume"), False, True),
+    Stage("rebalance", ("input", "dictionary", "output", "pubsub_subscription", "kafka_topic",
                                           "kafka_bootstrap", "window_secs", "watch_interval_secs",
                                           "watch_for_secs", "dictionary_refresh_secs"), True, False),
-    Stage("synthesize", "beam_synthesize", ("rebalanced", "dictionary", "output"), True, True),
-    Stage("report", "report", ("run",), False, False),
+    Stage("synthesize", ("rebalanced", "dictionary", "output"), True, True),
+    Stage("report", ("run",), False, False),
 )
 BY_NAME = {s.name: s for s in STAGES}
 
@@ -65,7 +64,7 @@ def stage_options(stage: Stage) -> tuple[argparse.Action, ...]:
     """The stage's own flags that a user may set through `adr run` (its parser, built once)."""
     import importlib
 
-    module = importlib.import_module(f"pipelines.{stage.module}")
+    module = importlib.import_module(f"pipelines.{stage.name}.job")
     return tuple(a for a in module.parser()._actions
                  if a.option_strings and a.dest != "help" and a.dest not in stage.not_offered)
 
@@ -207,7 +206,7 @@ def check_stage_flags(stages: list[Stage], values: dict, inputs: list[str], outp
     import importlib
 
     for stage in stages:
-        module = importlib.import_module(f"pipelines.{stage.module}")
+        module = importlib.import_module(f"pipelines.{stage.name}.job")
         module.parse_args(wiring(stage, inputs, output) + to_argv(stage, values[stage.name])
                           + (beam_extra if stage.beam else []))
 
@@ -290,9 +289,9 @@ def _run_stage(stage: Stage, argv: list[str], spark) -> str:
     """Run one stage in this process; returns its summary for the terminal."""
     print(f"{stage.name}: running", file=sys.stderr)
     if stage.name == "stats":
-        from pipelines import spark_stats
+        from pipelines.stats import job as stats
 
-        manifest = spark_stats.run(argv, spark=spark)
+        manifest = stats.run(argv, spark=spark)
         if spark is None:
             # The JVM is not needed by later stages; its memory is.
             from pyspark.sql import SparkSession
@@ -300,23 +299,23 @@ def _run_stage(stage: Stage, argv: list[str], spark) -> str:
             active = SparkSession.getActiveSession()
             if active is not None:
                 active.stop()
-        return spark_stats.describe(manifest, argv)
+        return stats.describe(manifest, argv)
     if stage.name == "rebalance":
-        from pipelines import beam_rebalance
+        from pipelines.rebalance import job as rebalance
 
-        _, summary = beam_rebalance.run(argv)
+        _, summary = rebalance.run(argv)
         if summary["input"] and summary["invalid"] == summary["input"]:
             raise ConfigError(f"no valid records in the input ({summary['invalid']} invalid)")
-        return beam_rebalance.describe(summary)
+        return rebalance.describe(summary)
     if stage.name == "synthesize":
-        from pipelines import beam_synthesize
+        from pipelines.synthesize import job as synthesize
 
-        return beam_synthesize.describe(beam_synthesize.run(argv))
+        return synthesize.describe(synthesize.run(argv))
     if stage.name == "annotate":
-        from pipelines import beam_annotate
+        from pipelines.annotate import job as annotate
 
-        return beam_annotate.describe(beam_annotate.run(argv))
-    from pipelines import report
+        return annotate.describe(annotate.run(argv))
+    from pipelines.report import job as report
 
     report.run(argv)
     return "report: written"

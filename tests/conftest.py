@@ -62,7 +62,7 @@ def coco_jsonl(tmp_path_factory, coco):
 
 @pytest.fixture(scope="session")
 def spark():
-    from pipelines.spark_stats import spark_session
+    from pipelines.stats.job import spark_session
 
     session = spark_session("local[2]", app="adr-tests")
     yield session
@@ -83,7 +83,7 @@ def gcs_bucket():
 @pytest.fixture(scope="session")
 def coco_stats(spark, coco_jsonl, tmp_path_factory):
     """`adr stats` on the COCO records, all four perspectives, with the reverse index."""
-    from pipelines import spark_stats
+    from pipelines.stats import job as spark_stats
 
     out = tmp_path_factory.mktemp("stats")
     manifest = spark_stats.run(["--input", str(coco_jsonl), "--output", str(out), "--reverse-index", *NLP_ARGS],

@@ -13,7 +13,7 @@ import pytest
 from adr.audit import Graded, bucket_bounds, head_tail_shares, movement, table2
 from adr.entities.objects import normalise_object
 from adr.graded_results import pope_said_yes
-from pipelines import audit
+from pipelines.audit import job as audit
 from tests.browser import chromium, open_page
 from tests.conftest import COCO_IMAGES, NLP_ARGS, SCIENCEQA, SHARED
 
@@ -290,7 +290,7 @@ def test_pope_question_answer_and_label_files(coco, coco_stats, tmp_path):
 def test_two_dictionaries_show_the_failed_entities_moving(spark, coco_jsonl, coco_stats, sqa_audit, sqa_raw, tmp_path):
     """'After' = the COCO records plus records holding 300 of the failed questions (what tail-centred
     synthesis adds): their entities move from unseen/tail towards head."""
-    from pipelines import spark_stats
+    from pipelines.stats import job as spark_stats
 
     corpus = tmp_path / "after.jsonl"
     extra = [{"id": f"s{i}", "conversations": [{"from": "human", "value": e["question"]}, {"from": "gpt", "value": "A"}]}

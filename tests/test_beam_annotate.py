@@ -7,7 +7,7 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from pipelines import beam_annotate
+from pipelines.annotate import job as beam_annotate
 from tests import tiny_models as tiny
 from tests.conftest import COCO_IMAGES, NLP_ARGS, SCIENCEQA
 
@@ -101,8 +101,8 @@ def test_accelerator_hint_is_on_the_model_step_only():
     import apache_beam as beam
     from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
 
-    from pipelines.handlers.detection import DetectionHandler
-    from pipelines.handlers.torch_env import on_accelerator
+    from pipelines.annotate.detection import DetectionHandler
+    from pipelines.torch_env import on_accelerator
 
     hint = "type:nvidia-l4;count:1;install-nvidia-driver"
     p = beam.Pipeline()
@@ -116,7 +116,7 @@ def test_accelerator_hint_is_on_the_model_step_only():
 
 
 def test_prompts_are_chunked_and_every_chunk_is_asked(detectors):
-    from pipelines.handlers.detection import DetectionHandler
+    from pipelines.annotate.detection import DetectionHandler
 
     image = Image.open(next(COCO_IMAGES.glob("*.jpg")))
     labels = ["cat", "dog", "person", "traffic light", "umbrella"]

@@ -13,7 +13,7 @@ from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from apache_beam.testing.test_stream import TestStream as BeamTestStream
 
 from adr.sampling import decide, keep_probability
-from pipelines import beam_rebalance
+from pipelines.rebalance import job as beam_rebalance
 from tests.conftest import BAD_LINES, write_bad_corpus
 from udfs.rebalance import decide_batch, load_probabilities
 
@@ -183,7 +183,7 @@ def test_records_the_stats_job_never_saw_get_entities_extracted(stats, tmp_path)
 def test_streaming_on_a_test_stream_keeps_the_same_records(stats, coco_jsonl, direct_run, tmp_path):
     import apache_beam as beam
 
-    from pipelines.beam_rebalance import raw_batch_from_messages
+    from pipelines.rebalance.job import raw_batch_from_messages
 
     out, _, _ = direct_run
     kept = {r["id"] for r in read_jsonl(out / "kept")}

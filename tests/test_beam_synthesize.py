@@ -9,7 +9,9 @@ from apache_beam.ml.inference.base import PredictionResult
 from PIL import Image
 
 from adr.synthesis import parse_mix, plan_budget, synthetic_id
-from pipelines import beam_rebalance, beam_synthesize, spark_stats
+from pipelines.stats import job as spark_stats
+from pipelines.rebalance import job as beam_rebalance
+from pipelines.synthesize import job as beam_synthesize
 from tests import tiny_models as tiny
 from tests.conftest import COCO_IMAGES, NLP_ARGS
 from tests.test_prompts import REPLY
@@ -188,7 +190,7 @@ def test_a_missing_model_is_a_one_line_error(corpus, tmp_path):
 def test_diffusion_variants_batch_and_are_deterministic_under_a_seed(models, variant):
     import numpy as np
 
-    from pipelines.handlers.diffusion import DiffusionHandler, SeedImage
+    from pipelines.synthesize.handlers.diffusion import DiffusionHandler, SeedImage
 
     image = Image.open(next(COCO_IMAGES.glob("*.jpg")))
     handler = DiffusionHandler(str(models[variant]), variant=variant, steps=2, size=64, candidates=2,
@@ -205,7 +207,7 @@ def test_diffusion_variants_batch_and_are_deterministic_under_a_seed(models, var
 
 
 def test_captioner_batches(models):
-    from pipelines.handlers.captioning import CaptionHandler
+    from pipelines.synthesize.handlers.captioning import CaptionHandler
 
     image = Image.open(next(COCO_IMAGES.glob("*.jpg")))
     captioner = CaptionHandler(str(models["captioner"]), device="cpu", max_new_tokens=4)
@@ -218,7 +220,7 @@ def test_a_cuda_request_without_a_gpu_warns_and_runs_on_the_cpu(caplog):
     import torch
 
     from adr.errors import ConfigError
-    from pipelines.handlers.torch_env import resolve_device
+    from pipelines.torch_env import resolve_device
 
     if torch.cuda.is_available():
         pytest.skip("a GPU is present")

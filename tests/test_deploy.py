@@ -27,8 +27,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
 SCRIPTS = sorted(DEPLOY.rglob("*.sh"))
-STAGES = {"stats": "pipelines.spark_stats", "rebalance": "pipelines.beam_rebalance",
-          "synthesize": "pipelines.beam_synthesize", "annotate": "pipelines.beam_annotate"}
+STAGES = {stage: f"pipelines.{stage}.job" for stage in ("stats", "rebalance", "synthesize", "annotate")}
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 PINS = dict(re.match(r"([A-Za-z0-9_.-]+)(?:\[[^]]*\])?==(\S+)", d).groups()
             for d in PYPROJECT["project"]["dependencies"])
@@ -194,8 +193,8 @@ def test_spark_submit_on_yarn_ships_the_packed_environment(run_script):
     assert proc.returncode == 0, proc.stderr
     [(cmd, argv)] = calls
     assert cmd == "spark-submit"
-    app = next(i for i, a in enumerate(argv) if a.endswith("spark_stats.py"))
-    assert Path(argv[app]).resolve() == ROOT / "pipelines" / "spark_stats.py"
+    app = next(i for i, a in enumerate(argv) if a.endswith("stats/job.py"))
+    assert Path(argv[app]).resolve() == ROOT / "pipelines" / "stats" / "job.py"
     stage_accepts("stats", argv[app + 1:])
     assert argv[:app].count("--num-executors") == 1
     assert "/tmp/adr-env.tar.gz#adr-env" in argv and "spark.pyspark.python=./adr-env/bin/python" in argv
@@ -210,7 +209,7 @@ def test_spark_submit_on_kubernetes_runs_the_image_through_its_pod_template(run_
     assert proc.returncode == 0, proc.stderr
     [(cmd, argv)] = calls
     app = next(i for i, a in enumerate(argv) if a.startswith("local://"))
-    assert in_image(argv[app][len("local://"):]) == ROOT / "pipelines" / "spark_stats.py"
+    assert in_image(argv[app][len("local://"):]) == ROOT / "pipelines" / "stats" / "job.py"
     stage_accepts("stats", argv[app + 1:])
     conf = dict(a.split("=", 1) for a in argv[:app] if "=" in a and not a.startswith("--"))
     assert conf["spark.kubernetes.container.image"] == IMAGE
@@ -230,12 +229,12 @@ def test_spark_k8s_entrypoint_starts_drivers_and_executors_as_sparks_image_does(
     (spark_home / "bin").mkdir(parents=True)
     shutil.copy(run_script.stubs / "spark-submit", spark_home / "bin" / "spark-submit")
     proc, calls = run_script("spark/k8s-entrypoint.sh", "driver", "--properties-file", "/opt/spark/conf/spark.properties",
-                             "local:///opt/adr/pipelines/spark_stats.py", SPARK_HOME=str(spark_home),
+                             "local:///opt/adr/pipelines/stats/job.py", SPARK_HOME=str(spark_home),
                              SPARK_DRIVER_BIND_ADDRESS="10.0.0.5")
     assert proc.returncode == 0, proc.stderr
     assert calls == [["spark-submit", ["--conf", "spark.driver.bindAddress=10.0.0.5", "--deploy-mode", "client",
                                        "--properties-file", "/opt/spark/conf/spark.properties",
-                                       "local:///opt/adr/pipelines/spark_stats.py"]]]
+                                       "local:///opt/adr/pipelines/stats/job.py"]]]
     executor = {"SPARK_EXECUTOR_MEMORY": "4g", "SPARK_DRIVER_URL": "spark://CoarseGrainedScheduler@d:7078",
                 "SPARK_EXECUTOR_ID": "3", "SPARK_EXECUTOR_CORES": "2", "SPARK_APPLICATION_ID": "spark-1",
                 "SPARK_EXECUTOR_POD_IP": "10.0.0.6", "SPARK_RESOURCE_PROFILE_ID": "0",

@@ -18,7 +18,9 @@ import pytest
 from PIL import Image
 
 from adr.records import canonical_json
-from pipelines import beam_rebalance, run, spark_stats
+from pipelines import run
+from pipelines.stats import job as spark_stats
+from pipelines.rebalance import job as beam_rebalance
 from scripts.make_llava_mix import generate, write
 from tests.conftest import COCO_IMAGES, NLP_ARGS, SHARED
 
@@ -145,7 +147,7 @@ def test_a_diffused_image_lands_under_the_image_folder_the_records_name(image_fo
     image resolves under the same --image_folder as the originals."""
     from apache_beam.ml.inference.base import PredictionResult
 
-    from pipelines import beam_synthesize
+    from pipelines.synthesize import job as beam_synthesize
     from tests.test_prompts import REPLY
 
     made = Image.open(next(COCO_IMAGES.glob("*.jpg"))).convert("RGB")
@@ -198,7 +200,7 @@ def test_exact_duplicates_can_be_dropped_with_a_reason(mix, mix_run, tmp_path):
 
 
 def test_the_report_counts_exactly_the_refined_corpus(mix, mix_run):
-    from pipelines import report
+    from pipelines.report import job as report
     from udfs.entity_counts import counts_of_files
 
     out, _, _ = mix_run

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from adr.distribution import gini, normalised_entropy, sample_tail, shape, top_head
-from pipelines import report
+from pipelines.report import job as report
 from tests.browser import chromium, open_page
 
 
@@ -103,7 +103,7 @@ def test_a_visual_record_shows_its_diffused_image_beside_the_seeds(adr_run, tmp_
     from apache_beam.ml.inference.base import PredictionResult
     from PIL import Image, ImageOps
 
-    from pipelines import beam_synthesize
+    from pipelines.synthesize import job as beam_synthesize
     from tests.conftest import COCO_IMAGES
     from tests.test_prompts import REPLY
 

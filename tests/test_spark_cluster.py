@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 import pyspark
 import pytest
 
-from pipelines import spark_stats
+from pipelines.stats import job as spark_stats
 from tests.conftest import NLP_ARGS, write_bad_corpus
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -11,8 +11,8 @@ import pytest
 
 from adr import records as R
 from adr.entities.registry import ALL
-from pipelines import spark_stats
-from pipelines.local_stats import local_stats
+from pipelines.stats import job as spark_stats
+from pipelines.stats.local import local_stats
 from pipelines.outputs import read_json
 from tests.conftest import BAD_LINES, NLP_ARGS, SCIENCEQA, write_bad_corpus
 

@@ -15,7 +15,7 @@ from PIL import Image
 from adr.prompts import conversation_messages, parse_conversation, rewrite_messages
 from adr.records import IMAGE_TOKEN
 from adr.synthesis import synthetic_id
-from pipelines import beam_synthesize
+from pipelines.synthesize import job as beam_synthesize
 from tests import tiny_models as tiny
 from tests.conftest import COCO_IMAGES
 from tests.test_beam_synthesize import corpus, read_jsonl, synthesize  # noqa: F401  (corpus: a fixture)
@@ -63,7 +63,7 @@ def check_one_image_token(record: dict) -> None:
 
 
 def test_the_trained_chat_lm_answers_its_reply_through_the_handler(models):
-    from pipelines.handlers.llm import ChatLLMHandler
+    from pipelines.synthesize.handlers.llm import ChatLLMHandler
 
     assert len(parse_conversation(tiny.CHAT_REPLY)) == 2
     handler = ChatLLMHandler(str(models["chat_lm"]), device="cpu", max_new_tokens=48)
@@ -164,7 +164,7 @@ def coco_images(n: int = 4) -> list:
 
 @pytest.mark.parametrize("variant", ["img2img", "variation", "controlnet"])
 def test_diffusion_output_does_not_depend_on_the_batching(models, variant):
-    from pipelines.handlers.diffusion import DiffusionHandler, SeedImage
+    from pipelines.synthesize.handlers.diffusion import DiffusionHandler, SeedImage
 
     handler = DiffusionHandler(str(models[variant]), variant=variant, steps=2, size=64, candidates=2, device="cpu")
     prompts = ["a photo of a dog", "a cat", "a photo of a red bus on a wet street at dusk", ""]
@@ -177,7 +177,7 @@ def test_diffusion_output_does_not_depend_on_the_batching(models, variant):
 
 @pytest.mark.parametrize("kind", ["captioner", "captioner_llava"])
 def test_captions_do_not_depend_on_the_batching(models, kind):
-    from pipelines.handlers.captioning import CaptionHandler
+    from pipelines.synthesize.handlers.captioning import CaptionHandler
 
     handler = CaptionHandler(str(models[kind]), device="cpu", max_new_tokens=12)
     whole, split, shuffled = by_grouping(handler, coco_images(), str, "caption", {"min_new_tokens": 8})
@@ -188,7 +188,7 @@ def test_captions_do_not_depend_on_the_batching(models, kind):
 def test_llm_replies_do_not_depend_on_the_batching(models, lm, temperature):
     """Prompts of different lengths, so that batched they would be padded differently; sampled
     replies (temperature > 0) too, each from an RNG seeded by its own prompt."""
-    from pipelines.handlers.llm import ChatLLMHandler
+    from pipelines.synthesize.handlers.llm import ChatLLMHandler
 
     handler = ChatLLMHandler(str(models[lm]), device="cpu", max_new_tokens=40, temperature=temperature)
     chats = [conversation_messages("a dog"),

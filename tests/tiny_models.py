@@ -513,7 +513,7 @@ CHAT_WINDOW = 16
 def build_trained_chat_lm(path: Path, steps: int = 100) -> Path:
     """A two-layer Mistral (width 64, sliding window ``CHAT_WINDOW``) + a byte-level BPE tokenizer
     with ChatML, trained so that greedy decoding answers ``CHAT_REPLY`` (then ``<|im_end|>``) to any
-    chat the synthesis stage renders (``pipelines.handlers.llm.render_chat``): its conversation
+    chat the synthesis stage renders (``pipelines.synthesize.handlers.llm.render_chat``): its conversation
     prompts (``adr.prompts.conversation_messages``) and rewrite prompts (``rewrite_messages``) on
     random captions, conversations and words; the plain ``Assistant:`` transcript too.
 
@@ -565,7 +565,7 @@ def _random_chat(rng) -> list[dict]:
 def _render(tok, messages: list[dict], plain: bool) -> str:
     from types import SimpleNamespace
 
-    from pipelines.handlers.llm import render_chat
+    from pipelines.synthesize.handlers.llm import render_chat
 
     return render_chat(SimpleNamespace(chat_template=None) if plain else tok, messages)
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-STAGES = {"rebalance": "pipelines.beam_rebalance", "annotate": "pipelines.beam_annotate"}
+STAGES = {"rebalance": "pipelines.rebalance.job", "annotate": "pipelines.annotate.job"}
 COMMAND = "adr_command"
 
 

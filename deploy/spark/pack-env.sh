@@ -84,7 +84,7 @@ fi
 # shipped tagger loads there.
 (cd "$work" && env -u PYTHONPATH "$env_python" -c '
 import sys
-import pipelines.spark_stats, udfs.nlp
+import pipelines.stats.job, udfs.nlp
 assert udfs.nlp.__file__.startswith(sys.prefix), udfs.nlp.__file__
 udfs.nlp.load_nlp(None)
 ')

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `adr stats` (pipelines/spark_stats.py) with spark-submit on a Spark standalone cluster, YARN or
+# `adr stats` (pipelines/stats/job.py) with spark-submit on a Spark standalone cluster, YARN or
 # Kubernetes.
 #   deploy/spark/submit-stats.sh [spark-submit options --] adr-stats-flags
 #   e.g. ADR_MASTER=yarn deploy/spark/submit-stats.sh --num-executors 20 -- --input gs://b/llava/*.jsonl --output gs://b/adr/stats
@@ -61,11 +61,11 @@ case "$ADR_MASTER" in
       exit 2
     fi
     python_env
-    app="$(cd "$here/../.." && pwd)/pipelines/spark_stats.py" ;;
+    app="$(cd "$here/../.." && pwd)/pipelines/stats/job.py" ;;
   yarn)
     mode="${ADR_DEPLOY_MODE:-cluster}"
     python_env
-    app="$(cd "$here/../.." && pwd)/pipelines/spark_stats.py" ;;
+    app="$(cd "$here/../.." && pwd)/pipelines/stats/job.py" ;;
   k8s://*)
     mode="${ADR_DEPLOY_MODE:-cluster}"
     : "${ADR_IMAGE:?set ADR_IMAGE to the pushed worker image}"
@@ -79,7 +79,7 @@ case "$ADR_MASTER" in
            --conf "spark.kubernetes.authenticate.driver.serviceAccountName=${ADR_K8S_SERVICE_ACCOUNT:-spark}"
            --conf spark.pyspark.python=/usr/local/bin/python)
     # Inside the image (Dockerfile: WORKDIR /opt/adr, COPY pipelines).
-    app=local:///opt/adr/pipelines/spark_stats.py ;;
+    app=local:///opt/adr/pipelines/stats/job.py ;;
   *)
     echo "$0: ADR_MASTER must be spark://HOST:PORT, yarn or k8s://..., got '$ADR_MASTER'" >&2
     exit 2 ;;

@@ -31,7 +31,7 @@ from adr.errors import ConfigError, InputError
 from adr.graded_results import (BAD_LABEL, NO_LABEL, UNKNOWN_QUESTION, Item, canonical_item, pope_category,
                                 pope_item, scienceqa_item)
 from adr.records import DEFAULT_MAX_RECORD_BYTES, MISSING_ID, NOT_AN_OBJECT, InvalidRecord, parse_json
-from pipelines import audit_report
+from pipelines.audit import page as audit_report
 from pipelines.checks import ArgumentParser, stats_manifest
 from pipelines.outputs import exists, join, read_json, write_json
 from udfs.entities import extract_entities
@@ -294,7 +294,7 @@ def ground(items: list[Item], args, nlp: str | None) -> tuple[list[Item], dict]:
     """Objects for the items with an image and none of their own, by the detector `adr annotate`
     uses, prompted the same way (the item's noun lemmas)."""
     from adr.grounding import objects_of, prompt_labels
-    from pipelines.handlers.detection import DetectionHandler
+    from pipelines.annotate.detection import DetectionHandler
     from udfs.images import load_image
     from udfs.model_files import local_model_dir
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import fsspec
 
-from pipelines import audit_figures as figures
+from pipelines.audit import figures
 from pipelines.outputs import join
-from pipelines.report import CSS, _e, _table, save_figure
+from pipelines.report.job import CSS, _e, _table, save_figure
 
 OBJECT_PERSPECTIVES = ("object", "cooccurrence")
 

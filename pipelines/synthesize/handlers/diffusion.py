@@ -15,7 +15,7 @@ from typing import Any, Iterable, Sequence
 
 from apache_beam.ml.inference.base import PredictionResult
 
-from pipelines.handlers.torch_env import BatchedHandler, dtype_for, generator, resolve_device
+from pipelines.torch_env import BatchedHandler, dtype_for, generator, resolve_device
 from udfs.images import edge_map, square
 from udfs.model_files import local_model_dir
 

@@ -29,8 +29,8 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from adr.errors import InputError
 from adr.grounding import objects_of, prompt_labels
 from adr.records import DEFAULT_MAX_RECORD_BYTES
-from pipelines.handlers.detection import DetectionHandler, GroundingRequest
-from pipelines.handlers.torch_env import on_accelerator
+from pipelines.annotate.detection import DetectionHandler, GroundingRequest
+from pipelines.torch_env import on_accelerator
 from pipelines import progress
 from pipelines.checks import ArgumentParser
 from pipelines.outputs import join, read_summary, write_json

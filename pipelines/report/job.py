@@ -21,7 +21,7 @@ import fsspec
 from adr.errors import InputError
 from adr.distribution import rank_frequency, sample_tail, shape, top_head
 from adr.synthesis import METHODS
-from pipelines import report_figures as figures
+from pipelines.report import figures
 from pipelines.checks import ArgumentParser, at_least, run_outputs
 from pipelines.outputs import exists, join, read_json_or_none, read_jsonl
 from udfs.entity_counts import Counts, counts_of_files, counts_of_keys, dictionary_counts

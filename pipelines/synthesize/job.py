@@ -30,10 +30,10 @@ from adr.protected import keeps_short_answers
 from adr.synonyms import choose_replacements, replace_in_conversation, replaceable_nouns, safe_synonyms
 from adr.synthesis import (METHODS, parse_mix, plan_budget, provenance, reassign_shortfall, seed_order,
                            synthetic_id)
-from pipelines.handlers.captioning import CaptionHandler
-from pipelines.handlers.diffusion import DiffusionHandler, SeedImage
-from pipelines.handlers.llm import ChatLLMHandler
-from pipelines.handlers.torch_env import on_accelerator
+from pipelines.synthesize.handlers.captioning import CaptionHandler
+from pipelines.synthesize.handlers.diffusion import DiffusionHandler, SeedImage
+from pipelines.synthesize.handlers.llm import ChatLLMHandler
+from pipelines.torch_env import on_accelerator
 from pipelines import progress
 from pipelines.checks import ArgumentParser, at_least, rebalance_summary, stats_manifest
 from pipelines.outputs import iter_jsonl, join, read_json_or_none, read_jsonl, remove, write_json
@@ -452,7 +452,7 @@ REFINED_NAMES = {"llava-json": "refined.json", "jsonl": "refined.jsonl", "parque
 def write_refined(rebalanced: str, output: str, synthetic: str, fmt: str) -> str:
     """refined/ = the kept records, unchanged and in input order (kept/ file names sort so),
     then the synthetic ones; streamed, never held whole. Returns the file's path."""
-    from pipelines.refined_writers import WRITERS
+    from pipelines.synthesize.refined_writers import WRITERS
 
     fs, kept = fsspec.core.url_to_fs(join(rebalanced, "kept"))
     remove(join(output, "refined"))

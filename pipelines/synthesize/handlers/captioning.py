@@ -7,7 +7,7 @@ from typing import Any, Iterable, Sequence
 from apache_beam.ml.inference.base import PredictionResult
 
 from adr.prompts import CAPTION_PROMPT
-from pipelines.handlers.torch_env import BatchedHandler, dtype_for, resolve_device
+from pipelines.torch_env import BatchedHandler, dtype_for, resolve_device
 from udfs.model_files import local_model_dir
 
 

@@ -3,7 +3,7 @@ dictionaries, 'before' is drawn light and 'after' dark."""
 
 from __future__ import annotations
 
-from pipelines.report_figures import _save, plt
+from pipelines.report.figures import _save, plt
 
 FAILED, SUCCEEDED = "#d62728", "#7f7f7f"
 SHADES = {1: (1.0,), 2: (0.45, 1.0)}  # alpha per dictionary

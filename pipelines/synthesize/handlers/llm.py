@@ -10,7 +10,7 @@ from typing import Iterable, Sequence
 
 from apache_beam.ml.inference.base import PredictionResult
 
-from pipelines.handlers.torch_env import BatchedHandler, dtype_for, resolve_device, seed_value
+from pipelines.torch_env import BatchedHandler, dtype_for, resolve_device, seed_value
 from udfs.model_files import local_model_dir
 
 Messages = list[dict[str, str]]

@@ -1,6 +1,6 @@
 """ADR statistics on Apache Spark: per-record entities, corpus counts, thresholds, dictionary.
 
-Run as `adr stats ...` or `spark-submit pipelines/spark_stats.py ...` (same flags).
+Run as `adr stats ...` or `spark-submit pipelines/stats/job.py ...` (same flags).
 Outputs under --output: entities/ (per record key), dictionary/, invalid/, [reverse_index/], manifest.json.
 """
 
@@ -292,7 +292,7 @@ def describe(manifest: dict, argv=None) -> str:
 
 
 def main(argv=None) -> int:
-    """`spark-submit pipelines/spark_stats.py`: `adr stats` (a mistake is one line, exit status 2), logging INFO."""
+    """`spark-submit pipelines/stats/job.py`: `adr stats` (a mistake is one line, exit status 2), logging INFO."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     from pipelines.cli import main as adr
 

@@ -1,1 +1,0 @@
-"""Beam RunInference model handlers, one per model family (diffusion, captioning, LLM, detection)."""
