@@ -28,12 +28,12 @@ PLAIN = """
 import json, sys, time
 import pyarrow.parquet as pq
 from adr.sampling import decide
-from udfs.rebalance import load_probabilities
+from udfs.artifacts import read_dictionary
 from udfs.sources import expand_inputs
 stats, corpus, out = sys.argv[1:4]
 manifest = json.load(open(stats + "/manifest.json"))
 perspectives = tuple(manifest["parameters"]["perspectives"])
-probs = load_probabilities(stats, perspectives)
+probs = read_dictionary(stats, perspectives, "p")
 table = pq.read_table(stats + "/entities")
 entities = {row.pop("id"): row for row in table.to_pylist()}
 kept = dropped = 0

@@ -15,7 +15,8 @@ from apache_beam.testing.test_stream import TestStream as BeamTestStream
 from adr.sampling import decide, keep_probability
 from pipelines.rebalance import job as beam_rebalance
 from tests.conftest import BAD_LINES, write_bad_corpus
-from udfs.rebalance import decide_batch, load_probabilities
+from udfs.artifacts import read_dictionary
+from udfs.rebalance import decide_batch
 
 
 def read_jsonl(folder: Path) -> list[dict]:
@@ -36,7 +37,7 @@ def stats(coco_stats):
     rows = pq.read_table(out / "entities", columns=["key", "id", *perspectives]).to_pylist()
     ids = {r["key"]: r.pop("id") for r in rows}  # COCO caption records: one id each, like the key
     entities = {r.pop("key"): r for r in rows}
-    return out, manifest, entities, load_probabilities(str(out), tuple(manifest["parameters"]["perspectives"])), ids
+    return out, manifest, entities, read_dictionary(str(out), manifest["parameters"]["perspectives"], "p"), ids
 
 
 @pytest.fixture(scope="module")
@@ -183,7 +184,7 @@ def test_records_the_stats_job_never_saw_get_entities_extracted(stats, tmp_path)
 def test_streaming_on_a_test_stream_keeps_the_same_records(stats, coco_jsonl, direct_run, tmp_path):
     import apache_beam as beam
 
-    from pipelines.rebalance.job import raw_batch_from_messages
+    from pipelines.rebalance.reads import raw_batch_from_messages
 
     out, _, _ = direct_run
     kept = {r["id"] for r in read_jsonl(out / "kept")}
@@ -260,3 +261,58 @@ def test_vectorised_expected_kept_equals_the_scalar_closed_form(stats):
                     for ents in (entities[key] for key in table["key"].to_pylist())]
     for factor in (0.05, 0.37, 1.0, 3.0):
         assert vectorised(factor) == pytest.approx(expected_kept(ps_by_record, factor), rel=1e-9)
+
+
+def test_kept_entity_counts_are_the_kept_records_entities(stats, direct_run):
+    from collections import Counter
+
+    from udfs.artifacts import read_counts
+
+    _, manifest, entities, _, ids = stats
+    out, _, summary = direct_run
+    kept = {json.loads(line)["id"] for line in "\n".join(
+        f.read_text() for f in sorted((out / "kept").glob("*.jsonl"))).splitlines() if line}
+    perspectives = manifest["parameters"]["perspectives"]
+    expected = {p: Counter() for p in perspectives}
+    for key, ents in entities.items():
+        if ids[key] in kept:
+            for p in perspectives:
+                expected[p].update(set(ents[p] or ()))
+    assert summary["kept"] == len(kept)
+    assert read_counts(str(out / "entity_counts"), perspectives) == expected
+
+
+def test_repeats_reach_the_records_by_a_join_not_a_side_input(stats, coco_jsonl, tmp_path):
+    """No step holds a corpus-wide table: no side input but Beam's own (the file sinks' init and
+    shard names, the global combine's default)."""
+    import apache_beam as beam
+
+    lines = coco_jsonl.read_text().splitlines()[:300]
+    # byte-identical copies (numbered in input order) and an image another record uses
+    corpus = tmp_path / "in.jsonl"
+    corpus.write_text("\n".join(lines + lines[:5] + lines[:2]) + "\n")
+    pipeline = beam.Pipeline(options=PipelineOptions(flags=[]))
+    _, summary = beam_rebalance.run(["--input", str(corpus), "--dictionary", str(stats[0]), "--output",
+                                     str(tmp_path / "out"), "--extract-entities"], test_pipeline=pipeline)
+    proto = pipeline.to_runner_api()
+    from apache_beam.portability import common_urns
+    from apache_beam.portability.api import beam_runner_api_pb2
+
+    with_side = [t.unique_name for t in proto.components.transforms.values()
+                 if t.spec.urn == common_urns.primitives.PAR_DO.urn and not any(own in t.unique_name for own in ("/WriteImpl/", "/InjectDefault"))
+                 and beam_runner_api_pb2.ParDoPayload.FromString(t.spec.payload).side_inputs]
+    assert with_side == []
+    assert summary["exact_duplicates"] == 7 and summary["input"] == 307
+    keys = [json.loads(line)["key"] for f in sorted((tmp_path / "out" / "dropped").glob("*.jsonl"))
+            for line in f.read_text().splitlines()] + \
+           [json.loads(line)["key"] for f in sorted((tmp_path / "out" / "seeds").glob("*.jsonl"))
+            for line in f.read_text().splitlines()]
+    assert len(keys) == len(set(keys))
+    assert any(k.endswith("-2") for k in keys) or any(k.endswith("-1") for k in keys)
+    seeds = [json.loads(line) for f in sorted((tmp_path / "out" / "seeds").glob("*.jsonl"))
+             for line in f.read_text().splitlines()]
+    uses = {}
+    for line in corpus.read_text().splitlines():
+        image = json.loads(line).get("image")
+        uses[image] = uses.get(image, 0) + 1
+    assert seeds and all(s["image_shared"] == (uses[s["image"]] > 1) for s in seeds)

@@ -10,18 +10,13 @@ import functools
 from collections import Counter
 from typing import Iterable
 
-import fsspec
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
 
 from udfs.entities import extract_entities
-from udfs.rebalance import read_table
+from udfs.artifacts import Counts, read_dictionary
 from udfs.records import parse_raw
 from udfs.sources import read_raw
-
-Counts = dict[str, Counter]
-
 
 def count_batches(batches: Iterable[pa.RecordBatch], perspectives: tuple[str, ...]) -> Counts:
     """Records containing each entity (an entity counts once per record, as in the statistics)."""
@@ -36,21 +31,7 @@ def count_batches(batches: Iterable[pa.RecordBatch], perspectives: tuple[str, ..
 
 
 def dictionary_counts(stats_dir: str, perspectives: tuple[str, ...]) -> Counts:
-    table = read_table(f"{stats_dir.rstrip('/')}/dictionary", ["perspective", "entity", "count"])
-    counts: Counts = {}
-    for p in perspectives:
-        part = table.filter(pc.equal(table["perspective"], p))
-        counts[p] = Counter(dict(zip(part["entity"].to_pylist(), part["count"].to_pylist())))
-    return counts
-
-
-def counts_of_keys(stats_dir: str, keys: Iterable[str], perspectives: tuple[str, ...]) -> Counts:
-    """Entity counts of the records with these keys, streamed from the statistics' entities/."""
-    fs, path = fsspec.core.url_to_fs(f"{stats_dir.rstrip('/')}/entities")
-    dataset = ds.dataset(path, filesystem=fs, format="parquet")
-    wanted = pa.array(sorted(set(keys)), pa.string())
-    return count_batches(dataset.to_batches(columns=["key", *perspectives], filter=pc.field("key").isin(wanted)),
-                         perspectives)
+    return {p: Counter(c) for p, c in read_dictionary(stats_dir, perspectives, "count").items()}
 
 
 def counts_of_files(urls: Iterable[str], perspectives: tuple[str, ...], nlp: str | None,

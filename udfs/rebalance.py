@@ -1,4 +1,4 @@
-"""Batch functions of the rebalancing stage: load the dictionary, attach entities, decide.
+"""Batch functions of the rebalancing stage: attach entities, decide.
 
 `decide_batch` is the vectorised twin of adr.sampling.decide: it skips the hash for entities
 with p >= 1 (U < 1 <= p always holds), which is where most of the time would go.
@@ -8,46 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import fsspec
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
-from adr.errors import InputError
 from adr.sampling import HEAD_ONLY, NO_ENTITIES, uniform
-from udfs.entities import entities_schema, extract_entities
+from udfs.entities import extract_entities
 
 Probabilities = dict[str, dict[str, float]]
-
-
-def read_table(url: str, columns=None) -> pa.Table:
-    fs, path = fsspec.core.url_to_fs(url)
-    if not fs.exists(path):
-        raise InputError(f"cannot read {url!r}: no such file or directory (run `adr stats` first)")
-    return pq.read_table(path, filesystem=fs, columns=columns)
-
-
-def load_probabilities(stats_dir: str, perspectives: tuple[str, ...]) -> Probabilities:
-    """perspective -> entity -> p, from the dictionary `adr stats` wrote."""
-    table = read_table(f"{stats_dir.rstrip('/')}/dictionary", ["perspective", "entity", "p"])
-    probs: Probabilities = {p: {} for p in perspectives}
-    for perspective in perspectives:
-        part = table.filter(pc.equal(table["perspective"], perspective))
-        probs[perspective] = dict(zip(part["entity"].to_pylist(), part["p"].to_pylist()))
-    return probs
-
-
-def split_entities(stats_dir: str, split: int, perspectives: tuple[str, ...]) -> pa.Table:
-    """The entities of the records `adr stats` read from one split of its input
-    (entities/split=N/; none there when the split held no valid record)."""
-    import pyarrow.dataset as ds
-
-    fs, path = fsspec.core.url_to_fs(f"{stats_dir.rstrip('/')}/entities/split={split}")
-    schema = entities_schema(perspectives)
-    if not fs.exists(path):
-        return schema.empty_table()
-    return ds.dataset(path, filesystem=fs, format="parquet").to_table(columns=schema.names).cast(schema)
 
 
 class EntityIndex:

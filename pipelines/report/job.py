@@ -1,8 +1,7 @@
 """`adr report --run DIR`: what a run did, as DIR/report/index.html with PNG figures.
 
-Before = the statistics stage's counts. After = before, less the dropped records' entities (from
-the statistics' entities/, no re-tagging), plus the synthetic records' entities (tagged by the
-same udfs). Head and tail are cut at the statistics' tau on both sides. The page is static HTML
+Before = the statistics stage's counts. After = the kept records' entity counts (written by
+rebalance) plus the synthetic records' (written by synthesize, tagged by the same udfs). Head and tail are cut at the statistics' tau on both sides. The page is static HTML
 with relative links to figures/ and images/, so it opens from disk without a server.
 """
 
@@ -13,19 +12,17 @@ import functools
 import hashlib
 import html
 import io
-from collections import Counter
 from dataclasses import dataclass
 
 import fsspec
 
-from adr.errors import InputError
 from adr.distribution import rank_frequency, sample_tail, shape, top_head
 from adr.synthesis import METHODS
 from pipelines.report import figures
 from pipelines.checks import ArgumentParser, at_least, run_outputs
-from pipelines.outputs import exists, join, read_json_or_none, read_jsonl
-from udfs.entity_counts import Counts, counts_of_files, counts_of_keys, dictionary_counts
-from udfs.sources import expand_inputs
+from pipelines.outputs import exists, iter_jsonl, join, read_json_or_none
+from udfs.artifacts import Counts, read_counts
+from udfs.entity_counts import dictionary_counts
 
 SYNTHETIC_IMAGES = "adr-synthetic/"
 
@@ -61,31 +58,23 @@ class RunData:
 
 
 def gather(run_dir: str) -> RunData:
+    """Counts before (the dictionary) and after (the kept records' entity_counts/ from rebalance,
+    plus the synthetic records' from synthesize): aggregates the stages wrote, sized by the
+    distinct entities, never the records."""
     stats_dir = join(run_dir, "stats")
     manifest, rebalance = run_outputs(run_dir)
     synthesize = read_json_or_none(join(run_dir, "synthesize", "summary.json"))
     perspectives = tuple(manifest["parameters"]["perspectives"])
     taus = {p: manifest["perspectives"][p]["tau"] for p in perspectives}
     before = dictionary_counts(stats_dir, perspectives)
-    dropped_keys = [row["key"] for row in read_jsonl(join(run_dir, "rebalance", "dropped", "*.jsonl"))]
-    dropped = counts_of_keys(stats_dir, dropped_keys, perspectives)
-    nlp = manifest["parameters"]["nlp"]
-    added, n_added = counts_of_files(expand_inputs(join(run_dir, "synthesize", "synthetic")), perspectives,
-                                     None if nlp == "default" else nlp) if synthesize else ({}, 0)
-    after = {}
-    for p in perspectives:
-        counts = Counter(before[p])
-        counts.subtract(dropped[p])
-        counts.update(added.get(p, {}))
-        after[p] = Counter({e: c for e, c in counts.items() if c > 0})
-    kept = manifest["records"] - len(set(dropped_keys))
-    if kept != rebalance["kept"]:
-        # "after" is counted from the statistics' records less the dropped ones: exact only when
-        # both stages read the same records.
-        raise InputError(f"{run_dir}: the statistics have {manifest['records']} records, less "
-                         f"{len(set(dropped_keys))} dropped is {kept}, but rebalance kept {rebalance['kept']}: "
-                         "were stats and rebalance run on different inputs or options?")
-    return RunData(manifest, rebalance, synthesize, taus, before, after, kept + n_added)
+    after = read_counts(join(run_dir, "rebalance", "entity_counts"), perspectives)
+    n_added = 0
+    if synthesize:
+        added = read_counts(join(run_dir, "synthesize", "entity_counts"), perspectives)
+        for p in perspectives:
+            after[p].update(added[p])
+        n_added = synthesize["synthetic"]
+    return RunData(manifest, rebalance, synthesize, taus, before, after, rebalance["kept"] + n_added)
 
 
 def save_figure(out: str, name: str, draw, *args, **kwargs) -> str:
@@ -161,29 +150,32 @@ def thumbnail(url: str | None, out: str) -> str | None:
 
 
 def examples(run_dir: str, images_root: str, k: int, out: str) -> list[dict]:
-    """Up to k synthetic records, spread over methods, those whose images can be shown first."""
-    synthetic = read_jsonl(join(run_dir, "synthesize", "synthetic", "*.jsonl"))
-    if not synthetic or k <= 0:
+    """Up to k synthetic records, spread over methods, those whose images can be shown first;
+    one pass over synthetic/, holding at most 2k records per method."""
+    if k <= 0:
         return []
-    by_method: dict[str, list[dict]] = {}
-    for record in synthetic:
-        by_method.setdefault(record["adr"]["method"], []).append(record)
-    quota = dict.fromkeys(by_method, 0)  # round robin over the methods, as far as their records go
-    while sum(quota.values()) < k and any(quota[m] < len(by_method[m]) for m in quota):
-        for m in (m for m in METHODS if m in quota):
-            if quota[m] < len(by_method[m]) and sum(quota.values()) < k:
-                quota[m] += 1
-
     summary = read_json_or_none(join(run_dir, "synthesize", "summary.json")) or {}
     synthetic_root = summary.get("synthetic_images") or join(run_dir, "synthesize", "images")
-
-    def showable(record):
+    shown: dict[str, list] = {m: [] for m in METHODS}
+    rest: dict[str, list] = {m: [] for m in METHODS}
+    for record in iter_jsonl(join(run_dir, "synthesize", "synthetic", "*.jsonl")):
+        m = record["adr"]["method"]
+        if len(shown[m]) >= k:
+            continue
         url = _image_url(synthetic_root, images_root, record.get("image"))
-        return url is not None and exists(url)
-
-    chosen = [r for m in METHODS if m in quota for r in _shown_first(by_method[m], quota[m], showable)]
+        if url is not None and exists(url):
+            shown[m].append(record)
+        elif len(rest[m]) < k:
+            rest[m].append(record)
+    by_method = {m: (shown[m] + rest[m])[:k] for m in METHODS if shown[m] or rest[m]}
+    quota = dict.fromkeys(by_method, 0)  # round robin over the methods, as far as their records go
+    while sum(quota.values()) < k and any(quota[m] < len(by_method[m]) for m in quota):
+        for m in quota:
+            if quota[m] < len(by_method[m]) and sum(quota.values()) < k:
+                quota[m] += 1
+    chosen = [r for m in quota for r in by_method[m][:quota[m]]]
     wanted = {r["adr"]["seed_key"] for r in chosen}
-    seeds = {s["key"]: s["record"] for s in read_jsonl(join(run_dir, "rebalance", "seeds", "*.jsonl"))
+    seeds = {s["key"]: s["record"] for s in iter_jsonl(join(run_dir, "rebalance", "seeds", "*.jsonl"))
              if s["key"] in wanted}
     rows = []
     for record in chosen:
@@ -192,16 +184,6 @@ def examples(run_dir: str, images_root: str, k: int, out: str) -> list[dict]:
                      "image": thumbnail(_image_url(synthetic_root, images_root, record.get("image")), out),
                      "seed_image": thumbnail(_image_url(synthetic_root, images_root, seed.get("image")), out)})
     return rows
-
-
-def _shown_first(pool: list[dict], n: int, showable) -> list[dict]:
-    """n records of the pool, those with an image first; looks no further than it must."""
-    shown, rest = [], []
-    for record in pool:
-        (shown if showable(record) else rest).append(record)
-        if len(shown) == n:
-            break
-    return (shown + rest)[:n]
 
 
 # ---- the page ------------------------------------------------------------------------------

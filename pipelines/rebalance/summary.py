@@ -1,0 +1,68 @@
+"""What a rebalancing run did: its statistics merged by the engine, written as summary.json (one
+per window when streaming), and described for the terminal."""
+
+from __future__ import annotations
+
+import apache_beam as beam
+from apache_beam.transforms import window
+
+from adr.rebalance_stats import RebalanceStats
+from pipelines.outputs import join, write_json
+from udfs.sources import fingerprint, input_format
+
+
+def _add_pairs(pairs) -> tuple[int, int]:
+    before = after = 0
+    for b, a in pairs:
+        before, after = before + b, after + a
+    return before, after
+
+
+def distinct_tail(tail_seen):
+    """Distinct tail entities per perspective, before and after, counted by the engine: the
+    statistics that merge carry two numbers, not the set of every tail entity."""
+    return (tail_seen
+            | "TailEntities" >> beam.FlatMap(lambda seen: seen)
+            | "DistinctTail" >> beam.Distinct()
+            | "TailKey" >> beam.Map(lambda pew: (pew[0], (1 - pew[2], pew[2])))
+            | "CountTail" >> beam.CombinePerKey(_add_pairs)
+            | "TailStats" >> beam.Map(lambda kv: RebalanceStats(tail_entities={kv[0]: kv[1]})))
+
+
+class WriteSummary(beam.DoFn):
+    """Check the invariant and write summary.json (one per window when streaming)."""
+
+    def __init__(self, cfg, output: str, inputs: list[str] | None):
+        self.cfg, self.output, self.inputs = cfg, output, inputs
+
+    def process(self, stats: RebalanceStats, win=beam.DoFn.WindowParam):
+        yield summarise(stats, self.cfg, self.output, self.inputs, win)
+
+
+def summarise(stats: RebalanceStats, cfg, output: str, inputs: list[str] | None, win) -> dict:
+    stats.check()
+    summary = stats.to_summary()
+    summary.update({
+        "seed": cfg.seed, "perspectives": list(cfg.perspectives), "tau": cfg.taus,
+        "tau_factor": cfg.factor, "target_size": cfg.target_size or None, "dictionary": cfg.stats_dir,
+        "input_fingerprint": fingerprint(inputs) if inputs else None,
+        "input_format": input_format(inputs) if inputs else None,
+    })
+    if isinstance(win, window.GlobalWindow):
+        write_json(join(output, "summary.json"), summary)
+    else:
+        summary["window"] = [win.start.to_utc_datetime().isoformat(), win.end.to_utc_datetime().isoformat()]
+        write_json(join(output, "summary", f"window-{win.start.micros // 1_000_000:012d}.json"), summary)
+    return summary
+
+
+def describe(summary: dict) -> str:
+    lines = [f"input {summary['input']}  kept {summary['kept']}  dropped {summary['dropped']}  "
+             f"invalid {summary['invalid']}  (expected kept {summary['expected_kept']:.0f})  "
+             f"budget {summary['budget']}"]
+    if summary["tau_factor"] != 1.0:
+        lines.append(f"tau scaled by {summary['tau_factor']:.6f} for target size {summary['target_size']}")
+    for p, c in summary["tail_coverage"].items():
+        lines.append(f"{p:<14} tail mass {c['tail_mass_pct_before']:5.1f}% -> {c['tail_mass_pct_after']:5.1f}%  "
+                     f"tail entities {c['tail_entities_before']} -> {c['tail_entities_after']}")
+    return "\n".join(lines)

@@ -1,0 +1,78 @@
+"""One reader per artifact the stages leave for each other, so each is parsed in one place:
+
+- STATS/dictionary/      one row per (perspective, entity): count, p (written by `adr stats`)
+- STATS/entities/        one row per record: key, id, one entity list per perspective, by split=N/
+- */entity_counts/       one row per (perspective, entity): count (the kept records', written by
+                         `adr rebalance`; the synthetic records', written by `adr synthesize`)
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Iterable
+
+import fsspec
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+from adr.errors import InputError
+from udfs.entities import entities_schema
+
+Counts = dict[str, Counter]          # perspective -> entity -> records holding it
+COUNTS_SCHEMA = pa.schema([("perspective", pa.string()), ("entity", pa.string()), ("count", pa.int64())])
+
+
+def read_table(url: str, columns=None) -> pa.Table:
+    fs, path = fsspec.core.url_to_fs(url)
+    if not fs.exists(path):
+        raise InputError(f"cannot read {url!r}: no such file or directory (run `adr stats` first)")
+    return pq.read_table(path, filesystem=fs, columns=columns)
+
+
+def _by_perspective(table: pa.Table, perspectives: Iterable[str], column: str) -> dict[str, dict]:
+    out = {}
+    for p in perspectives:
+        part = table.filter(pc.equal(table["perspective"], p))
+        out[p] = dict(zip(part["entity"].to_pylist(), part[column].to_pylist()))
+    return out
+
+
+def read_dictionary(stats_dir: str, perspectives: Iterable[str], column: str) -> dict[str, dict]:
+    """perspective -> entity -> the dictionary's `column` (`p` or `count`); its size follows the
+    distinct entities, not the records."""
+    table = read_table(f"{stats_dir.rstrip('/')}/dictionary", ["perspective", "entity", column])
+    return _by_perspective(table, perspectives, column)
+
+
+def read_entities(stats_dir: str, perspectives: tuple[str, ...], split: int | None = None,
+                  keys: Iterable[str] | None = None) -> pa.Table:
+    """Per-record entities from the statistics: one split's (entities/split=N/; empty when the
+    split held no valid record), or the rows of some keys."""
+    fs, path = fsspec.core.url_to_fs(f"{stats_dir.rstrip('/')}/entities"
+                                     + ("" if split is None else f"/split={split}"))
+    schema = entities_schema(perspectives)
+    if not fs.exists(path):
+        return schema.empty_table()
+    where = None if keys is None else pc.field("key").isin(pa.array(sorted(set(keys)), pa.string()))
+    return ds.dataset(path, filesystem=fs, format="parquet").to_table(columns=schema.names, filter=where).cast(schema)
+
+
+def counts_rows(counts: Iterable[tuple[tuple[str, str], int]]) -> pa.Table:
+    """((perspective, entity), count) pairs -> an entity_counts table."""
+    pairs = list(counts)
+    return pa.Table.from_arrays([pa.array([p for (p, _), _ in pairs], pa.string()),
+                                 pa.array([e for (_, e), _ in pairs], pa.string()),
+                                 pa.array([n for _, n in pairs], pa.int64())], schema=COUNTS_SCHEMA)
+
+
+def read_counts(directory: str, perspectives: Iterable[str]) -> Counts:
+    """An entity_counts/ directory of Parquet parts -> perspective -> Counter (an entity found in
+    several parts is summed)."""
+    fs, path = fsspec.core.url_to_fs(directory)
+    if not fs.exists(path):
+        raise InputError(f"cannot read {directory!r}: no such directory (run the stage that writes it)")
+    table = ds.dataset(path, filesystem=fs, format="parquet", schema=COUNTS_SCHEMA).to_table()
+    summed = table.group_by(["perspective", "entity"]).aggregate([("count", "sum")])
+    return {p: Counter(c) for p, c in _by_perspective(summed, perspectives, "count_sum").items()}
