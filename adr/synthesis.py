@@ -81,3 +81,65 @@ def reassign_shortfall(target: Mapping[str, int], made: Mapping[str, int], open_
         for m, k in parts.items():
             new[m] += k
     return new, moved
+
+
+# ---- drawing seeds by intervals of their draw ---------------------------------------------
+# A method's seeds are taken in the order of u = draw(seed, key, method). Rather than a sorted
+# list of keys, the engine counts seeds per fixed bin of u; a round takes the seeds of a run of
+# whole bins, so the driver holds bin counts, never keys, and any engine can select by filter.
+
+BINS = 4096  # a power of two: u * BINS is exact, so a bin is the same float arithmetic everywhere
+
+
+def draw(seed: int, key: str, method: str) -> float:
+    """A seed's place in a method's order (what seed_order sorts by)."""
+    return uniform(seed, key, "synthesis", method)
+
+
+def bin_of(u: float, bins: int = BINS) -> int:
+    return min(bins - 1, int(u * bins))
+
+
+def next_bins(counts: Mapping[int, int], start: int, take: int, bins: int = BINS) -> int:
+    """The end of the run of bins from `start` that holds at least `take` seeds (or all that are
+    left): a round's seeds are those with start <= bin_of(u) < end."""
+    have, end = 0, start
+    while end < bins and have < take:
+        have += counts.get(end, 0)
+        end += 1
+    # Empty bins after the last seed are swept in too, so a method is closed as soon as it has none left.
+    if all(counts.get(b, 0) == 0 for b in range(end, bins)):
+        end = bins
+    return end
+
+
+def boundary(counts: Mapping[int, int], n: int) -> tuple[int, int]:
+    """Where the n smallest draws end, in bin counts: (b, k) = every candidate of bins below b,
+    and the k smallest of bin b. n at or above the total keeps all of them."""
+    below = 0
+    for b in sorted(counts):
+        if below + counts[b] >= n:
+            return b, n - below
+        below += counts[b]
+    return 1 << 62, 0
+
+
+def kept_per_bin(counts: Mapping[int, int], n: int) -> dict[int, int]:
+    """Candidates kept in each bin when the n smallest draws are kept."""
+    b, k = boundary(counts, n)
+    out = {x: c for x, c in counts.items() if x < b}
+    if k:
+        out[b] = k
+    return out
+
+
+def shard_of_cells(cells: Iterable[tuple[tuple, int]], shards: int) -> dict[tuple, int]:
+    """Ordered (cell, count) -> shard, cut so shards hold about equal counts; concatenating the
+    shards in order gives the cells in order, whatever the number of shards."""
+    cells = list(cells)
+    total = sum(n for _, n in cells) or 1
+    out, before = {}, 0
+    for cell, n in cells:  # by the cell's middle, so a large cell lands where most of it falls
+        out[cell] = min(shards - 1, (2 * before + n) * shards // (2 * total))
+        before += n
+    return out
