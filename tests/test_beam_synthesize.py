@@ -90,17 +90,115 @@ def test_synonym_replacement_alone_meets_the_budget_without_models(corpus, tmp_p
     assert read_jsonl(tmp_path / "again" / "synthetic") == synthetic and again["made"] == summary["made"]
 
 
+def _bytes(folder: Path, pattern: str = "*") -> bytes:
+    return b"".join(p.read_bytes() for p in sorted(folder.glob(pattern)))
+
+
 def test_synthesis_gives_the_same_records_on_every_runner(corpus, tmp_path):
     """The rounds run on the multi-process direct runner and the PortableRunner as on the
-    DirectRunner: the same seeds, the same records, in the same order."""
+    DirectRunner: the same seeds, the same records, in the same order. Two workers write
+    synthetic/ and refined/ as two shards each, whose bytes concatenate to the one-worker run's."""
     direct = synthesize(corpus, tmp_path / "direct", "--budget", "6")
     expected = read_jsonl(tmp_path / "direct" / "synthetic")
+    assert len(list((tmp_path / "direct" / "synthetic").glob("*.jsonl"))) == direct["shards"] == 1
     runners = {"multi-process": ["--direct_num_workers", "2", "--direct_running_mode", "multi_processing"],
                "portable": ["--runner", "PortableRunner", "--job_endpoint", "embed", "--environment_type", "LOOPBACK"]}
     for name, flags in runners.items():
         summary = synthesize(corpus, tmp_path / name, "--budget", "6", *flags)
         assert read_jsonl(tmp_path / name / "synthetic") == expected, name
         assert summary["made"] == direct["made"] and summary["budget_met"], name
+        for folder in ("synthetic", "refined", "failed"):
+            assert _bytes(tmp_path / name / folder) == _bytes(tmp_path / "direct" / folder), (name, folder)
+    shards = sorted((tmp_path / "multi-process" / "synthetic").glob("part-*.jsonl"))
+    assert len(shards) == 2 and all(p.read_text() for p in shards)
+    kept_files = len(list((corpus[0] / "rebalanced" / "kept").glob("*.jsonl")))
+    assert len(list((tmp_path / "multi-process" / "refined").glob("part-*.jsonl"))) == kept_files + 2
+
+
+def test_the_pick_is_the_first_successes_in_seed_order_and_no_round_holds_seeds(corpus, tmp_path):
+    """The records made are, in order, the pool's first successful seeds by seed_order (computed
+    here from the seed files and the failures), though rounds select seeds by bin ranges of
+    their draw: a round directory holds its ranges, candidates and counts, no list of seeds."""
+    from adr.synthesis import BINS, bin_of, draw, seed_order
+
+    root, _ = corpus
+    out = tmp_path / "o"
+    summary = synthesize(corpus, out, "--budget", "8", "--overdraw", "1.0")
+    assert summary["rounds"] >= 2 and summary["made"]["synonym"] == 8
+    pool = [s["key"] for s in read_jsonl(root / "rebalanced" / "seeds") if s["tail_entities"].get("token")]
+    assert summary["seed_pools"]["synonym"] == len(pool)
+    failed = {f["seed_key"] for f in read_jsonl(out / "failed") if f["method"] == "synonym"}
+    expected = [k for k in seed_order(pool, 42, "synonym") if k not in failed][:8]
+    assert [r["adr"]["seed_key"] for r in read_jsonl(out / "synthetic")] == expected
+
+    covered = []
+    for round_dir in sorted((out / "rounds").iterdir()):
+        assert {p.name.split("-")[0] for p in round_dir.iterdir()} <= {"_done.json", "candidates", "failed",
+                                                                       "tallies"}, round_dir
+        done = json.loads((round_dir / "_done.json").read_text())
+        assert set(done["ranges"]) == {"synonym"}
+        covered.append(tuple(done["ranges"]["synonym"]))
+        lo, hi = covered[-1]
+        drawn = [k for k in pool if lo <= bin_of(draw(42, k, "synonym")) < hi]
+        assert done["counts"]["tried"]["synonym"] == len(drawn)
+        for line in _bytes(round_dir, "candidates*").decode().splitlines():
+            method, u, key = json.loads(line.split("\t")[0])
+            assert method == "synonym" and lo <= bin_of(u) < hi and key in drawn
+    assert covered[0][0] == 0 and all(a[1] == b[0] for a, b in zip(covered, covered[1:])) and covered[-1][1] <= BINS
+    assert summary["short"] == {}
+
+
+def test_refined_formats_are_the_one_writer_bytes_and_parquet_shards_in_order(corpus, tmp_path):
+    """llava-json: refined.json, joined from fragments, is byte for byte what one writer makes of
+    the kept lines then the synthetic ones; parquet: shards whose rows are, in order, those lines."""
+    import pyarrow.parquet as pq
+
+    from pipelines.synthesize.refined_writers import kept_lines, parquet_row, write_llava_json
+
+    root, _ = corpus
+    flags = ["--budget", "6", "--direct_num_workers", "2", "--direct_running_mode", "multi_processing"]
+    summary = synthesize(corpus, tmp_path / "a", *flags, "--output-format", "llava-json")
+    lines = [line for f in sorted((root / "rebalanced" / "kept").glob("*.jsonl")) for line in kept_lines(str(f))]
+    lines += [line for f in sorted((tmp_path / "a" / "synthetic").glob("*.jsonl"))
+              for line in f.read_text().splitlines() if line]
+    write_llava_json(str(tmp_path / "one.json"), lines)
+    assert summary["refined_path"] == str(tmp_path / "a" / "refined" / "refined.json")
+    assert [p.name for p in (tmp_path / "a" / "refined").iterdir()] == ["refined.json"]
+    assert (tmp_path / "a" / "refined" / "refined.json").read_bytes() == (tmp_path / "one.json").read_bytes()
+
+    summary = synthesize(corpus, tmp_path / "p", *flags, "--output-format", "parquet")
+    parts = sorted((tmp_path / "p" / "refined").glob("part-*.parquet"))
+    assert summary["refined_path"] == str(tmp_path / "p" / "refined") and len(parts) > 2
+    rows = [row for p in parts for row in pq.read_table(p).to_pylist()]
+    assert rows == [parquet_row(json.loads(line)) for line in lines]
+
+
+def test_entity_counts_of_the_synthetic_records_equal_a_recount(corpus, tmp_path):
+    """OUT/entity_counts/: what udfs.entity_counts.counts_of_files finds tagging synthetic/."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from udfs.entity_counts import counts_of_files
+
+    root, _ = corpus
+    out = tmp_path / "o"
+    summary = synthesize(corpus, out, "--budget", "8", "--direct_num_workers", "2",
+                         "--direct_running_mode", "multi_processing")
+    manifest = json.loads((root / "stats" / "manifest.json").read_text())
+    nlp = manifest["parameters"]["nlp"]
+    perspectives = tuple(manifest["perspectives"])
+    recount, records = counts_of_files(sorted(map(str, (out / "synthetic").glob("*.jsonl"))), perspectives,
+                                       None if nlp == "default" else nlp, processes=1)
+    assert records == summary["entity_counts_records"] == 8
+    parts = sorted((out / "entity_counts").glob("*.parquet"))
+    assert len(parts) == 2
+    table = pa.concat_tables([pq.read_table(p) for p in parts])
+    assert table.schema == pa.schema([("perspective", pa.string()), ("entity", pa.string()), ("count", pa.int64())])
+    rows = table.to_pylist()
+    assert len({(r["perspective"], r["entity"]) for r in rows}) == len(rows)
+    got = {p: {r["entity"]: r["count"] for r in rows if r["perspective"] == p} for p in perspectives}
+    assert got == {p: dict(recount[p]) for p in perspectives}
+    assert sum(len(v) for v in got.values()) > 8
 
 
 def test_visual_synthesis_runs_every_model_and_hands_its_shortfall_on(corpus, models, tmp_path):
@@ -153,25 +251,28 @@ def test_an_empty_visual_pool_still_refills_the_budget_exactly(coco_jsonl, coco_
 
 
 def test_a_parsed_reply_becomes_a_record_with_provenance(corpus):
+    from pipelines.synthesize.steps import Work
+
     root, _ = corpus
     seeds = {s["key"]: s for s in read_jsonl(root / "rebalanced" / "seeds")}
     seed = next(s for s in seeds.values() if not s["image_shared"])
-    key = (3, seed["key"], json.dumps({"image": "adr-synthetic/abc.png", "caption": "A cat.",
-                                       "tail": seed["tail_entities"], "seed_id": seed["id"]}))
-    out = list(beam_synthesize.parsed_record((key, PredictionResult([], REPLY, "llm-dir")), "visual",
+    work = Work("visual", 0.25, seed["key"], seed["id"], seed["tail_entities"], image="adr-synthetic/abc.png",
+                caption="A cat.")
+    out = list(beam_synthesize.parsed_record((work, PredictionResult([], REPLY, "llm-dir")), "visual",
                                              {"llm": "llm-dir"}, {"seed": 42}, 42))
-    (rank, record), = out
-    assert rank == 3 and record["image"] == "adr-synthetic/abc.png"
+    (carried, record), = out
+    assert carried == work and record["image"] == "adr-synthetic/abc.png"
     assert record["id"] == synthetic_id("visual", seed["key"], 42)
     assert [t["from"] for t in record["conversations"]] == ["human", "gpt"] * 3
     assert record["conversations"][0]["value"].startswith("<image>\nWhat type of vehicle")
     assert record["adr"]["method"] == "visual" and record["adr"]["seed_id"] == seed["id"]
     assert record["adr"]["seed_key"] == seed["key"]
     assert record["adr"]["tail_entities"] == seed["tail_entities"]
-    assert record["adr"]["parameters"]["caption"] == "A cat."
-    bad = list(beam_synthesize.parsed_record((key, PredictionResult([], "no blocks here", "m")), "rewrite",
+    assert record["adr"]["parameters"] == {"seed": 42, "caption": "A cat."}
+    bad = list(beam_synthesize.parsed_record((work, PredictionResult([], "no blocks here", "m")), "rewrite",
                                              {}, {}, 42))
-    assert bad[0].tag == beam_synthesize.FAILED and json.loads(bad[0].value)["reason"] == "unparseable-reply"
+    assert bad[0].tag == beam_synthesize.FAILED and bad[0].value["reason"] == "unparseable-reply"
+    assert bad[0].value["seed_key"] == seed["key"] and bad[0].value["u"] == 0.25
 
 
 def test_a_missing_model_is_a_one_line_error(corpus, tmp_path):

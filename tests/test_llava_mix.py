@@ -148,10 +148,11 @@ def test_a_diffused_image_lands_under_the_image_folder_the_records_name(image_fo
     from apache_beam.ml.inference.base import PredictionResult
 
     from pipelines.synthesize import job as beam_synthesize
+    from pipelines.synthesize.steps import Work
     from tests.test_prompts import REPLY
 
     made = Image.open(next(COCO_IMAGES.glob("*.jpg"))).convert("RGB")
-    key = (0, "k", json.dumps({"tail": {"token": ["zebra"]}, "seed_id": "000000000001"}))
+    key = Work("visual", 0.0, "k", "000000000001", {"token": ["zebra"]})
     saved, _ = beam_synthesize.save_image((key, PredictionResult(None, made)), str(image_folder))
     (_, record), = beam_synthesize.parsed_record((saved, PredictionResult(None, REPLY)), "visual", {}, {}, 42)
     assert record["image"].startswith("adr-synthetic/") and record["image"].endswith(".png")

@@ -21,7 +21,7 @@ def test_after_counts_equal_a_recount_of_the_refined_corpus(adr_run):
     out, _, _ = adr_run
     data = report.gather(str(out))
     nlp = json.loads((out / "stats" / "manifest.json").read_text())["parameters"]["nlp"]
-    recount, records = counts_of_files(sorted(map(str, (out / "synthesize" / "refined").glob("refined.*"))),
+    recount, records = counts_of_files(sorted(map(str, (out / "synthesize" / "refined").glob("*.*"))),
                                        tuple(data.taus), None if nlp == "default" else nlp)
     assert records == data.records_after
     for p in data.taus:
@@ -104,6 +104,7 @@ def test_a_visual_record_shows_its_diffused_image_beside_the_seeds(adr_run, tmp_
     from PIL import Image, ImageOps
 
     from pipelines.synthesize import job as beam_synthesize
+    from pipelines.synthesize.steps import Work
     from tests.conftest import COCO_IMAGES
     from tests.test_prompts import REPLY
 
@@ -115,7 +116,7 @@ def test_a_visual_record_shows_its_diffused_image_beside_the_seeds(adr_run, tmp_
     seed = next(s for s in seeds if s.get("image") and (COCO_IMAGES / s["image"]).exists())
     # A stand-in for the diffusion output: the seed image mirrored (the models are tested elsewhere).
     made = ImageOps.mirror(Image.open(COCO_IMAGES / seed["image"]).convert("RGB"))
-    key = (0, seed["key"], json.dumps({"tail": seed["tail_entities"], "seed_id": seed["id"]}))
+    key = Work("visual", 0.0, seed["key"], seed["id"], seed["tail_entities"])
     saved_key, _ = beam_synthesize.save_image((key, PredictionResult(None, made)), str(out / "synthesize" / "images"))
     (_, record), = beam_synthesize.parsed_record((saved_key, PredictionResult(None, REPLY)), "visual",
                                                  {"llm": "m"}, {"seed": 42}, 42)

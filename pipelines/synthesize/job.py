@@ -6,10 +6,22 @@
 
 Methods: visual (diffusion image from the seed image -> caption -> LLM conversation), synonym
 (WordNet tail synonyms of the record's nouns), rewrite (LLM rewrite offered those synonyms).
-Seeds are drawn in a seeded order per method; the driver runs rounds over the next seeds until
-each method has its share or the pool runs out, so the output is exactly the budget when the
-pool allows. Outputs: OUT/synthetic/, OUT/refined/ (kept in input order, then synthetic: one LLaVA
-JSON array, JSON Lines or Parquet), OUT/images/ (or --synthetic-images), OUT/failed/, OUT/summary.json.
+Seeds are drawn in a seeded order per method, u = adr.synthesis.draw(seed, key, method). The
+engine counts each pool per bin of u; the driver runs rounds, each over the seeds of the next run
+of bins (at least what a method still needs, times --overdraw), selected by a filter inside the
+round's pipeline, until each method has its share or its pool runs out, so the output is exactly
+the budget when the pool allows. The driver holds bin counts, never seeds, keys or records: each
+method's final pick (its target's worth of candidates of smallest u) is cut by the engine.
+
+Outputs, each written by the engine in shards: OUT/synthetic/part-*.jsonl; OUT/refined/ (kept
+records in input order, then synthetic: one LLaVA JSON array refined/refined.json joined from
+fragments, or JSON Lines / Parquet part-* shards in that order); OUT/failed/part-*.jsonl;
+OUT/entity_counts/part-*.parquet (perspective, entity, count of the synthetic records);
+OUT/images/ (or --synthetic-images); OUT/rounds/NNN/ (a round's bin ranges, candidates, failures,
+counts: a rerun reuses finished rounds); OUT/summary.json.
+
+Modules: seeds (the draw), steps (per-seed Beam functions), rounds (a round's pipeline),
+publish (the final pick and outputs), refined_writers (formats of refined/).
 """
 
 from __future__ import annotations
@@ -17,32 +29,29 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import math
+import os
 import sys
 
 import apache_beam as beam
-import fsspec
-from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
-from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, WorkerOptions
 
-from adr.errors import ConfigError, InputError
-from adr.prompts import conversation_messages, parse_conversation, rewrite_messages
-from adr.protected import keeps_short_answers
-from adr.synonyms import choose_replacements, replace_in_conversation, replaceable_nouns, safe_synonyms
-from adr.synthesis import (METHODS, parse_mix, plan_budget, provenance, reassign_shortfall, seed_order,
-                           synthetic_id)
-from pipelines.synthesize.handlers.captioning import CaptionHandler
-from pipelines.synthesize.handlers.diffusion import DiffusionHandler, SeedImage
-from pipelines.synthesize.handlers.llm import ChatLLMHandler
-from pipelines.torch_env import on_accelerator
+from adr.errors import ConfigError
+from adr.synthesis import (METHODS, boundary, kept_per_bin, next_bins, parse_mix, plan_budget, reassign_shortfall,
+                           shard_of_cells)
 from pipelines import progress
 from pipelines.checks import ArgumentParser, at_least, rebalance_summary, stats_manifest
-from pipelines.outputs import iter_jsonl, join, read_json_or_none, read_jsonl, remove, write_json
-from udfs.images import content_name, load_image, png_bytes
+from pipelines.outputs import join, read_json_or_none, remove, write_json
+from pipelines.synthesize.publish import publish
+from pipelines.synthesize.refined_writers import join_llava_json
+from pipelines.synthesize.rounds import read_tallies, round_counts, run_round, write_tallies
+from pipelines.synthesize.seeds import count_pools, entity_files, file_urls
+from pipelines.synthesize.steps import FAILED, IMAGE_DIR, parsed_record, save_image  # noqa: F401  (the stage's API)
+from udfs.artifacts import read_table
 from udfs.model_files import local_model_dir
-from udfs.rebalance import read_table
 
-FAILED = "failed"
-IMAGE_DIR = "adr-synthetic"
+REFINED_NAMES = {"llava-json": "refined.json"}  # one file; the other formats are part-* shards in refined/
+SHARD_RECORDS = 100_000  # a shard is sorted in one worker's memory
 
 
 def parser() -> argparse.ArgumentParser:
@@ -106,6 +115,8 @@ class Plan:
         self.input = summary["input"]
         self.kept = summary["kept"]
         self.tau_token = manifest["perspectives"].get("token", {}).get("tau", 0)
+        self.perspectives = tuple(manifest["perspectives"])
+        self.seeds = join(args.rebalanced, "seeds", "*.jsonl")
         nlp = manifest["parameters"].get("nlp", "default")
         self.nlp = None if nlp == "default" else nlp
         for flag in ("image_model", "caption_model", "llm"):
@@ -139,198 +150,36 @@ def token_counts(stats_dir: str) -> dict[str, int]:
     return dict(zip(table["entity"].to_pylist(), table["count"].to_pylist()))
 
 
-def with_nouns(items: list, nlp: str | None) -> list:
-    """(seed item, its noun lemmas) for a batch of seeds. The driver looked them up in the
-    statistics' entities/ by key (`nouns`); a seed it did not find is tagged here, a batch at a
-    time, by the same udf and spaCy pipeline as the statistics."""
-    import pyarrow as pa
-
-    from udfs.entities import extract_entities
-
-    todo = [(rank, row) for rank, row in items if row.get("nouns") is None]
-    tagged = {}
-    if todo:
-        batch = pa.RecordBatch.from_pylist([{"key": row["key"], "record": json.dumps(row["record"])} for _, row in todo],
-                                           schema=pa.schema([("key", pa.string()), ("record", pa.string())]))
-        tagged = dict(zip((row["key"] for _, row in todo), extract_entities(batch, ("token",), nlp).column("token").to_pylist()))
-    return [((rank, row), row["nouns"] if row.get("nouns") is not None else tagged[row["key"]]) for rank, row in items]
+def pool_histograms(plan: Plan, beam_args, work: str) -> dict[str, dict[int, int]]:
+    """{method: {bin: seeds}}, counted by the engine over the seed files."""
+    prefix = join(work, "pools")
+    remove(prefix)
+    with beam.Pipeline(options=PipelineOptions(beam_args)) as p:
+        write_tallies([count_pools(p, plan.seeds, plan.args.seed)
+                       | "AsTally" >> beam.Map(lambda kv: (kv[0], kv[1]))], join(prefix, "bins"))
+    hist: dict[str, dict[int, int]] = {m: {} for m in METHODS}
+    for (m, b), n in read_tallies(join(prefix, "bins")):
+        hist[m][b] = n
+    remove(prefix)
+    return hist
 
 
-# ---- per-seed steps (Beam functions) -------------------------------------------------------
-
-def synonym_record(item_nouns, counts: dict, tau: int, seed: int):
-    (rank, row), nouns = item_nouns
-    from udfs.wordnet import dominant_sense
-
-    record = row["record"]
-    turns = record["conversations"]
-    chosen = choose_replacements(turns, nouns, lambda n: safe_synonyms(n, dominant_sense, counts, tau))
-    if not chosen:
-        free = replaceable_nouns(turns, nouns)
-        yield beam.pvalue.TaggedOutput(FAILED, failure(
-            "synonym", rank, row, "no-safe-synonym",
-            f"{len(set(nouns))} nouns, {len(free)} outside protected text, none with a safe tail synonym"))
-        return
-    yield rank, {"id": synthetic_id("synonym", row["key"], seed), "image": record.get("image"),
-                 "conversations": replace_in_conversation(turns, chosen),
-                 "adr": provenance("synonym", row["key"], row["id"], row["tail_entities"], {"wordnet": "3.0"},
-                                   {"replacements": [r.to_dict() for r in chosen]})}
-
-
-def rewrite_messages_for(item_nouns, counts: dict, tau: int):
-    """The rewrite prompt offers the same safe synonyms the synonym method would use."""
-    (rank, row), nouns = item_nouns
-    from udfs.wordnet import dominant_sense
-
-    turns = row["record"]["conversations"]
-    chosen = choose_replacements(turns, nouns, lambda n: safe_synonyms(n, dominant_sense, counts, tau))
-    words = sorted({r.synonym for r in chosen})
-    info = {"tail": row["tail_entities"], "seed_id": row["id"], "image": row["record"].get("image"), "words": words,
-            "seed_turns": turns}
-    return (rank, row["key"], json.dumps(info)), rewrite_messages(turns, words)
-
-
-def load_seed_image(item, images_root: str):
-    rank, row = item
-    try:
-        image = load_image(images_root, row["image"])
-    except InputError as err:
-        yield beam.pvalue.TaggedOutput(FAILED, failure("visual", rank, row, "bad-image", str(err)))
-        return
-    prompt = "a photo of " + ", ".join(sorted({e for es in row["tail_entities"].values() for e in es})[:8])
-    yield (rank, row["key"], json.dumps({"tail": row["tail_entities"], "seed_id": row["id"]})), \
-        SeedImage(row["key"], image, prompt)
-
-
-def save_image(keyed, images: str):
-    key, result = keyed
-    data = png_bytes(result.inference)
-    name = content_name(data)
-    fs, root = fsspec.core.url_to_fs(join(images, IMAGE_DIR))
-    fs.makedirs(root, exist_ok=True)
-    with fs.open(f"{root}/{name}", "wb") as f:
-        f.write(data)
-    rank, seed_key, extra = key
-    return (rank, seed_key, json.dumps({**json.loads(extra), "image": f"{IMAGE_DIR}/{name}"})), result.inference
-
-
-def to_conversation_request(keyed):
-    (rank, seed_key, extra), result = keyed
-    return (rank, seed_key, json.dumps({**json.loads(extra), "caption": result.inference})), \
-        conversation_messages(result.inference)
-
-
-def parsed_record(keyed, method: str, plan_models: dict, params: dict, seed: int):
-    """An LLM reply -> a synthetic record, or a failure. The key carries what the record needs:
-    (seed rank, seed key, JSON with the seed's id and tail entities, the image and step outputs)."""
-    (rank, seed_key, extra), result = keyed
-    info = json.loads(extra)
-    image = info.pop("image", None)
-    tail = info.pop("tail")
-    seed_id = info.pop("seed_id")
-    seed_turns = info.pop("seed_turns", None)
-    turns = parse_conversation(result.inference, with_image=bool(image))
-    if turns is None:
-        yield beam.pvalue.TaggedOutput(FAILED, failure(method, rank, {"key": seed_key, "id": seed_id}, "unparseable-reply",
-                                                       result.inference[:2000]))
-        return
-    changed = keeps_short_answers(seed_turns, turns) if seed_turns is not None else None
-    if changed:  # a rewrite that changes a fact about the image is not a variant of its seed
-        yield beam.pvalue.TaggedOutput(FAILED, failure(method, rank, {"key": seed_key, "id": seed_id},
-                                                       "changed-short-answer", changed))
-        return
-    yield rank, {"id": synthetic_id(method, seed_key, seed), "image": image, "conversations": turns,
-                 "adr": provenance(method, seed_key, seed_id, tail, plan_models, {**params, **info})}
-
-
-def seed_item(line: str) -> tuple[int, dict]:
-    item = json.loads(line)
-    return item["rank"], item["row"]
-
-
-def failure(method: str, rank: int, row: dict, reason: str, detail: str = "") -> str:
-    return json.dumps({"method": method, "rank": rank, "seed_key": row["key"], "seed_id": row["id"],
-                       "reason": reason, "detail": detail})
-
-
-# ---- one round ---------------------------------------------------------------------------
-
-def run_round(plan: Plan, assignments: dict[str, list], round_dir: str, beam_args, counts):
-    """One Beam pipeline over the round's seeds, which write_round_seeds put in round_dir/seeds/."""
-    args = plan.args
-    options = PipelineOptions(beam_args)
-    llm = ChatLLMHandler(args.llm, device=args.device, max_new_tokens=args.max_new_tokens,
-                         max_batch_size=args.batch_size, batch_invariant=not args.batched_inference,
-                         seed=args.seed) if args.llm else None
-    params = {"seed": args.seed}
-
-    def seeds(p, method):
-        return (p | f"Read{method.title()}Seeds" >> beam.io.ReadFromText(join(round_dir, "seeds", f"{method}.jsonl"))
-                | f"Parse{method.title()}Seeds" >> beam.Map(seed_item))
-
-    with beam.Pipeline(options=options) as p:
-        results, failures = [], []
-        if assignments.get("synonym"):
-            out = (seeds(p, "synonym")
-                   | "BatchSynonymSeeds" >> beam.BatchElements(min_batch_size=8, max_batch_size=256)
-                   | "TagSynonymSeeds" >> beam.FlatMap(with_nouns, plan.nlp)
-                   | "Synonyms" >> beam.FlatMap(synonym_record, counts, plan.tau_token, args.seed).with_outputs(
-                       FAILED, main="records"))
-            results.append(out.records | "SynonymOut" >> beam.Map(lambda r: ("synonym", r)))
-            failures.append(out[FAILED])
-        if assignments.get("rewrite"):
-            replies = (seeds(p, "rewrite")
-                       | "BatchRewriteSeeds" >> beam.BatchElements(min_batch_size=8, max_batch_size=256)
-                       | "TagRewriteSeeds" >> beam.FlatMap(with_nouns, plan.nlp)
-                       | "RewritePrompt" >> beam.Map(rewrite_messages_for, counts, plan.tau_token)
-                       | "Rewrite" >> on_accelerator(RunInference(KeyedModelHandler(llm)), args.accelerator))
-            out = replies | "ParseRewrite" >> beam.FlatMap(
-                parsed_record, "rewrite", {"llm": args.llm}, params, args.seed).with_outputs(
-                FAILED, main="records")
-            results.append(out.records | "RewriteOut" >> beam.Map(lambda r: ("rewrite", r)))
-            failures.append(out[FAILED])
-        if assignments.get("visual"):
-            diffusion = DiffusionHandler(args.image_model, variant=args.image_variant, device=args.device,
-                                         steps=args.steps, guidance=args.guidance, size=args.size,
-                                         strength=args.strength, candidates=args.candidates, seed=args.seed,
-                                         max_batch_size=args.batch_size, batch_invariant=not args.batched_inference)
-            captioner = CaptionHandler(args.caption_model, device=args.device, max_batch_size=args.batch_size,
-                                       batch_invariant=not args.batched_inference,
-                                       max_new_tokens=args.caption_max_new_tokens)
-            loaded = (seeds(p, "visual")
-                      | "LoadImages" >> beam.FlatMap(load_seed_image, args.images_root).with_outputs(
-                          FAILED, main="images"))
-            failures.append(loaded[FAILED])
-            replies = (loaded.images
-                       | "Diffuse" >> on_accelerator(RunInference(KeyedModelHandler(diffusion)), args.accelerator)
-                       | "SaveImages" >> beam.Map(save_image, plan.images)
-                       | "Caption" >> on_accelerator(RunInference(KeyedModelHandler(captioner)), args.accelerator)
-                       | "ConversationPrompt" >> beam.Map(to_conversation_request)
-                       | "Converse" >> on_accelerator(RunInference(KeyedModelHandler(llm)), args.accelerator))
-            visual_params = {**params, "variant": args.image_variant, "steps": diffusion._steps,
-                             "guidance": diffusion._guidance, "size": args.size}
-            out = replies | "ParseConversation" >> beam.FlatMap(
-                parsed_record, "visual", plan.models, visual_params, args.seed).with_outputs(
-                FAILED, main="records")
-            results.append(out.records | "VisualOut" >> beam.Map(lambda r: ("visual", r)))
-            failures.append(out[FAILED])
-        if results:
-            (results | "AllRecords" >> beam.Flatten()
-             | "Progress" >> beam.Map(lambda mr: progress.advance(1) or mr)
-             | "Line" >> beam.Map(lambda mr: json.dumps({"method": mr[0], "rank": mr[1][0], "record": mr[1][1]},
-                                                         ensure_ascii=False))
-             | "WriteCandidates" >> beam.io.WriteToText(join(round_dir, "candidates"), file_name_suffix=".jsonl"))
-        if failures:
-            (failures | "AllFailures" >> beam.Flatten()
-             | "WriteFailures" >> beam.io.WriteToText(join(round_dir, "failed"), file_name_suffix=".jsonl"))
-
-
-def round_key(args, assignments: dict[str, list]) -> str:
-    """What a round's outputs depend on: its seeds and every option but the directories (a run
-    directory that was moved or copied still resumes; its seeds carry what came from them)."""
+def round_key(args, ranges: dict[str, tuple[int, int]], pools: dict) -> str:
+    """What a round's outputs depend on: every option but the directories (a run directory that
+    was moved or copied still resumes), its bin ranges, and the pools (the seeds it draws from)."""
     options = {k: v for k, v in sorted(vars(args).items()) if k not in ("output", "rebalanced", "dictionary")}
-    seeds = {m: [(rank, key) for rank, key in picked] for m, picked in sorted(assignments.items())}
-    return hashlib.sha256(json.dumps([options, seeds], sort_keys=True, default=str).encode()).hexdigest()[:32]
+    pools = {m: sorted(h.items()) for m, h in sorted(pools.items())}
+    return hashlib.sha256(json.dumps([options, sorted(ranges.items()), pools], sort_keys=True,
+                                     default=str).encode()).hexdigest()[:32]
+
+
+def shard_count(beam_args, records: int) -> int:
+    """Output shards: one per worker the runner was given, more when a shard would be large."""
+    options = PipelineOptions(beam_args)
+    direct = options.view_as(DirectOptions).direct_num_workers
+    workers = max(direct if direct > 0 else os.cpu_count() or 1,
+                  options.view_as(WorkerOptions).max_num_workers or 0, options.view_as(WorkerOptions).num_workers or 0)
+    return max(1, min(records, max(workers, math.ceil(records / SHARD_RECORDS))))
 
 
 def run(argv=None) -> dict:
@@ -338,174 +187,98 @@ def run(argv=None) -> dict:
     plan = Plan(args)
     for method, why in plan.skipped.items():
         print(f"adr synthesize: {method} synthesis skipped ({why})", file=sys.stderr)
-    seeds = join(args.rebalanced, "seeds", "*.jsonl")
-    # The visual pool is the spec's: tail records whose image no other record uses. Language
-    # methods need a tail in the text (a tail token), whatever the image. Only keys are held:
-    # the pool grows with the corpus; a round reads the rows of its own seeds.
-    visual_pool, text_pool = [], []
-    for s in iter_jsonl(seeds):
-        if s.get("image") and not s.get("image_shared"):
-            visual_pool.append(s["key"])
-        if s["tail_entities"].get("token"):
-            text_pool.append(s["key"])
-    pools = {"visual": seed_order(visual_pool, args.seed, "visual"),
-             "synonym": seed_order(text_pool, args.seed, "synonym"),
-             "rewrite": seed_order(text_pool, args.seed, "rewrite")}
+    pools = pool_histograms(plan, beam_args, join(args.output, "_work"))
+    pool_size = {m: sum(pools[m].values()) for m in METHODS}
     # Loaded whenever a language method may run: shortfalls can hand either of them records.
     counts = token_counts(args.dictionary) if plan.enabled["synonym"] or plan.enabled["rewrite"] else {}
-    chosen: dict[str, list] = {m: [] for m in METHODS}
-    failed: list[dict] = []
-    cursor = {m: 0 for m in METHODS}
-    target, reassigned = dict(plan.plan), []
+    stats_files = entity_files(args.dictionary) if "token" in plan.perspectives else []
+    start = {m: 0 for m in METHODS}                 # the next bin each method draws from
+    tried = {m: 0 for m in METHODS}
+    made_bins: dict[str, dict[int, int]] = {m: {} for m in METHODS}  # candidates per bin of u
+    failed_by_reason: dict[str, int] = {}
+    target, reassigned, round_dirs = dict(plan.plan), [], []
+
+    def made() -> dict[str, int]:
+        return {m: min(target[m], sum(made_bins[m].values())) for m in METHODS}
+
     with progress.track("synthesize", total=plan.budget):
         round_no = reused = 0
         while True:
             # A method with no seeds left hands what it still owes to the others, round after
             # round, so the budget is met while any method can still produce.
-            made_so_far = {m: len(chosen[m]) for m in METHODS}
-            open_methods = [m for m in METHODS if plan.enabled[m] and cursor[m] < len(pools[m])]
-            target, moved = reassign_shortfall(target, made_so_far, open_methods, plan.mix)
+            left = {m: sum(n for b, n in pools[m].items() if b >= start[m]) for m in METHODS}
+            open_methods = [m for m in METHODS if plan.enabled[m] and left[m]]
+            target, moved = reassign_shortfall(target, made(), open_methods, plan.mix)
             reassigned += [{"round": round_no, "from": m, "to": to, "records": sum(to.values())}
                            for m, to in moved.items()]
-            need = {m: target[m] - len(chosen[m]) for m in METHODS}
-            assignments = {}
-            for m in METHODS:
-                if need[m] > 0 and cursor[m] < len(pools[m]):
-                    take = max(need[m], int(need[m] * args.overdraw + 0.999))
-                    keys = pools[m][cursor[m]:cursor[m] + take]
-                    assignments[m] = [(cursor[m] + i, key) for i, key in enumerate(keys)]
-                    cursor[m] += len(keys)
-            if not assignments:
+            need = {m: target[m] - made()[m] for m in METHODS}
+            ranges = {m: (start[m], next_bins(pools[m], start[m], max(need[m], math.ceil(need[m] * args.overdraw))))
+                      for m in METHODS if need[m] > 0 and left[m]}
+            if not ranges:
                 break
             round_dir = join(args.output, "rounds", f"{round_no:03d}")
-            # A round an interrupted run finished, with the same options and seeds, is not run again.
-            key = round_key(args, assignments)
+            # A round an interrupted run finished, with the same options and ranges, is not run again.
+            key = round_key(args, ranges, pools)
             done = read_json_or_none(join(round_dir, "_done.json"))
             if done and done["key"] == key:
                 reused += 1
                 print(f"adr synthesize: round {round_no:03d} already done, reused", file=sys.stderr)
+                got = done["counts"]
             else:
                 remove(round_dir)  # a round cut short leaves shards that must not mix with the rerun's
-                write_round_seeds(seeds, assignments, round_dir, args.dictionary)
-                run_round(plan, assignments, round_dir, beam_args, counts)
-                write_json(join(round_dir, "_done.json"), {"key": key})
-            # Records are held as JSON text, not objects: the budget grows with the corpus.
-            got: dict[str, list] = {m: [] for m in METHODS}
-            for c in iter_jsonl(join(round_dir, "candidates*.jsonl")):
-                got[c["method"]].append((c["rank"], json.dumps(c["record"], ensure_ascii=False)))
-            failed += read_jsonl(join(round_dir, "failed*.jsonl"))
-            for m in METHODS:
-                chosen[m] += [text for _, text in sorted(got[m])[: max(0, need[m])]]
-            del got
-            progress.update(sum(len(c) for c in chosen.values()))
+                run_round(plan, ranges, round_dir, beam_args, counts, stats_files)
+                got = round_counts(round_dir)
+                write_json(join(round_dir, "_done.json"), {"key": key, "ranges": ranges, "counts": got})
+            for m, (_, end) in ranges.items():
+                start[m] = end
+                tried[m] += got["tried"].get(m, 0)
+                for b, n in got["made"].get(m, {}).items():
+                    made_bins[m][int(b)] = made_bins[m].get(int(b), 0) + n
+            for reason, n in got["failed"].items():
+                failed_by_reason[reason] = failed_by_reason.get(reason, 0) + n
+            round_dirs.append(round_dir)
+            progress.update(sum(made().values()))
             round_no += 1
 
-    synthetic_path = join(args.output, "synthetic", "part-00000.jsonl")
-    synonym_sources = {"tail": 0, "unseen": 0}  # where the synonyms came from (spec: tail tokens first)
-    with fsspec.open(synthetic_path, "w", encoding="utf-8", auto_mkdir=True) as f:
-        for m in METHODS:
-            for text in chosen[m]:
-                record = json.loads(text)
-                if record.get("image") is None:
-                    record.pop("image", None)
-                for r in record["adr"]["parameters"].get("replacements", []) if m == "synonym" else []:
-                    synonym_sources[r["source"]] += 1
-                f.write(json.dumps(record, ensure_ascii=False) + "\n")
-    n_synthetic = sum(len(c) for c in chosen.values())
-    write_jsonl(join(args.output, "failed", "part-00000.jsonl"), failed)
-    refined = write_refined(args.rebalanced, args.output, synthetic_path, plan.output_format)
-    made = {m: len(chosen[m]) for m in METHODS}
-    chosen.clear()
-    short = {m: {"planned": target[m], "made": made[m], "seeds_tried": cursor[m], "pool": len(pools[m])}
-             for m in METHODS if made[m] < target[m]}
+    made_now = made()
+    n_synthetic = sum(made_now.values())
+    # The cut: per method, its made_now[m] candidates of smallest u, found from the bin counts
+    # and, in the one boundary bin, by the engine.
+    limits = {m: boundary(made_bins[m], made_now[m]) for m in METHODS}
+    cells = [((m, b), n) for m in METHODS for b, n in sorted(kept_per_bin(made_bins[m], made_now[m]).items())]
+    shards = shard_count(beam_args, n_synthetic)
+    for folder in ("synthetic", "refined", FAILED, "entity_counts", "_tallies"):
+        remove(join(args.output, folder))
+    kept = file_urls(join(args.rebalanced, "kept"), ".jsonl")
+    publish(plan, beam_args, round_dirs, limits, shard_of_cells(cells, shards), shards, kept)
+    tallies = {tuple(k): n for k, n in read_tallies(join(args.output, "_tallies", "publish"))}
+    remove(join(args.output, "_tallies"))
+    refined = join(args.output, "refined")
+    if plan.output_format == "llava-json":
+        fragments = file_urls(join(refined, "_fragments"), ".json")
+        join_llava_json(fragments, join(refined, REFINED_NAMES["llava-json"]))
+        remove(join(refined, "_fragments"))
+        refined = join(refined, REFINED_NAMES["llava-json"])
+    written = tallies.get(("records",), 0)
+    if written != n_synthetic:
+        raise RuntimeError(f"adr synthesize: {written} synthetic records written, {n_synthetic} picked")
+    short = {m: {"planned": target[m], "made": made_now[m], "seeds_tried": tried[m], "pool": pool_size[m]}
+             for m in METHODS if made_now[m] < target[m]}
     summary = {
-        "budget": plan.budget, "planned": plan.plan, "made": made, "synthetic": n_synthetic,
-        "reassigned": reassigned, "final_targets": target, "synonym_sources": synonym_sources,
+        "budget": plan.budget, "planned": plan.plan, "made": made_now, "synthetic": n_synthetic,
+        "reassigned": reassigned, "final_targets": target,
+        "synonym_sources": {s: tallies.get(("source", s), 0) for s in ("tail", "unseen")},
         "refined": plan.kept + n_synthetic, "input": plan.input,
         "budget_met": n_synthetic == plan.budget,
         "size_kept": plan.kept + n_synthetic == plan.input, "short": short, "skipped": plan.skipped,
-        "failed_by_reason": _count(failed), "rounds": round_no, "rounds_reused": reused, "seed": args.seed, "models": plan.models,
-        "seed_pools": {m: len(pools[m]) for m in METHODS},
-        "refined_path": refined, "output_format": plan.output_format,
+        "failed_by_reason": dict(sorted(failed_by_reason.items())), "rounds": round_no, "rounds_reused": reused,
+        "seed": args.seed, "models": plan.models, "seed_pools": pool_size,
+        "refined_path": refined, "output_format": plan.output_format, "shards": shards,
+        "entity_counts_records": tallies.get(("counted",), 0),
         "synthetic_images": args.synthetic_images,  # None: OUT/images, wherever OUT is moved
     }
     write_json(join(args.output, "summary.json"), summary)
     return summary
-
-
-def _count(failed: list[dict]) -> dict:
-    out: dict[str, int] = {}
-    for f in failed:
-        out[f["reason"]] = out.get(f["reason"], 0) + 1
-    return dict(sorted(out.items()))
-
-
-def write_jsonl(url: str, rows: list[dict]) -> None:
-    with fsspec.open(url, "w", auto_mkdir=True) as f:
-        for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
-
-
-REFINED_NAMES = {"llava-json": "refined.json", "jsonl": "refined.jsonl", "parquet": "refined.parquet"}
-
-
-def write_refined(rebalanced: str, output: str, synthetic: str, fmt: str) -> str:
-    """refined/ = the kept records, unchanged and in input order (kept/ file names sort so),
-    then the synthetic ones; streamed, never held whole. Returns the file's path."""
-    from pipelines.synthesize.refined_writers import WRITERS
-
-    fs, kept = fsspec.core.url_to_fs(join(rebalanced, "kept"))
-    remove(join(output, "refined"))
-    path = join(output, "refined", REFINED_NAMES[fmt])
-
-    def lines():
-        for name in sorted(fs.glob(kept + "/*.jsonl")):
-            with fs.open(name, "r", encoding="utf-8") as f:
-                for line in f:
-                    if line.strip():
-                        yield line.rstrip("\n")
-        with fsspec.open(synthetic, "r", encoding="utf-8") as f:
-            for line in f:
-                if line.strip():
-                    yield line.rstrip("\n")
-
-    WRITERS[fmt](path, lines())
-    return path
-
-
-def write_round_seeds(pattern: str, assignments: dict[str, list], round_dir: str, stats_dir: str) -> None:
-    """round_dir/seeds/<method>.jsonl: the rows of the round's seeds (rank, key) with their noun
-    lemmas, streamed from the seed files in one pass. Seeds travel as files, not inside the
-    pipeline graph (runners cap its size), and are never all held: the pool grows with the corpus."""
-    import contextlib
-
-    wanted: dict[str, list] = {}
-    for m, picked in assignments.items():
-        for rank, key in picked:
-            wanted.setdefault(key, []).append((m, rank))
-    nouns = stats_nouns(stats_dir, {key for m in ("synonym", "rewrite") for _, key in assignments.get(m, [])})
-    with contextlib.ExitStack() as stack:
-        out = {m: stack.enter_context(fsspec.open(join(round_dir, "seeds", f"{m}.jsonl"), "w", encoding="utf-8",
-                                                  auto_mkdir=True)) for m in assignments}
-        for row in iter_jsonl(pattern):
-            for m, rank in wanted.get(row["key"], ()):
-                row["nouns"] = nouns.get(row["key"]) if m in ("synonym", "rewrite") else None
-                out[m].write(json.dumps({"rank": rank, "row": row}, ensure_ascii=False) + "\n")
-
-
-def stats_nouns(stats_dir: str, keys: set[str]) -> dict[str, list]:
-    """key -> noun lemmas, from the statistics' entities/: the same tagger's output, read instead
-    of computed again (a seed not found there is tagged in the round)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-    import pyarrow.dataset as ds
-
-    if not keys:
-        return {}
-    fs, path = fsspec.core.url_to_fs(join(stats_dir, "entities"))
-    table = ds.dataset(path, filesystem=fs, format="parquet").to_table(
-        columns=["key", "token"], filter=pc.field("key").isin(pa.array(sorted(keys), pa.string())))
-    return dict(zip(table["key"].to_pylist(), table["token"].to_pylist()))
 
 
 def describe(summary: dict) -> str:

@@ -1,5 +1,7 @@
 """Writers of the refined corpus: each takes the records as lines of JSON (kept records exactly as
-they were read) and streams them into one file of its format.
+they were read) and streams them into one file of its format. The engine writes refined/ as
+fragments in parallel (FRAGMENT_WRITERS); a LLaVA array is then joined from its fragments by a
+byte copy (`join_llava_json`), the same bytes `write_llava_json` writes from all lines at once.
 
 - llava-json: one JSON array, what LLaVA's `train.py --data_path` loads with `json.load`.
 - jsonl: one record a line.
@@ -10,7 +12,7 @@ they were read) and streams them into one file of its format.
 from __future__ import annotations
 
 import json
-from typing import Iterable
+from typing import Iterable, Iterator
 
 import fsspec
 import pyarrow as pa
@@ -58,3 +60,39 @@ def write_parquet(path: str, lines: Iterable[str]) -> None:
 
 
 WRITERS = {"llava-json": write_llava_json, "jsonl": write_jsonl, "parquet": write_parquet}
+
+
+def kept_lines(url: str) -> Iterator[str]:
+    """A kept file's records as they were read, one line each."""
+    with fsspec.open(url, "r", encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                yield line.rstrip("\n")
+
+
+def write_llava_items(path: str, lines: Iterable[str]) -> None:
+    """Array items without the brackets: a fragment of a LLaVA JSON array."""
+    with fsspec.open(path, "w", encoding="utf-8", auto_mkdir=True) as f:
+        for n, line in enumerate(lines):
+            f.write(", " + line if n else line)
+
+
+def join_llava_json(fragments: Iterable[str], path: str, chunk: int = 1 << 20) -> None:
+    """One JSON array from fragments in order, copied as bytes (constant memory, nothing parsed);
+    an empty fragment (a kept file or shard without records) adds no separator."""
+    first = True
+    with fsspec.open(path, "wb", auto_mkdir=True) as out:
+        out.write(b"[")
+        for url in fragments:
+            with fsspec.open(url, "rb") as f:
+                block = f.read(chunk)
+                if block and not first:
+                    out.write(b", ")
+                while block:
+                    first = False
+                    out.write(block)
+                    block = f.read(chunk)
+        out.write(b"]")
+
+
+FRAGMENT_WRITERS = {"llava-json": write_llava_items, "jsonl": write_jsonl, "parquet": write_parquet}

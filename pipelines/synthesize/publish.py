@@ -1,0 +1,187 @@
+"""The final pick and every output of the stage, written by the engine in parallel shards.
+
+- synthetic/part-*.jsonl: per method, the candidates of smallest draw up to its target. The
+  driver names the boundary (bin, how many of it) from the rounds' bin counts; the engine finds
+  the exact cutoff among that one bin's candidates. Records go to shards by bin ranges, sorted
+  inside, so the shards concatenate to the same bytes whatever their number.
+- refined/: one fragment per kept file (input order) then one per synthetic shard; for
+  llava-json the fragments are joined into one array by a byte copy (refined_writers).
+- failed/part-*.jsonl: every round's failures, in order of their draw.
+- entity_counts/part-*.parquet: (perspective, entity, count) of the synthetic records, tagged as
+  the statistics tag, summed by the engine.
+- tallies: records written, synonym sources, records counted, for the summary.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+
+import apache_beam as beam
+import fsspec
+import pyarrow as pa
+import pyarrow.parquet as pq
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from adr.synthesis import BINS, METHODS, bin_of
+from pipelines.outputs import join
+from pipelines.synthesize.refined_writers import FRAGMENT_WRITERS, kept_lines
+from pipelines.synthesize.rounds import write_tallies
+from pipelines.synthesize.steps import split_candidate
+from udfs.artifacts import COUNTS_SCHEMA
+
+FRAGMENT_SUFFIX = {"llava-json": ".json", "jsonl": ".jsonl", "parquet": ".parquet"}
+
+
+def part_name(index: int, width: int, suffix: str) -> str:
+    return f"part-{index:0{width}d}{suffix}"
+
+
+class Pick:
+    """Per method, (b, k): the candidates of bins below b and the k smallest of bin b."""
+
+    def __init__(self, limits: dict[str, tuple[int, int]]):
+        self.limits = limits
+
+    def in_range(self, c) -> bool:
+        b, k = self.limits.get(c[0], (0, 0))
+        x = bin_of(c[1])
+        return x < b or (x == b and k > 0)
+
+    def on_boundary(self, c) -> bool:
+        b, k = self.limits.get(c[0], (0, 0))
+        return k > 0 and bin_of(c[1]) == b
+
+    def cutoff(self, kv):
+        method, draws = kv
+        return method, sorted(draws)[self.limits[method][1] - 1]
+
+    def keep(self, c, cutoffs: dict) -> bool:
+        b, _ = self.limits[c[0]]
+        return bin_of(c[1]) < b or (c[1], c[2]) <= tuple(cutoffs[c[0]])
+
+
+def with_markers(p, keyed, shards: int, label: str):
+    """Group by shard, with every shard present: an empty shard is still written, as an empty file."""
+    markers = p | f"{label}Shards" >> beam.Create([(i, None) for i in range(shards)])
+    return ((keyed, markers) | f"{label}WithMarkers" >> beam.Flatten()
+            | f"Group{label}" >> beam.GroupByKey())
+
+
+class WriteSyntheticShard(beam.DoFn):
+    """synthetic/ shard i and refined/ fragment n_kept + i, from one sort of the shard's records."""
+
+    def __init__(self, output: str, fmt: str, n_kept: int, width: int):
+        self.output, self.fmt, self.n_kept, self.width = output, fmt, n_kept, width
+
+    def process(self, kv):
+        shard, items = kv
+        items = sorted(x for x in items if x is not None)
+        lines = [record for *_, record in items]
+        FRAGMENT_WRITERS["jsonl"](join(self.output, "synthetic", part_name(shard, self.width, ".jsonl")), lines)
+        FRAGMENT_WRITERS[self.fmt](refined_fragment(self.output, self.fmt, self.n_kept + shard, self.width), lines)
+        yield ("records",), len(lines)
+        for method_index, _, _, record in items:
+            if METHODS[method_index] == "synonym":
+                for r in json.loads(record)["adr"]["parameters"].get("replacements", []):
+                    yield ("source", r["source"]), 1
+
+
+def refined_fragment(output: str, fmt: str, index: int, width: int) -> str:
+    folder = join(output, "refined", "_fragments") if fmt == "llava-json" else join(output, "refined")
+    return join(folder, part_name(index, width, FRAGMENT_SUFFIX[fmt]))
+
+
+def write_kept_fragment(item, output: str, fmt: str, width: int):
+    index, url = item
+    FRAGMENT_WRITERS[fmt](refined_fragment(output, fmt, index, width), kept_lines(url))
+
+
+def entity_counts(lines: list[str], perspectives: tuple[str, ...], nlp: str | None):
+    """((perspective, entity), records) of a batch of record lines, parsed and tagged exactly as
+    udfs.entity_counts.counts_of_files does, and ("counted",) records."""
+    from udfs.entities import extract_entities
+    from udfs.entity_counts import count_batches
+    from udfs.records import parse_raw
+    from udfs.sources import RAW_SCHEMA
+
+    raw = pa.RecordBatch.from_arrays([pa.array(["synthetic"] * len(lines), pa.string()),
+                                      pa.array(range(len(lines)), pa.int64()),
+                                      pa.array([line.encode("utf-8") for line in lines], pa.binary())],
+                                     schema=RAW_SCHEMA)
+    parsed = parse_raw(raw)
+    valid = parsed.filter(parsed.column("reason").is_null()).select(["key", "record"])
+    yield ("counted",), valid.num_rows
+    if valid.num_rows:
+        counts = count_batches([extract_entities(valid, perspectives, nlp)], perspectives)
+        for p, per in counts.items():
+            for entity, n in per.items():
+                yield ("entity", p, entity), n
+
+
+def write_entity_counts(kv, output: str, width: int):
+    shard, rows = kv
+    rows = sorted(r for r in rows if r is not None)
+    table = pa.Table.from_pylist([{"perspective": p, "entity": e, "count": n} for p, e, n in rows],
+                                 schema=COUNTS_SCHEMA)
+    with fsspec.open(join(output, "entity_counts", part_name(shard, width, ".parquet")), "wb", auto_mkdir=True) as f:
+        pq.write_table(table, f)
+
+
+def failed_shard(line: str, shards: int):
+    """Failures by draw, so the shards concatenate to one order whatever their number."""
+    f = json.loads(line)
+    return bin_of(f["u"]) * shards // BINS, (f["u"], METHODS.index(f["method"]), f["seed_key"], line)
+
+
+def write_lines(kv, folder: str, width: int):
+    shard, items = kv
+    FRAGMENT_WRITERS["jsonl"](join(folder, part_name(shard, width, ".jsonl")),
+                              [item[-1] for item in sorted(x for x in items if x is not None)])
+
+
+def stable_shard(text: str, shards: int) -> int:
+    return zlib.crc32(text.encode("utf-8")) % shards
+
+
+def publish(plan, beam_args, round_dirs: list[str], limits: dict[str, tuple[int, int]],
+            shard_of: dict[tuple[str, int], int], shards: int, kept_files: list[str]) -> None:
+    args, fmt = plan.args, plan.output_format
+    width = max(5, len(str(len(kept_files) + shards - 1)))
+    pick = Pick(limits)
+    with beam.Pipeline(options=PipelineOptions(beam_args)) as p:
+        candidates = (p | "CandidateFiles" >> beam.Create([join(d, "candidates*.jsonl") for d in round_dirs])
+                      | "ReadCandidates" >> beam.io.ReadAllFromText()
+                      | "SplitCandidates" >> beam.Map(split_candidate)
+                      | "InRange" >> beam.Filter(pick.in_range))
+        cutoffs = (candidates | "OnBoundary" >> beam.Filter(pick.on_boundary)
+                   | "BoundaryDraws" >> beam.Map(lambda c: (c[0], (c[1], c[2])))
+                   | "GroupBoundary" >> beam.GroupByKey()
+                   | "Cutoff" >> beam.Map(pick.cutoff))
+        picked = candidates | "Pick" >> beam.Filter(pick.keep, beam.pvalue.AsDict(cutoffs))
+
+        keyed = picked | "ToShard" >> beam.Map(
+            lambda c: (shard_of[(c[0], bin_of(c[1]))], (METHODS.index(c[0]), c[1], c[2], c[3])))
+        tallies = [with_markers(p, keyed, shards, "Synthetic")
+                   | "WriteSynthetic" >> beam.ParDo(WriteSyntheticShard(args.output, fmt, len(kept_files), width))]
+
+        _ = (p | "KeptFiles" >> beam.Create(list(enumerate(kept_files)))
+             | "WriteKeptFragments" >> beam.Map(write_kept_fragment, args.output, fmt, width))
+
+        counted = (picked | "RecordLines" >> beam.Map(lambda c: c[3])
+                   | "BatchRecords" >> beam.BatchElements(min_batch_size=16, max_batch_size=1024)
+                   | "TagRecords" >> beam.FlatMap(entity_counts, plan.perspectives, plan.nlp)
+                   | "SumEntityCounts" >> beam.CombinePerKey(sum))
+        tallies.append(counted | "Counted" >> beam.Filter(lambda kv: kv[0] == ("counted",)))
+        rows = (counted | "Entities" >> beam.Filter(lambda kv: kv[0][0] == "entity")
+                | "EntityRow" >> beam.Map(lambda kv: (stable_shard(f"{kv[0][1]}\x1f{kv[0][2]}", shards),
+                                                      (kv[0][1], kv[0][2], kv[1]))))
+        _ = (with_markers(p, rows, shards, "EntityCounts")
+             | "WriteEntityCounts" >> beam.Map(write_entity_counts, args.output, width))
+
+        failed = (p | "FailedFiles" >> beam.Create([join(d, "failed*.jsonl") for d in round_dirs])
+                  | "ReadFailed" >> beam.io.ReadAllFromText()
+                  | "FailedToShard" >> beam.Map(failed_shard, shards))
+        _ = (with_markers(p, failed, shards, "Failed")
+             | "WriteFailed" >> beam.Map(write_lines, join(args.output, "failed"), width))
+        write_tallies(tallies, join(args.output, "_tallies", "publish"))
