@@ -241,7 +241,7 @@ def test_command_line_streaming_watches_a_directory_with_a_refreshed_dictionary(
     shutil.copytree(stats[0], stats_copy)
     proc = subprocess.run([sys.executable, "-m", "pipelines.cli", "rebalance", "--input", str(watched),
                            "--dictionary", str(stats_copy), "--output", str(tmp_path / "s"), "--streaming",
-                           "--window-secs", "5", "--watch-interval-secs", "1", "--watch-for-secs", "12",
+                           "--window-secs", "5", "--watch-interval-secs", "1", "--watch-for-secs", "12", "--settle-secs", "1",
                            "--dictionary-refresh-secs", "2"], capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert {r["id"] for r in read_jsonl(tmp_path / "s" / "kept")} == kept

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
+import time
 import uuid
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import apache_beam as beam
 import pyarrow as pa
@@ -14,29 +16,60 @@ from apache_beam.utils.shared import Shared
 from adr.rebalance_stats import RebalanceStats
 from adr.records import EXACT_DUPLICATE, record_key
 from pipelines import progress
+from pipelines.checks import stats_manifest
 from pipelines.rebalance.reads import SplitBatch
 from udfs.artifacts import read_dictionary, read_entities
 from udfs.entity_counts import count_batches
 from udfs.rebalance import EntityIndex, attach_entities, decide_batch
 from udfs.records import parse_raw
 
+log = logging.getLogger("adr.rebalance")
 INVALID, DROPPED, SEEDS, STATS, TAIL, COUNTS = "invalid", "dropped", "seeds", "stats", "tail", "counts"
 
 
-class _Worker:
-    """What a worker process loads once, shared by all its DoFn instances: the dictionary (its
-    size follows the distinct entities, not the records)."""
+@dataclass(frozen=True)
+class Dictionary:
+    """The keep probabilities and which dictionary they are: `version` (JSON of the statistics'
+    input fingerprint, tau and the run's tau factor) is named in every summary that used it."""
+    probs: dict
+    version: str
 
-    def __init__(self, stats_dir: str, perspectives: tuple[str, ...]):
-        self.probs = read_dictionary(stats_dir, perspectives, "p")
+
+def reload_dictionary(stats_dir: str, perspectives: tuple[str, ...], factor: float) -> list[Dictionary]:
+    """A refresh's dictionary; none when STATS_DIR cannot be read right now (being replaced):
+    the job goes on with the last one it had, rather than failing after weeks."""
+    try:
+        return [load_dictionary(stats_dir, perspectives, factor)]
+    except Exception as err:  # noqa: BLE001 - any unreadable state of the directory
+        log.warning("dictionary refresh skipped, %s unreadable: %s", stats_dir, err)
+        beam.metrics.Metrics.counter("adr", "dictionary_refresh_failures").inc()
+        return []
+
+
+def load_dictionary(stats_dir: str, perspectives: tuple[str, ...], factor: float) -> Dictionary:
+    manifest = stats_manifest(stats_dir)
+    version = {"fingerprint": (manifest.get("input") or {}).get("fingerprint"),
+               "tau": {p: manifest["perspectives"][p]["tau"] for p in perspectives}, "factor": factor}
+    return Dictionary(read_dictionary(stats_dir, perspectives, "p"), json.dumps(version, sort_keys=True))
+
+
+class _Loaded:
+    """What a worker process loads once per dictionary epoch, shared by all its DoFn instances:
+    the dictionary (its size follows the distinct entities, not the records), or None when it
+    could not be read at a refresh."""
+
+    def __init__(self, cfg, refresh: bool):
+        found = reload_dictionary(cfg.stats_dir, cfg.perspectives, cfg.factor) if refresh else \
+            [load_dictionary(cfg.stats_dir, cfg.perspectives, cfg.factor)]
+        self.dictionary = found[0] if found else None
 
 
 _SHARED = Shared()
 
 
-def worker(cfg) -> _Worker:
-    return _SHARED.acquire(lambda: _Worker(cfg.stats_dir, cfg.perspectives),
-                           tag=("rebalance", cfg.stats_dir, cfg.perspectives))
+def loaded(cfg, epoch: int = 0) -> _Loaded:
+    return _SHARED.acquire(lambda: _Loaded(cfg, refresh=epoch > 0),
+                           tag=("rebalance", cfg.stats_dir, cfg.perspectives, cfg.factor, epoch))
 
 
 class ParseBatch(beam.DoFn):
@@ -55,8 +88,10 @@ class ParseBatch(beam.DoFn):
         bad = parsed.filter(parsed.column("reason").is_valid())
         for row in bad.to_pylist():
             stats.invalid[row["reason"]] += 1
-            yield beam.pvalue.TaggedOutput(INVALID, json.dumps(
-                {k: row[k] for k in ("source", "position", "reason", "detail", "raw")}, ensure_ascii=False))
+            letter = {k: row[k] for k in ("source", "position", "reason", "detail", "raw")}
+            if item.messages:  # a stream's position is a place in a batch: name the message instead
+                letter["message"] = dict(item.messages[row["position"]])
+            yield beam.pvalue.TaggedOutput(INVALID, json.dumps(letter, ensure_ascii=False, default=str))
         good = parsed.filter(parsed.column("reason").is_null())
         if good.num_rows:
             yield replace(item, batch=good.select(["source", "position", "key", "id", "image", "record"]))
@@ -74,7 +109,8 @@ class Decide(beam.DoFn):
         self.extracted = beam.metrics.Metrics.counter("adr", "entities_extracted")  # not found in the statistics
 
     def setup(self):
-        self.worker = worker(self.cfg)
+        self.latest = loaded(self.cfg).dictionary
+        self.epoch = 0
         self._index: tuple[int | None, EntityIndex | None] = (None, None)
 
     def index_for(self, split: int | None) -> EntityIndex | None:
@@ -86,7 +122,22 @@ class Decide(beam.DoFn):
             self._index = (split, EntityIndex(read_entities(self.cfg.stats_dir, self.cfg.perspectives, split)))
         return self._index[1]
 
-    def process(self, item: SplitBatch, probs=None):
+    def dictionary(self) -> Dictionary:
+        """The dictionary to decide with. With --dictionary-refresh-secs it is read again once per
+        period per worker process (Beam's Shared, tagged by the period: the slowly-changing
+        lookup pattern, with no side input to hold the records back), and a read that fails
+        (STATS_DIR being replaced) keeps the last one."""
+        if self.cfg.refresh_secs:
+            epoch = int(time.time() // self.cfg.refresh_secs)
+            if epoch != self.epoch:
+                self.epoch = epoch
+                fresh = loaded(self.cfg, epoch).dictionary
+                if fresh is not None and fresh.version != self.latest.version:
+                    log.info("dictionary: now %s", fresh.version)
+                self.latest = fresh or self.latest
+        return self.latest
+
+    def process(self, item: SplitBatch):
         cfg = self.cfg
         stats = RebalanceStats()
         batch = item.batch
@@ -97,12 +148,13 @@ class Decide(beam.DoFn):
         if not batch.num_rows:
             yield beam.pvalue.TaggedOutput(STATS, stats)
             return
-        probs = probs if probs is not None else self.worker.probs
+        dictionary = self.dictionary()
+        stats.dictionaries[dictionary.version] += batch.num_rows
         index = self.index_for(item.split)
         self.extracted.inc(batch.num_rows if index is None else
                            sum(key not in index.row for key in batch.column("key").to_pylist()))
         entities = attach_entities(batch, cfg.perspectives, index, cfg.nlp)
-        decisions = decide_batch(entities, probs, cfg.seed, cfg.factor)
+        decisions = decide_batch(entities, dictionary.probs, cfg.seed, cfg.factor)
         kept_rows, kept_lines, dropped_lines, seeds = [], [], [], []
         tail_before = {p: [0, 0] for p in cfg.perspectives}
         tail_after = {p: [0, 0] for p in cfg.perspectives}

@@ -22,7 +22,6 @@ import uuid
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, SetupOptions, StandardOptions
-from apache_beam.transforms.periodicsequence import PeriodicImpulse
 
 from adr.entities.registry import resolve
 from adr.errors import ConfigError
@@ -33,11 +32,11 @@ from pipelines import progress
 from pipelines.checks import ArgumentParser, at_least, stats_manifest
 from pipelines.outputs import join, read_json, read_summary, remove, write_json
 from pipelines.rebalance.decide import (COUNTS, DROPPED, INVALID, SEEDS, STATS, TAIL, Decide, ParseBatch,
-                                        WriteKeptBatch, worker)
+                                        WriteKeptBatch, loaded)
 from pipelines.rebalance.reads import SplitBatch, read_index, read_splits, read_stream
 from pipelines.rebalance.repeats import split_notes
 from pipelines.rebalance.summary import WriteSummary, describe, distinct_tail
-from udfs.artifacts import COUNTS_SCHEMA, counts_rows, read_dictionary, read_entities
+from udfs.artifacts import COUNTS_SCHEMA, counts_rows, read_entities
 from udfs.rebalance import expected_kept_on_grid
 from udfs.sources import expand_inputs, fingerprint, total_bytes
 from udfs.splits import plan_splits, split_bytes_for
@@ -69,18 +68,28 @@ def parser() -> argparse.ArgumentParser:
                     help="hash buckets for finding repeated records and images")
     # Streaming only (None: not given; parse_args refuses them without --streaming, then sets STREAMING_ONLY).
     ap.add_argument("--window-secs", type=at_least(float, 0, strict=True), help="streaming: output window (default 60)")
+    ap.add_argument("--allowed-lateness-secs", type=at_least(float, 0),
+                    help="streaming from Pub/Sub or Kafka: a message more than a window plus this behind the clock "
+                         "goes to invalid/ as `late` (default 0)")
     ap.add_argument("--watch-interval-secs", type=at_least(float, 0, strict=True),
                     help="streaming: directory poll (default 10)")
     ap.add_argument("--watch-for-secs", type=at_least(float, 0),
                     help="streaming: stop watching after this long and finish (default: watch forever)")
+    ap.add_argument("--settle-secs", type=at_least(float, 0),
+                    help="streaming: a watched file is read once unchanged this long (default 10)")
+    ap.add_argument("--done-marker", help="streaming: read a watched file only once FILE+SUFFIX exists, e.g. .done")
+    ap.add_argument("--watch-retention-secs", type=at_least(float, 0, strict=True),
+                    help="streaming: how long the watch remembers a file it read (default 86400)")
     ap.add_argument("--dictionary-refresh-secs", type=at_least(float, 0),
-                    help="streaming: reload the dictionary this often (slowly-changing side input)")
+                    help="streaming: read the dictionary again this often (each worker, when it next decides)")
     return ap
 
 
-STREAMING_ONLY = {"window_secs": 60.0, "watch_interval_secs": 10.0, "watch_for_secs": 0.0,
+STREAMING_ONLY = {"window_secs": 60.0, "allowed_lateness_secs": 0.0, "watch_interval_secs": 10.0,
+                  "watch_for_secs": 0.0, "settle_secs": 10.0, "done_marker": None, "watch_retention_secs": 86400.0,
                   "dictionary_refresh_secs": 0.0}
-WATCH_ONLY = ("watch_interval_secs", "watch_for_secs")  # of a watched --input, not of Pub/Sub or Kafka
+WATCH_ONLY = ("watch_interval_secs", "watch_for_secs", "settle_secs", "done_marker", "watch_retention_secs")
+MESSAGES_ONLY = ("allowed_lateness_secs",)  # files are stamped when read: they are never late
 
 
 def parse_args(argv=None) -> tuple[argparse.Namespace, list[str]]:
@@ -121,6 +130,10 @@ def check_flags(args: argparse.Namespace, streaming: bool) -> None:
         watch = [_flag(d) for d in WATCH_ONLY if getattr(args, d) is not None]
         if watch and not args.input:
             raise ConfigError(f"{watch[0]} is for a watched --input directory, not {sources[0]}")
+        messages = [_flag(d) for d in MESSAGES_ONLY if getattr(args, d) is not None]
+        if messages and args.input:
+            raise ConfigError(f"{messages[0]} is for Pub/Sub or Kafka messages: a watched file's records are "
+                              "stamped when it is read, so they are never late")
         if args.drop_exact_duplicates:
             raise ConfigError("--drop-exact-duplicates needs the whole corpus, and a stream has no end: "
                               "leave out --streaming, or --drop-exact-duplicates")
@@ -174,11 +187,12 @@ class Config:
         self.reuse_entities = not args.extract_entities and not streaming
         self.streaming = streaming
         self.window_secs = args.window_secs
+        self.refresh_secs = args.dictionary_refresh_secs if streaming else 0.0
         self.buckets = args.buckets
         self.drop_exact_duplicates = args.drop_exact_duplicates
         self.sources: dict[str, int] = {}  # input file -> its index, for kept/ file names
         self.splits: list[dict] = []        # set by run() for a bounded input
-        # A bounded watch (--watch-for-secs) also ends the dictionary refresh, so the job finishes.
+        # A bounded watch (--watch-for-secs) ends the stream, so the job finishes.
         self.stop_at = time.time() + args.watch_for_secs if streaming and args.watch_for_secs else None
         self.factor = 1.0  # set by run() for --target-size
         self.target_size = args.target_size
@@ -188,19 +202,12 @@ class Config:
 
 
 def build(pipeline: beam.Pipeline, batches, cfg: Config, output: str, inputs: list[str] | None,
-          refresh_secs: float = 0.0, repeated_ids=None):
-    """The rebalancing graph from a PCollection of SplitBatch; returns the summary PCollection."""
+          extra_stats=(), extra_invalid=()):
+    """The rebalancing graph from a PCollection of SplitBatch; returns the summary PCollection.
+    `extra_stats` and `extra_invalid` come from the reads (repeated ids, late messages)."""
     parsed = batches | "Parse" >> beam.ParDo(ParseBatch(cfg.max_bytes, cfg.input_bytes)).with_outputs(
         INVALID, STATS, main="valid")
-    side = {}
-    if refresh_secs:
-        # A window with no tick yet (or after the last) uses the dictionary the worker loaded at setup.
-        reloads = (pipeline
-                   | "Tick" >> PeriodicImpulse(fire_interval=refresh_secs, apply_windowing=True,
-                                               **({"stop_timestamp": cfg.stop_at} if cfg.stop_at else {}))
-                   | "LoadDictionary" >> beam.Map(lambda _: read_dictionary(cfg.stats_dir, cfg.perspectives, "p")))
-        side["probs"] = beam.pvalue.AsSingleton(reloads, default_value=None)
-    decided = parsed.valid | "Decide" >> beam.ParDo(Decide(cfg), **side).with_outputs(
+    decided = parsed.valid | "Decide" >> beam.ParDo(Decide(cfg)).with_outputs(
         INVALID, DROPPED, SEEDS, STATS, TAIL, COUNTS, main="kept")
 
     def write(pcoll, name):
@@ -221,10 +228,9 @@ def build(pipeline: beam.Pipeline, batches, cfg: Config, output: str, inputs: li
          | "WriteCounts" >> beam.io.parquetio.WriteToParquetBatched(join(output, "entity_counts", "part"),
                                                                      COUNTS_SCHEMA, file_name_suffix=".parquet"))
     write(decided[DROPPED], "dropped")
-    write((parsed[INVALID], decided[INVALID]) | "AllInvalid" >> beam.Flatten(), "invalid")
+    write((parsed[INVALID], decided[INVALID], *extra_invalid) | "AllInvalid" >> beam.Flatten(), "invalid")
     write(decided[SEEDS], "seeds")
-    stats = (parsed[STATS], decided[STATS], distinct_tail(decided[TAIL]),
-             *([repeated_ids] if repeated_ids is not None else [])) | "AllStats" >> beam.Flatten()
+    stats = (parsed[STATS], decided[STATS], distinct_tail(decided[TAIL]), *extra_stats) | "AllStats" >> beam.Flatten()
     combine = beam.CombineGlobally(lambda parts: sum(parts, RebalanceStats()))
     if cfg.streaming:
         combine = combine.without_defaults()
@@ -232,11 +238,12 @@ def build(pipeline: beam.Pipeline, batches, cfg: Config, output: str, inputs: li
             | "Summary" >> beam.ParDo(WriteSummary(cfg, output, inputs)))
 
 
-def run(argv=None, test_pipeline=None, raw_batches=None):
+def run(argv=None, test_pipeline=None, raw_batches=None, messages=None):
     """Run the pipeline; returns (Beam result, summary); the summary is None when streaming.
 
-    `test_pipeline` and `raw_batches` (a PTransform producing raw batches, e.g. from a
-    TestStream) let tests drive the same graph.
+    `test_pipeline` with `raw_batches` (a PTransform producing raw batches, e.g. from a
+    TestStream) or `messages` (one producing reads.Message elements, standing in for Pub/Sub)
+    let tests drive the same graph.
     """
     args, beam_args = parse_args(argv)
     options = PipelineOptions(beam_args)
@@ -264,18 +271,22 @@ def run(argv=None, test_pipeline=None, raw_batches=None):
         remove(join(args.output, "kept"))  # files of an earlier run would mix with this run's
         remove(join(args.output, "entity_counts"))
     pipeline = test_pipeline or beam.Pipeline(options=options)
-    repeated_ids = None
+    extra_stats, extra_invalid = [], []
     if raw_batches:
-        batches = pipeline | "Source" >> raw_batches | "AsSplitBatch" >> beam.Map(SplitBatch)
+        batches = pipeline | "Source" >> raw_batches | "AsSplitBatch" >> beam.Map(
+            lambda b: b if isinstance(b, SplitBatch) else SplitBatch(b))
     elif inputs:
         # Repeats are found from a first read of a few columns; each split is then read again,
         # with the notes of its own records (a keyed join: no table of the corpus anywhere).
         notes, repeated_ids = split_notes(read_index(pipeline, cfg.splits, cfg.max_bytes), cfg.buckets)
         batches = read_splits(pipeline, cfg.splits, notes, cfg.max_bytes)
+        extra_stats.append(repeated_ids)
     else:
-        batches = read_stream(pipeline, args, cfg.stop_at) | "AsSplitBatch" >> beam.Map(SplitBatch)
-    build(pipeline, batches, cfg, args.output, inputs, args.dictionary_refresh_secs if streaming else 0.0,
-          repeated_ids)
+        batches, late, late_stats = read_stream(pipeline, args, cfg.stop_at, messages)
+        if late is not None:
+            extra_invalid.append(late)
+            extra_stats.append(late_stats)
+    build(pipeline, batches, cfg, args.output, inputs, extra_stats, extra_invalid)
     with progress.track("rebalance"):
         result = pipeline.run()
         result.wait_until_finish()
@@ -287,11 +298,11 @@ class _ExpectedOnGrid(beam.DoFn):
         self.cfg, self.factors = cfg, factors
 
     def setup(self):
-        self.worker = worker(self.cfg)
+        self.dictionary = loaded(self.cfg).dictionary
 
     def process(self, split: int):
         entities = read_entities(self.cfg.stats_dir, self.cfg.perspectives, split)
-        yield expected_kept_on_grid(entities, self.worker.probs, self.factors)
+        yield expected_kept_on_grid(entities, self.dictionary.probs, self.factors)
 
 
 def expected_kept_sums(cfg: Config, options: PipelineOptions, factors: list[float], scratch: str) -> list[float]:
@@ -317,6 +328,7 @@ def expected_kept_sums(cfg: Config, options: PipelineOptions, factors: list[floa
 
 def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO)
+    logging.getLogger("adr").setLevel(logging.INFO)  # whoever configured the root logger first
     _, summary = run(argv)
     if summary:
         print(describe(summary))

@@ -3,17 +3,22 @@ engine found repeated in them; a stream as it arrives (watched files, Pub/Sub, K
 
 from __future__ import annotations
 
+import json
+import time
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
 import apache_beam as beam
 import pyarrow as pa
-from apache_beam.io import fileio
 from apache_beam.transforms import window
 
+from adr.rebalance_stats import RebalanceStats
+from pipelines.rebalance.watch import WatchPolicy, watch
 from udfs.records import parse_raw
 from udfs.sources import MAX_ELEMENT_BYTES, RAW_SCHEMA, read_raw
 from udfs.splits import read_split
+
+LATE, STATS = "late", "stats"
 
 
 @dataclass(frozen=True)
@@ -23,6 +28,7 @@ class SplitBatch:
     split: int | None = None                            # the split read; None for a stream
     copies: Mapping[int, int] = field(default_factory=dict)  # position -> occurrence (>= 1) of a byte-identical record
     shared: frozenset[int] | None = None                # positions whose image another record uses; None: unknown
+    messages: tuple = ()                                # a stream's message metadata, by position
 
 
 def max_element_bytes(max_record_bytes: int) -> int:
@@ -72,34 +78,93 @@ def read_index(pipeline: beam.Pipeline, splits: list[dict], max_record_bytes: in
             | "IndexRead" >> beam.FlatMap(index_rows, max_record_bytes))
 
 
-def raw_batch_from_messages(messages: list[bytes], source: str) -> pa.RecordBatch:
-    """A batch of raw elements from a stream of messages, one record per message."""
-    return pa.RecordBatch.from_arrays(
+@dataclass(frozen=True)
+class Message:
+    """A streamed record and what names it in dead letters: Pub/Sub's message_id and
+    publish_time, or Kafka's topic, partition, offset and timestamp."""
+    payload: bytes
+    meta: Mapping = field(default_factory=dict)
+
+
+def pubsub_message(msg) -> Message:
+    published = msg.publish_time
+    return Message(msg.data, {"message_id": msg.message_id,
+                              "publish_time": published.isoformat() if hasattr(published, "isoformat") else published})
+
+
+def kafka_message(row) -> Message:
+    return Message(row.value, {"topic": row.topic, "partition": row.partition, "offset": row.offset,
+                               "timestamp": row.timestamp})
+
+
+def raw_batch_from_messages(messages: list, source: str) -> SplitBatch:
+    """A batch of raw elements from a stream of messages (Message or bytes), one record per
+    message; `position` is the message's place in the batch, `messages` says which it was."""
+    messages = [m if isinstance(m, Message) else Message(m) for m in messages]
+    batch = pa.RecordBatch.from_arrays(
         [pa.array([source] * len(messages)), pa.array(range(len(messages)), pa.int64()),
-         pa.array(list(messages), pa.binary())], schema=RAW_SCHEMA)
+         pa.array([m.payload for m in messages], pa.binary())], schema=RAW_SCHEMA)
+    return SplitBatch(batch, messages=tuple(m.meta for m in messages))
 
 
-def read_stream(pipeline: beam.Pipeline, args, stop_at: float | None):
-    """Raw batches of a streaming source, windowed by --window-secs."""
-    if args.pubsub_subscription or args.kafka_topic:
-        if args.pubsub_subscription:
+class MarkLate(beam.DoFn):
+    """A message whose event time (publish or create time) is more than a window plus the
+    allowed lateness behind the clock is dead-lettered as `late`, restamped to now so that it
+    lands in the current window: never decided, never silently dropped. Whatever passes lies
+    within the windowing's own allowed lateness (window + --allowed-lateness-secs), which the
+    watermark, never ahead of the clock, cannot have passed."""
+
+    def __init__(self, source: str, window_secs: float, allowed_secs: float):
+        self.source, self.window_secs, self.allowed_secs = source, window_secs, allowed_secs
+
+    def process(self, message: Message, timestamp=beam.DoFn.TimestampParam):
+        now = time.time()
+        behind = now - float(timestamp)
+        if behind <= self.window_secs + self.allowed_secs:
+            yield message
+            return
+        letter = json.dumps({"source": self.source, "position": None, "reason": LATE,
+                             "detail": f"{LATE}: event time {float(timestamp):.3f} is {behind:.1f} s behind the clock, "
+                                       f"more than a window ({self.window_secs:g} s) plus --allowed-lateness-secs "
+                                       f"({self.allowed_secs:g} s)",
+                             "message": dict(message.meta), "raw": message.payload[:4096].decode("utf-8", "replace")},
+                            ensure_ascii=False, default=str)
+        yield beam.pvalue.TaggedOutput(LATE, window.TimestampedValue(letter, now))
+        yield beam.pvalue.TaggedOutput(STATS, window.TimestampedValue(RebalanceStats(input=1, late=1), now))
+
+
+def read_stream(pipeline: beam.Pipeline, args, stop_at: float | None, messages=None):
+    """(SplitBatches of a streaming source windowed by --window-secs, late dead letters, their
+    statistics). `messages`, a PTransform of Message elements, stands in for Pub/Sub in tests."""
+    fixed = window.FixedWindows(args.window_secs)
+    if messages is not None or args.pubsub_subscription or args.kafka_topic:
+        if messages is not None:
+            source, stream = "test", pipeline | "Messages" >> messages
+        elif args.pubsub_subscription:
             source = args.pubsub_subscription
-            messages = pipeline | "ReadPubSub" >> beam.io.ReadFromPubSub(subscription=source)
+            stream = (pipeline
+                      | "ReadPubSub" >> beam.io.ReadFromPubSub(subscription=source, with_attributes=True)
+                      | "PubSubMessage" >> beam.Map(pubsub_message))
         else:
             from apache_beam.io.kafka import ReadFromKafka
 
             source = f"kafka://{args.kafka_bootstrap}/{args.kafka_topic}"
-            messages = (pipeline
-                        | "ReadKafka" >> ReadFromKafka({"bootstrap.servers": args.kafka_bootstrap}, [args.kafka_topic])
-                        | "Value" >> beam.Values())
-        return (messages
-                | "Window" >> beam.WindowInto(window.FixedWindows(args.window_secs))
-                | "Batch" >> beam.BatchElements(min_batch_size=1, max_batch_size=4096)
-                | "ToRaw" >> beam.Map(raw_batch_from_messages, source=source))
+            stream = (pipeline
+                      | "ReadKafka" >> ReadFromKafka({"bootstrap.servers": args.kafka_bootstrap}, [args.kafka_topic],
+                                                     with_metadata=True, timestamp_policy="CreateTime")
+                      | "KafkaMessage" >> beam.Map(kafka_message))
+        marked = stream | "MarkLate" >> beam.ParDo(
+            MarkLate(source, args.window_secs, args.allowed_lateness_secs)).with_outputs(LATE, STATS, main="on_time")
+        batches = (marked.on_time
+                   | "Window" >> beam.WindowInto(fixed, allowed_lateness=args.window_secs + args.allowed_lateness_secs)
+                   | "Batch" >> beam.BatchElements(min_batch_size=1, max_batch_size=4096)
+                   | "ToRaw" >> beam.Map(raw_batch_from_messages, source=source))
+        return (batches, marked[LATE] | "WindowLate" >> beam.WindowInto(fixed),
+                marked[STATS] | "WindowLateStats" >> beam.WindowInto(fixed))
     pattern = args.input[0].rstrip("/") + "/*" if not any(c in args.input[0] for c in "*?[") else args.input[0]
-    stop = {"stop_timestamp": stop_at} if stop_at else {}
-    return (pipeline
-            | "Watch" >> fileio.MatchContinuously(pattern, interval=args.watch_interval_secs, **stop)
-            | "Path" >> beam.Map(lambda m: m.path)
-            | "Window" >> beam.WindowInto(window.FixedWindows(args.window_secs))
-            | "ReadFile" >> beam.FlatMap(read_raw))
+    policy = WatchPolicy(args.settle_secs, args.watch_retention_secs, args.done_marker)
+    batches = (watch(pipeline, pattern, args.watch_interval_secs, policy, stop_at)
+               | "Window" >> beam.WindowInto(fixed)
+               | "ReadFile" >> beam.FlatMap(read_raw)
+               | "AsSplitBatch" >> beam.Map(SplitBatch))
+    return batches, None, None

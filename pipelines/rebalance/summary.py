@@ -42,9 +42,15 @@ class WriteSummary(beam.DoFn):
 def summarise(stats: RebalanceStats, cfg, output: str, inputs: list[str] | None, win) -> dict:
     stats.check()
     summary = stats.to_summary()
+    # tau as the decisions used it: a refreshed dictionary may differ from the one of the launch.
+    used = summary["dictionaries"]
     summary.update({
-        "seed": cfg.seed, "perspectives": list(cfg.perspectives), "tau": cfg.taus,
+        "seed": cfg.seed, "perspectives": list(cfg.perspectives),
+        "tau": used[0]["tau"] if len(used) == 1 else cfg.taus if not used else None,
         "tau_factor": cfg.factor, "target_size": cfg.target_size or None, "dictionary": cfg.stats_dir,
+        "image_seeds": ("a stream cannot see whether another record shares an image: no seed is offered "
+                        "to visual synthesis (image_shared is null)" if cfg.streaming else
+                        "seeds whose image no other record uses (image_shared false)"),
         "input_fingerprint": fingerprint(inputs) if inputs else None,
         "input_format": input_format(inputs) if inputs else None,
     })
