@@ -28,7 +28,7 @@ def models(tmp_path_factory, request):
     root = tmp_path_factory.mktemp("models")
     # The trained LM takes seconds to build: kept between sessions in pytest's cache, under the
     # digest of tiny_models.py, so that any change to its builder builds it again.
-    cache = request.config.cache.mkdir("adr-tiny-models") if request.config.cache else root
+    cache = request.config.cache.mkdir("adr-tiny-models") if getattr(request.config, "cache", None) else root
     cache = cache / hashlib.sha256(Path(tiny.__file__).read_bytes()).hexdigest()[:16]
     return {"img2img": tiny.build_sd_img2img(root / "img2img"),
             "variation": tiny.build_sd_image_variation(root / "variation"),
