@@ -10,7 +10,7 @@ sampling every process's resident memory every 0.2 s (benchmarks.llava_mix.Memor
 each process kind's largest peak, the wall time, and the ratios 4N / N. Targets (issue 12): every
 per-worker and launcher peak within 15% between N and 4N; wall time within 4.6x.
 
-    python -m benchmarks.scale --records 166324,665298 [--out /tmp/adr-scale]
+    python -m benchmarks.scale --records 166324,665298 [--out /tmp/adr-scale] [--stages rebalance]
 
 The corpora are LLaVA-mix-shaped (scripts/make_llava_mix.py, seed 0), generated once and reused.
 """
@@ -42,14 +42,21 @@ def run(cmd: list[str], label: str) -> dict:
     return {"seconds": round(seconds, 1), "memory": memory.stop()}
 
 
-def measure(corpus: Path, out: Path) -> dict:
-    stats = run([sys.executable, "-m", "pipelines.cli", "stats", "--input", str(corpus), "--output",
-                 str(out / "stats"), "--master", "local[2]"], "stats")
+def measure(corpus: Path, out: Path, stages: tuple[str, ...]) -> dict:
+    """Run the stages; a stage not asked for reuses the previous run's output and figures."""
+    previous = json.loads((out / "result.json").read_text()) if (out / "result.json").exists() else {}
+    if "stats" in stages or not (out / "stats" / "manifest.json").exists():
+        stats = run([sys.executable, "-m", "pipelines.cli", "stats", "--input", str(corpus), "--output",
+                     str(out / "stats"), "--master", "local[2]"], "stats")
+    else:
+        stats = previous.get("stats")  # None: measured by a run before results were kept
     rebalance = run([sys.executable, "-m", "pipelines.cli", "rebalance", "--input", str(corpus), "--dictionary",
                      str(out / "stats"), "--output", str(out / "rebalance"), "--direct_num_workers", "2",
                      "--direct_running_mode", "multi_processing"], "rebalance")
     summary = json.loads((out / "rebalance" / "summary.json").read_text())
-    return {"stats": stats, "rebalance": rebalance, "kept": summary["kept"], "dropped": summary["dropped"]}
+    result = {"stats": stats, "rebalance": rebalance, "kept": summary["kept"], "dropped": summary["dropped"]}
+    (out / "result.json").write_text(json.dumps(result))
+    return result
 
 
 def peaks(stage: dict) -> dict[str, int]:
@@ -68,6 +75,8 @@ def table(results: list[dict]) -> str:
     lines = ["| stage | process | " + " | ".join(f"{r['records']:,} records" for r in results) + " | ratio |",
              "|---|---|" + "---:|" * (len(results) + 1)]
     for stage in ("stats", "rebalance"):
+        if any(r[stage] is None for r in results):
+            continue
         kinds = sorted(set().union(*(peaks(r[stage]) for r in results)))
         for kind in kinds:
             values = [peaks(r[stage]).get(kind) for r in results]
@@ -86,6 +95,8 @@ def main() -> None:
     ap.add_argument("--records", default="166324,665298")
     ap.add_argument("--out", default="/tmp/adr-scale")
     ap.add_argument("--corpora", default="/tmp/adr-llava-bench", help="where the generated corpora are kept")
+    ap.add_argument("--stages", default="stats,rebalance",
+                    help="stages to run; `rebalance` alone reuses the statistics (and their figures) of an earlier run")
     args = ap.parse_args()
     from scripts.make_llava_mix import generate, write
 
@@ -96,7 +107,7 @@ def main() -> None:
             corpus.parent.mkdir(parents=True, exist_ok=True)
             write(corpus, generate(n, seed=0))
         result = {"records": n, "input_mib": round(corpus.stat().st_size / 2 ** 20),
-                  **measure(corpus, Path(args.out) / str(n))}
+                  **measure(corpus, Path(args.out) / str(n), tuple(args.stages.split(",")))}
         results.append(result)
         print(json.dumps(result), flush=True)
     print(table(results))
