@@ -22,7 +22,7 @@ def pools_of(row: dict) -> tuple[str, ...]:
     """The methods a seed row can serve. Visual: the spec's tail records whose image no other
     record uses. Language methods need a tail in the text (a tail token), whatever the image."""
     out = []
-    if row.get("image") and not row.get("image_shared"):
+    if row.get("image") and row.get("image_shared") is False:  # null: unknown (a streamed seed), not unshared
         out.append("visual")
     if row["tail_entities"].get("token"):
         out += TEXT_METHODS
