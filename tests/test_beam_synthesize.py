@@ -9,6 +9,7 @@ from apache_beam.ml.inference.base import PredictionResult
 from PIL import Image
 
 from adr.synthesis import parse_mix, plan_budget, synthetic_id
+from pipelines.synthesize import steps
 from pipelines.stats import job as spark_stats
 from pipelines.rebalance import job as beam_rebalance
 from pipelines.synthesize import job as beam_synthesize
@@ -220,7 +221,7 @@ def test_visual_synthesis_runs_every_model_and_hands_its_shortfall_on(corpus, mo
     visual_failed = [f for f in failed if f["method"] == "visual"]
     assert {f["reason"] for f in visual_failed} == {"bad-image", "unparseable-reply"} and len(visual_failed) == pool
     assert {f["reason"] for f in failed if f["method"] == "rewrite"} == {"unparseable-reply"}
-    images = sorted((out / "images" / beam_synthesize.IMAGE_DIR).glob("*.png"))
+    images = sorted((out / "images" / steps.IMAGE_DIR).glob("*.png"))
     assert len(images) == pool - 1
     assert {Image.open(p).size for p in images} == {(64, 64)}
     assert len(read_jsonl(out / "refined")) == summary["refined"]
@@ -258,7 +259,7 @@ def test_a_parsed_reply_becomes_a_record_with_provenance(corpus):
     seed = next(s for s in seeds.values() if not s["image_shared"])
     work = Work("visual", 0.25, seed["key"], seed["id"], seed["tail_entities"], image="adr-synthetic/abc.png",
                 caption="A cat.")
-    out = list(beam_synthesize.parsed_record((work, PredictionResult([], REPLY, "llm-dir")), "visual",
+    out = list(steps.parsed_record((work, PredictionResult([], REPLY, "llm-dir")), "visual",
                                              {"llm": "llm-dir"}, {"seed": 42}, 42))
     (carried, record), = out
     assert carried == work and record["image"] == "adr-synthetic/abc.png"
@@ -269,7 +270,7 @@ def test_a_parsed_reply_becomes_a_record_with_provenance(corpus):
     assert record["adr"]["seed_key"] == seed["key"]
     assert record["adr"]["tail_entities"] == seed["tail_entities"]
     assert record["adr"]["parameters"] == {"seed": 42, "caption": "A cat."}
-    bad = list(beam_synthesize.parsed_record((work, PredictionResult([], "no blocks here", "m")), "rewrite",
+    bad = list(steps.parsed_record((work, PredictionResult([], "no blocks here", "m")), "rewrite",
                                              {}, {}, 42))
     assert bad[0].tag == beam_synthesize.FAILED and bad[0].value["reason"] == "unparseable-reply"
     assert bad[0].value["seed_key"] == seed["key"] and bad[0].value["u"] == 0.25

@@ -19,6 +19,7 @@ from PIL import Image
 
 from adr.records import canonical_json
 from pipelines import run
+from pipelines.synthesize import steps
 from pipelines.stats import job as spark_stats
 from pipelines.rebalance import job as beam_rebalance
 from scripts.make_llava_mix import generate, write
@@ -147,14 +148,13 @@ def test_a_diffused_image_lands_under_the_image_folder_the_records_name(image_fo
     image resolves under the same --image_folder as the originals."""
     from apache_beam.ml.inference.base import PredictionResult
 
-    from pipelines.synthesize import job as beam_synthesize
     from pipelines.synthesize.steps import Work
     from tests.test_prompts import REPLY
 
     made = Image.open(next(COCO_IMAGES.glob("*.jpg"))).convert("RGB")
     key = Work("visual", 0.0, "k", "000000000001", {"token": ["zebra"]})
-    saved, _ = beam_synthesize.save_image((key, PredictionResult(None, made)), str(image_folder))
-    (_, record), = beam_synthesize.parsed_record((saved, PredictionResult(None, REPLY)), "visual", {}, {}, 42)
+    saved, _ = steps.save_image((key, PredictionResult(None, made)), str(image_folder))
+    (_, record), = steps.parsed_record((saved, PredictionResult(None, REPLY)), "visual", {}, {}, 42)
     assert record["image"].startswith("adr-synthetic/") and record["image"].endswith(".png")
     assert Image.open(os.path.join(image_folder, record["image"])).size == made.size
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from adr.distribution import gini, normalised_entropy, sample_tail, shape, top_head
+from pipelines.synthesize import steps
 from pipelines.report import job as report
 from tests.browser import chromium, open_page
 
@@ -103,7 +104,6 @@ def test_a_visual_record_shows_its_diffused_image_beside_the_seeds(adr_run, tmp_
     from apache_beam.ml.inference.base import PredictionResult
     from PIL import Image, ImageOps
 
-    from pipelines.synthesize import job as beam_synthesize
     from pipelines.synthesize.steps import Work
     from tests.conftest import COCO_IMAGES
     from tests.test_prompts import REPLY
@@ -117,8 +117,8 @@ def test_a_visual_record_shows_its_diffused_image_beside_the_seeds(adr_run, tmp_
     # A stand-in for the diffusion output: the seed image mirrored (the models are tested elsewhere).
     made = ImageOps.mirror(Image.open(COCO_IMAGES / seed["image"]).convert("RGB"))
     key = Work("visual", 0.0, seed["key"], seed["id"], seed["tail_entities"])
-    saved_key, _ = beam_synthesize.save_image((key, PredictionResult(None, made)), str(out / "synthesize" / "images"))
-    (_, record), = beam_synthesize.parsed_record((saved_key, PredictionResult(None, REPLY)), "visual",
+    saved_key, _ = steps.save_image((key, PredictionResult(None, made)), str(out / "synthesize" / "images"))
+    (_, record), = steps.parsed_record((saved_key, PredictionResult(None, REPLY)), "visual",
                                                  {"llm": "m"}, {"seed": 42}, 42)
     synthetic = sorted((out / "synthesize" / "synthetic").glob("*.jsonl"))[0]
     synthetic.write_text(json.dumps(record) + "\n" + synthetic.read_text())

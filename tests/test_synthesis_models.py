@@ -15,7 +15,7 @@ from PIL import Image
 from adr.prompts import conversation_messages, parse_conversation, rewrite_messages
 from adr.records import IMAGE_TOKEN
 from adr.synthesis import synthetic_id
-from pipelines.synthesize import job as beam_synthesize
+from pipelines.synthesize import steps
 from tests import tiny_models as tiny
 from tests.conftest import COCO_IMAGES
 from tests.test_beam_synthesize import corpus, read_jsonl, synthesize  # noqa: F401  (corpus: a fixture)
@@ -94,7 +94,7 @@ def test_visual_synthesis_meets_the_budget_with_images_and_provenance(corpus, mo
         params = check_provenance(record, seed, "visual", used)
         assert params == {"seed": 42, "variant": "img2img", "steps": 2, "guidance": 7.5, "size": 64,
                           "caption": params["caption"]} and isinstance(params["caption"], str)
-        assert record["image"].startswith(beam_synthesize.IMAGE_DIR + "/") and record["image"] != seed["image"]
+        assert record["image"].startswith(steps.IMAGE_DIR + "/") and record["image"] != seed["image"]
         with Image.open(out / "images" / record["image"]) as image:
             image.load()
             assert image.size == (64, 64) and image.format == "PNG"

@@ -46,7 +46,7 @@ from pipelines.synthesize.publish import publish
 from pipelines.synthesize.refined_writers import join_llava_json
 from pipelines.synthesize.rounds import read_tallies, round_counts, run_round, write_tallies
 from pipelines.synthesize.seeds import count_pools, entity_files, file_urls
-from pipelines.synthesize.steps import FAILED, IMAGE_DIR, parsed_record, save_image  # noqa: F401  (the stage's API)
+from pipelines.synthesize.steps import FAILED
 from udfs.artifacts import read_table
 from udfs.model_files import local_model_dir
 
