@@ -32,29 +32,31 @@ def rows(folder: Path) -> list[dict]:
 
 def test_a_file_is_read_once_only_when_settled_and_the_state_keeps_one_retention_period():
     policy = WatchPolicy(settle_secs=10, retention_secs=100)
-    listing = [Listed("old", 0.0), Listed("writing", 995.0)]
+    listing = [Listed("d/old.jsonl", 0.0), Listed("d/writing.jsonl", 995.0), Listed("d/_SUCCESS", 0.0),
+               Listed("d/.old.jsonl.tmp", 0.0), Listed("d/notes.txt", 0.0)]
     new, seen = new_files(listing, None, policy, now=1000.0)
-    assert new == ["old"] and seen == {}          # first listing reads what is there; "old" is past retention
+    assert new == ["d/old.jsonl"] and seen == {}  # first listing reads what is there; "old" is past retention
     new, seen = new_files(listing, seen, policy, now=1003.0)
     assert new == []                                # still being written, and "old" is not read again
-    listing = [Listed("old", 0.0), Listed("writing", 998.0), Listed("next", 1001.0)]
+    listing = [Listed("d/old.jsonl", 0.0), Listed("d/writing.jsonl", 998.0), Listed("d/next.jsonl", 1001.0)]
     new, seen = new_files(listing, seen, policy, now=1007.5)
     assert new == [] and seen == {}                 # "writing" changed at 998: not settled yet
     new, seen = new_files(listing, seen, policy, now=1011.0)
-    assert new == ["writing", "next"] and set(seen) == {"writing", "next"}
+    assert new == ["d/writing.jsonl", "d/next.jsonl"] and set(seen) == {"d/writing.jsonl", "d/next.jsonl"}
     new, seen = new_files(listing, seen, policy, now=1050.0)
     assert new == []
     # a thousand files later the state holds only the last retention period's
     for i in range(1000):
-        new, seen = new_files([Listed(f"f{i}", 2000.0 + i)], seen, policy, now=2010.0 + i)
-        assert new == [f"f{i}"]
+        new, seen = new_files([Listed(f"f{i}.jsonl", 2000.0 + i)], seen, policy, now=2010.0 + i)
+        assert new == [f"f{i}.jsonl"]
     assert len(seen) == 91
-    assert new_files([Listed("copied-with-old-time", 5.0)], seen, policy, now=3100.0)[0] == []
+    assert new_files([Listed("copied-with-old-time.jsonl", 5.0)], seen, policy, now=3100.0)[0] == []
 
 
 def test_a_done_marker_makes_a_file_complete_and_dates_it():
     policy = WatchPolicy(settle_secs=1e9, retention_secs=100, done_marker=".done")
-    listing = [Listed("a.jsonl", 0.0), Listed("b.jsonl", 0.0), Listed("b.jsonl.done", 500.0)]
+    listing = [Listed("a.jsonl", 0.0), Listed("b.jsonl", 0.0), Listed("b.jsonl.done", 500.0),
+               Listed(".c.jsonl", 0.0), Listed(".c.jsonl.done", 500.0)]
     new, seen = new_files(listing, {}, policy, now=510.0)
     assert new == ["b.jsonl"] and seen == {"b.jsonl": 500.0}
     new, _ = new_files(listing + [Listed("a.jsonl.done", 505.0)], seen, policy, now=511.0)

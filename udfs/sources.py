@@ -80,7 +80,7 @@ def expand_inputs(specs: str | Iterable[str]) -> list[str]:
             if _GLOB_CHARS & set(path):
                 found = [p for p in fs.glob(path) if fs.isfile(p)]
             elif fs.isdir(path):
-                found = [p for p in fs.find(path) if _is_data_file(p)]
+                found = [p for p in fs.find(path) if is_data_file(p)]
             elif fs.isfile(path):
                 found = [path]
             else:
@@ -97,7 +97,7 @@ def expand_inputs(specs: str | Iterable[str]) -> list[str]:
     return sorted(files)
 
 
-def _is_data_file(path: str) -> bool:
+def is_data_file(path: str) -> bool:
     name = path.rsplit("/", 1)[-1]
     return not name.startswith((".", "_")) and name.endswith(EXTENSIONS)
 

@@ -186,9 +186,9 @@ class Decide(beam.DoFn):
         stats.mass_before = {p: tuple(v) for p, v in tail_before.items()}
         stats.mass_after = {p: tuple(v) for p, v in tail_after.items()}
         stats.kept = len(kept_lines)
-        if cfg.input_bytes:
-            progress.advance(batch.num_rows, 0.5 * (pc.sum(pc.binary_length(batch.column("record"))).as_py()
-                                                    + batch.num_rows) / cfg.input_bytes)
+        # A bounded input shows the share of its bytes done; a stream, the records decided.
+        progress.advance(batch.num_rows, 0.5 * (pc.sum(pc.binary_length(batch.column("record"))).as_py()
+                                                + batch.num_rows) / cfg.input_bytes if cfg.input_bytes else 0.0)
         self.kept.inc(stats.kept)
         self.dropped.inc(len(dropped_lines))
         if kept_lines:

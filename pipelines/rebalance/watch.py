@@ -23,6 +23,8 @@ from apache_beam.coders import PickleCoder
 from apache_beam.transforms.periodicsequence import PeriodicImpulse
 from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
 
+from udfs.sources import is_data_file
+
 log = logging.getLogger("adr.rebalance")
 
 
@@ -40,12 +42,14 @@ class WatchPolicy:
 
 
 def arrivals(listing: Iterable[Listed], policy: WatchPolicy, now: float) -> dict[str, float]:
-    """path -> arrival time of the complete data files of a listing."""
+    """path -> arrival time of the complete data files of a listing. Data files are those a
+    batch run reads from a directory (a data extension, not hidden, not `_`-prefixed): so an
+    upstream's temporary `.name.tmp` or `_SUCCESS` is never read."""
     listing = list(listing)
     if policy.done_marker:
         marks = {f.path[: -len(policy.done_marker)]: f.mtime for f in listing if f.path.endswith(policy.done_marker)}
-        return {f.path: marks[f.path] for f in listing if f.path in marks}
-    return {f.path: f.mtime for f in listing if now - f.mtime >= policy.settle_secs}
+        return {f.path: marks[f.path] for f in listing if f.path in marks and is_data_file(f.path)}
+    return {f.path: f.mtime for f in listing if now - f.mtime >= policy.settle_secs and is_data_file(f.path)}
 
 
 def new_files(listing: Iterable[Listed], seen: dict[str, float] | None, policy: WatchPolicy,
