@@ -27,7 +27,7 @@ demo: install
 	@echo "open $(DEMO)/report/index.html in a browser (no server needed)"
 
 test: install
-	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 clean:
 	rm -rf $(DEMO) .pytest_cache

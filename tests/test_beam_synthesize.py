@@ -157,7 +157,7 @@ def test_refined_formats_are_the_one_writer_bytes_and_parquet_shards_in_order(co
     from pipelines.synthesize.refined_writers import kept_lines, parquet_row, write_llava_json
 
     root, _ = corpus
-    flags = ["--budget", "6", "--direct_num_workers", "2", "--direct_running_mode", "multi_processing"]
+    flags = ["--budget", "6", "--direct_num_workers", "2", "--direct_running_mode", "multi_threading"]
     summary = synthesize(corpus, tmp_path / "a", *flags, "--output-format", "llava-json")
     lines = [line for f in sorted((root / "rebalanced" / "kept").glob("*.jsonl")) for line in kept_lines(str(f))]
     lines += [line for f in sorted((tmp_path / "a" / "synthetic").glob("*.jsonl"))
@@ -184,7 +184,7 @@ def test_entity_counts_of_the_synthetic_records_equal_a_recount(corpus, tmp_path
     root, _ = corpus
     out = tmp_path / "o"
     summary = synthesize(corpus, out, "--budget", "8", "--direct_num_workers", "2",
-                         "--direct_running_mode", "multi_processing")
+                         "--direct_running_mode", "multi_threading")
     manifest = json.loads((root / "stats" / "manifest.json").read_text())
     nlp = manifest["parameters"]["nlp"]
     perspectives = tuple(manifest["perspectives"])

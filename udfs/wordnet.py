@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import threading
 
 from adr.errors import ConfigError
 from adr.synonyms import Sense
@@ -20,9 +21,19 @@ def _wordnet():
     return wordnet
 
 
+# NLTK's reader seeks and reads shared file handles (lemma counts): one thread at a time, for
+# runners that run several threads a process (multi_threading, Dataflow's SDK harness).
+_READER = threading.Lock()
+
+
 @functools.lru_cache(maxsize=65536)
 def dominant_sense(word: str) -> Sense | None:
     """The first (most frequent) noun sense of `word`, or None if WordNet has no noun for it."""
+    with _READER:
+        return _dominant_sense(word)
+
+
+def _dominant_sense(word: str) -> Sense | None:
     wn = _wordnet()
     synsets = wn.synsets(word.replace(" ", "_"), pos=wn.NOUN)
     if not synsets:
