@@ -47,7 +47,7 @@ from pipelines.synthesize.refined_writers import join_llava_json
 from pipelines.synthesize.rounds import read_tallies, round_counts, run_round, write_tallies
 from pipelines.synthesize.seeds import count_pools, entity_files, file_urls
 from pipelines.synthesize.steps import FAILED
-from udfs.artifacts import read_table
+from udfs.artifacts import read_dictionary
 from udfs.model_files import local_model_dir
 
 REFINED_NAMES = {"llava-json": "refined.json"}  # one file; the other formats are part-* shards in refined/
@@ -142,14 +142,6 @@ class Plan:
                                           ("llm", args.llm)) if v}
 
 
-def token_counts(stats_dir: str) -> dict[str, int]:
-    import pyarrow.compute as pc
-
-    table = read_table(join(stats_dir, "dictionary"), ["perspective", "entity", "count"])
-    table = table.filter(pc.equal(table["perspective"], "token"))
-    return dict(zip(table["entity"].to_pylist(), table["count"].to_pylist()))
-
-
 def pool_histograms(plan: Plan, beam_args, work: str) -> dict[str, dict[int, int]]:
     """{method: {bin: seeds}}, counted by the engine over the seed files."""
     prefix = join(work, "pools")
@@ -190,7 +182,8 @@ def run(argv=None) -> dict:
     pools = pool_histograms(plan, beam_args, join(args.output, "_work"))
     pool_size = {m: sum(pools[m].values()) for m in METHODS}
     # Loaded whenever a language method may run: shortfalls can hand either of them records.
-    counts = token_counts(args.dictionary) if plan.enabled["synonym"] or plan.enabled["rewrite"] else {}
+    counts = read_dictionary(args.dictionary, ("token",), "count")["token"] \
+        if plan.enabled["synonym"] or plan.enabled["rewrite"] else {}
     stats_files = entity_files(args.dictionary) if "token" in plan.perspectives else []
     start = {m: 0 for m in METHODS}                 # the next bin each method draws from
     tried = {m: 0 for m in METHODS}
