@@ -24,7 +24,7 @@ from udfs.rebalance import EntityIndex, attach_entities, decide_batch
 from udfs.records import parse_raw
 
 log = logging.getLogger("adr.rebalance")
-INVALID, DROPPED, SEEDS, STATS, TAIL, COUNTS = "invalid", "dropped", "seeds", "stats", "tail", "counts"
+INVALID, DROPPED, SEEDS, STATS, COUNTS = "invalid", "dropped", "seeds", "stats", "counts"
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,7 @@ class ParseBatch(beam.DoFn):
 
 class Decide(beam.DoFn):
     """Valid records -> kept JSON Lines (one string per batch), dropped rows, seed lines, the kept
-    records' entity counts and the run's statistics."""
+    records' entity counts ((perspective, entity, is tail), records) and the run's statistics."""
 
     def __init__(self, cfg):
         self.cfg = cfg
@@ -158,7 +158,7 @@ class Decide(beam.DoFn):
         kept_rows, kept_lines, dropped_lines, seeds = [], [], [], []
         tail_before = {p: [0, 0] for p in cfg.perspectives}
         tail_after = {p: [0, 0] for p in cfg.perspectives}
-        tail_seen: set = set()  # (perspective, entity, 0: in the input / 1: in the kept records)
+        tail_kept: set = set()  # (perspective, entity): tail entities, all in kept records (tail keeps)
         for row, (key, rid, image, position, record, d) in enumerate(zip(
                 entities.column("key").to_pylist(), batch.column("id").to_pylist(), batch.column("image").to_pylist(),
                 batch.column("position").to_pylist(), batch.column("record").to_pylist(), decisions)):
@@ -169,7 +169,6 @@ class Decide(beam.DoFn):
                     tail_after[p][1] += size
             for p, tail in d.tail.items():
                 tail_before[p][0] += len(tail)
-                tail_seen.update((p, e, 0) for e in tail)
             if d.keep:
                 kept_rows.append(row)
                 kept_lines.append(record)
@@ -178,7 +177,7 @@ class Decide(beam.DoFn):
                     seeds.append(seed_line(key, rid, image, shared, d.tail, record))
                     for p, tail in d.tail.items():
                         tail_after[p][0] += len(tail)
-                        tail_seen.update((p, e, 1) for e in tail)
+                        tail_kept.update((p, e) for e in tail)
             else:
                 stats.dropped[d.reason] += 1
                 dropped_lines.append(json.dumps({"key": key, "id": rid, "reason": d.reason, "max_p": d.max_p,
@@ -194,13 +193,12 @@ class Decide(beam.DoFn):
         if kept_lines:
             yield name, "\n".join(kept_lines)
             counts = count_batches([entities.take(pa.array(kept_rows, pa.int64()))], cfg.perspectives)
-            yield beam.pvalue.TaggedOutput(COUNTS, [((p, e), n) for p, c in counts.items() for e, n in c.items()])
+            yield beam.pvalue.TaggedOutput(COUNTS, [((p, e, (p, e) in tail_kept), n)
+                                                    for p, c in counts.items() for e, n in c.items()])
         if dropped_lines:
             yield beam.pvalue.TaggedOutput(DROPPED, "\n".join(dropped_lines))
         if seeds:
             yield beam.pvalue.TaggedOutput(SEEDS, "\n".join(seeds))
-        if tail_seen:
-            yield beam.pvalue.TaggedOutput(TAIL, sorted(tail_seen))
         yield beam.pvalue.TaggedOutput(STATS, stats)
 
     def keyed(self, item: SplitBatch, stats: RebalanceStats):

@@ -31,11 +31,11 @@ from adr.sampling import factor_for_target
 from pipelines import progress
 from pipelines.checks import ArgumentParser, at_least, stats_manifest
 from pipelines.outputs import join, read_json, read_summary, remove, write_json
-from pipelines.rebalance.decide import (COUNTS, DROPPED, INVALID, SEEDS, STATS, TAIL, Decide, ParseBatch,
+from pipelines.rebalance.decide import (COUNTS, DROPPED, INVALID, SEEDS, STATS, Decide, ParseBatch,
                                         WriteKeptBatch, loaded)
 from pipelines.rebalance.reads import SplitBatch, read_index, read_splits, read_stream
 from pipelines.rebalance.repeats import split_notes
-from pipelines.rebalance.summary import WriteSummary, describe, distinct_tail
+from pipelines.rebalance.summary import WriteSummary, describe, tail_entity_stats
 from udfs.artifacts import COUNTS_SCHEMA, counts_rows, read_entities
 from udfs.rebalance import expected_kept_on_grid
 from udfs.sources import expand_inputs, fingerprint, total_bytes
@@ -208,7 +208,10 @@ def build(pipeline: beam.Pipeline, batches, cfg: Config, output: str, inputs: li
     parsed = batches | "Parse" >> beam.ParDo(ParseBatch(cfg.max_bytes, cfg.input_bytes)).with_outputs(
         INVALID, STATS, main="valid")
     decided = parsed.valid | "Decide" >> beam.ParDo(Decide(cfg)).with_outputs(
-        INVALID, DROPPED, SEEDS, STATS, TAIL, COUNTS, main="kept")
+        INVALID, DROPPED, SEEDS, STATS, COUNTS, main="kept")
+    summed = (decided[COUNTS]
+              | "EntityCounts" >> beam.FlatMap(lambda pairs: pairs)
+              | "SumCounts" >> beam.CombinePerKey(sum))
 
     def write(pcoll, name):
         # Files per window per shard, as --window-secs says, not a flood of one-second files.
@@ -220,9 +223,9 @@ def build(pipeline: beam.Pipeline, batches, cfg: Config, output: str, inputs: li
         write(decided.kept | "KeptText" >> beam.Values(), "kept")
     else:
         decided.kept | "WriteKept" >> beam.ParDo(WriteKeptBatch(join(output, "kept")))
-        (decided[COUNTS]
-         | "EntityCounts" >> beam.FlatMap(lambda pairs: pairs)
-         | "SumCounts" >> beam.CombinePerKey(sum)
+        (summed
+         | "ByEntity" >> beam.Map(lambda kv: (kv[0][:2], kv[1]))
+         | "SumByEntity" >> beam.CombinePerKey(sum)
          | "BatchCounts" >> beam.BatchElements(min_batch_size=1024, max_batch_size=65536)
          | "CountRows" >> beam.Map(counts_rows)
          | "WriteCounts" >> beam.io.parquetio.WriteToParquetBatched(join(output, "entity_counts", "part"),
@@ -230,7 +233,7 @@ def build(pipeline: beam.Pipeline, batches, cfg: Config, output: str, inputs: li
     write(decided[DROPPED], "dropped")
     write((parsed[INVALID], decided[INVALID], *extra_invalid) | "AllInvalid" >> beam.Flatten(), "invalid")
     write(decided[SEEDS], "seeds")
-    stats = (parsed[STATS], decided[STATS], distinct_tail(decided[TAIL]), *extra_stats) | "AllStats" >> beam.Flatten()
+    stats = (parsed[STATS], decided[STATS], tail_entity_stats(summed), *extra_stats) | "AllStats" >> beam.Flatten()
     combine = beam.CombineGlobally(lambda parts: sum(parts, RebalanceStats()))
     if cfg.streaming:
         combine = combine.without_defaults()

@@ -11,22 +11,16 @@ from pipelines.outputs import join, write_json
 from udfs.sources import fingerprint, input_format
 
 
-def _add_pairs(pairs) -> tuple[int, int]:
-    before = after = 0
-    for b, a in pairs:
-        before, after = before + b, after + a
-    return before, after
-
-
-def distinct_tail(tail_seen):
-    """Distinct tail entities per perspective, before and after, counted by the engine: the
-    statistics that merge carry two numbers, not the set of every tail entity."""
-    return (tail_seen
-            | "TailEntities" >> beam.FlatMap(lambda seen: seen)
-            | "DistinctTail" >> beam.Distinct()
-            | "TailKey" >> beam.Map(lambda pew: (pew[0], (1 - pew[2], pew[2])))
-            | "CountTail" >> beam.CombinePerKey(_add_pairs)
-            | "TailStats" >> beam.Map(lambda kv: RebalanceStats(tail_entities={kv[0]: kv[1]})))
+def tail_entity_stats(summed):
+    """Distinct tail entities per perspective, from the kept records' summed entity counts keyed
+    (perspective, entity, is tail). Every record holding a tail entity is kept, so the input's
+    tail entities are the kept records': before equals after by the keep rule, and no set of tail
+    entities is shuffled beyond the counts."""
+    return (summed
+            | "TailOnly" >> beam.Filter(lambda kv: kv[0][2])
+            | "TailKey" >> beam.Map(lambda kv: (kv[0][0], 1))
+            | "CountTail" >> beam.CombinePerKey(sum)
+            | "TailStats" >> beam.Map(lambda kv: RebalanceStats(tail_entities={kv[0]: (kv[1], kv[1])})))
 
 
 class WriteSummary(beam.DoFn):
