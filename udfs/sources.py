@@ -92,9 +92,13 @@ def expand_inputs(specs: str | Iterable[str]) -> list[str]:
         if not found:
             raise InputError(f"cannot read input {spec!r}: no data files found "
                              f"(looked for {', '.join(EXTENSIONS)})")
-        files.update(fs.unstrip_protocol(p) if fs.protocol not in ("file", ("file", "local")) else p
-                     for p in found)
+        files.update(url_of(fs, p) for p in found)
     return sorted(files)
+
+
+def url_of(fs, path: str) -> str:
+    """A path fsspec listed, as the URL that reads it again (local paths stay paths)."""
+    return path if fs.protocol in ("file", ("file", "local")) else fs.unstrip_protocol(path)
 
 
 def is_data_file(path: str) -> bool:
@@ -143,13 +147,14 @@ def _batches(url: str, rows: Iterator[tuple[int, bytes]], size: int) -> Iterator
         positions.append(position)
         raws.append(raw)
         if len(raws) >= size:
-            yield _batch(url, positions, raws)
+            yield raw_batch(url, positions, raws)
             positions, raws = [], []
     if raws:
-        yield _batch(url, positions, raws)
+        yield raw_batch(url, positions, raws)
 
 
-def _batch(url: str, positions: list[int], raws: list[bytes]) -> pa.RecordBatch:
+def raw_batch(url: str, positions: list[int], raws: list[bytes]) -> pa.RecordBatch:
+    """Raw elements of one source, with their positions in it (RAW_SCHEMA)."""
     return pa.RecordBatch.from_arrays([pa.array([url] * len(raws), pa.string()), pa.array(positions, pa.int64()),
                                        pa.array(raws, pa.binary())], schema=RAW_SCHEMA)
 

@@ -35,15 +35,15 @@ class Dictionary:
     version: str
 
 
-def reload_dictionary(stats_dir: str, perspectives: tuple[str, ...], factor: float) -> list[Dictionary]:
-    """A refresh's dictionary; none when STATS_DIR cannot be read right now (being replaced):
+def reload_dictionary(stats_dir: str, perspectives: tuple[str, ...], factor: float) -> Dictionary | None:
+    """A refresh's dictionary; None when STATS_DIR cannot be read right now (being replaced):
     the job goes on with the last one it had, rather than failing after weeks."""
     try:
-        return [load_dictionary(stats_dir, perspectives, factor)]
+        return load_dictionary(stats_dir, perspectives, factor)
     except Exception as err:  # noqa: BLE001 - any unreadable state of the directory
         log.warning("dictionary refresh skipped, %s unreadable: %s", stats_dir, err)
         beam.metrics.Metrics.counter("adr", "dictionary_refresh_failures").inc()
-        return []
+        return None
 
 
 def load_dictionary(stats_dir: str, perspectives: tuple[str, ...], factor: float) -> Dictionary:
@@ -56,12 +56,11 @@ def load_dictionary(stats_dir: str, perspectives: tuple[str, ...], factor: float
 class _Loaded:
     """What a worker process loads once per dictionary epoch, shared by all its DoFn instances:
     the dictionary (its size follows the distinct entities, not the records), or None when it
-    could not be read at a refresh."""
+    could not be read at a refresh (at launch, an unreadable dictionary is an error)."""
 
     def __init__(self, cfg, refresh: bool):
-        found = reload_dictionary(cfg.stats_dir, cfg.perspectives, cfg.factor) if refresh else \
-            [load_dictionary(cfg.stats_dir, cfg.perspectives, cfg.factor)]
-        self.dictionary = found[0] if found else None
+        load = reload_dictionary if refresh else load_dictionary
+        self.dictionary = load(cfg.stats_dir, cfg.perspectives, cfg.factor)
 
 
 _SHARED = Shared()

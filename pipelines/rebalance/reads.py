@@ -15,7 +15,7 @@ from apache_beam.transforms import window
 from adr.rebalance_stats import RebalanceStats
 from pipelines.rebalance.watch import WatchPolicy, watch
 from udfs.records import parse_raw
-from udfs.sources import MAX_ELEMENT_BYTES, RAW_SCHEMA, read_raw
+from udfs.sources import MAX_ELEMENT_BYTES, raw_batch, read_raw
 from udfs.splits import read_split
 
 LATE, STATS = "late", "stats"
@@ -101,9 +101,7 @@ def raw_batch_from_messages(messages: list, source: str) -> SplitBatch:
     """A batch of raw elements from a stream of messages (Message or bytes), one record per
     message; `position` is the message's place in the batch, `messages` says which it was."""
     messages = [m if isinstance(m, Message) else Message(m) for m in messages]
-    batch = pa.RecordBatch.from_arrays(
-        [pa.array([source] * len(messages)), pa.array(range(len(messages)), pa.int64()),
-         pa.array([m.payload for m in messages], pa.binary())], schema=RAW_SCHEMA)
+    batch = raw_batch(source, list(range(len(messages))), [m.payload for m in messages])
     return SplitBatch(batch, messages=tuple(m.meta for m in messages))
 
 

@@ -23,7 +23,7 @@ from apache_beam.coders import PickleCoder
 from apache_beam.transforms.periodicsequence import PeriodicImpulse
 from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
 
-from udfs.sources import is_data_file
+from udfs.sources import is_data_file, url_of
 
 log = logging.getLogger("adr.rebalance")
 
@@ -69,14 +69,13 @@ def list_files(pattern: str) -> list[Listed]:
     import fsspec
 
     fs, path = fsspec.core.url_to_fs(pattern)
-    protocol = pattern.split("://", 1)[0] + "://" if "://" in pattern else ""
     out = []
     for name, info in fs.glob(path, detail=True).items():
         if info.get("type", "file") != "file":
             continue
         mtime = info.get("mtime") or info.get("updated") or info.get("LastModified") or 0
         mtime = mtime.timestamp() if hasattr(mtime, "timestamp") else float(mtime)
-        out.append(Listed(protocol + name if protocol and not name.startswith(protocol) else name, mtime))
+        out.append(Listed(url_of(fs, name), mtime))
     return out
 
 

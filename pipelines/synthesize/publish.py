@@ -103,12 +103,9 @@ def entity_counts(lines: list[str], perspectives: tuple[str, ...], nlp: str | No
     from udfs.entities import extract_entities
     from udfs.entity_counts import count_batches
     from udfs.records import parse_raw
-    from udfs.sources import RAW_SCHEMA
+    from udfs.sources import raw_batch
 
-    raw = pa.RecordBatch.from_arrays([pa.array(["synthetic"] * len(lines), pa.string()),
-                                      pa.array(range(len(lines)), pa.int64()),
-                                      pa.array([line.encode("utf-8") for line in lines], pa.binary())],
-                                     schema=RAW_SCHEMA)
+    raw = raw_batch("synthetic", list(range(len(lines))), [line.encode("utf-8") for line in lines])
     parsed = parse_raw(raw)
     valid = parsed.filter(parsed.column("reason").is_null()).select(["key", "record"])
     yield ("counted",), valid.num_rows

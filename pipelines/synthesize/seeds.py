@@ -14,6 +14,7 @@ import fsspec
 from adr.synthesis import METHODS, bin_of, draw
 from pipelines.outputs import join
 from pipelines.synthesize.steps import Seed
+from udfs.sources import url_of
 
 TEXT_METHODS = ("synonym", "rewrite")
 
@@ -65,9 +66,7 @@ def file_urls(folder: str, suffix: str) -> list[str]:
     fs, root = fsspec.core.url_to_fs(folder)
     if not fs.exists(root):
         return []
-    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
-    names = sorted(n for n in fs.find(root) if n.endswith(suffix))
-    return [n if protocol in ("file", "local") else f"{protocol}://{n}" for n in names]
+    return [url_of(fs, n) for n in sorted(fs.find(root)) if n.endswith(suffix)]
 
 
 def entity_files(stats_dir: str) -> list[str]:
