@@ -200,6 +200,39 @@ def test_exact_duplicates_can_be_dropped_with_a_reason(mix, mix_run, tmp_path):
     assert {d["position"] for d in invalid} == later
 
 
+def test_repeats_from_the_statistics_equal_those_the_engine_finds(mix, mix_run, tmp_path):
+    """Rebalance reads each split's repeats from the statistics (STATS/repeats/, found by Spark),
+    so nothing per record is shuffled; for input the statistics did not read, the engine finds
+    them (--extract-entities). Both say the same of every record."""
+    import apache_beam as beam
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    path, records = mix
+    out, _, _ = mix_run
+    stats_dir = out / "stats"
+    repeats = pq.read_table(stats_dir / "repeats")
+    uses = Counter(r["image"] for r in records if "image" in r)
+    assert sum(repeats["image_shared"].to_pylist()) == sum(n for n in uses.values() if n > 1)
+    assert sum(o > 0 for o in repeats["occurrence"].to_pylist()) == len(records) - len(_canonical(records))
+
+    runs = {}
+    for name, flags in {"statistics": [], "engine": ["--extract-entities"]}.items():
+        pipeline = beam.Pipeline(options=PipelineOptions(flags=[]))
+        _, summary = beam_rebalance.run(["--input", str(path), "--dictionary", str(stats_dir),
+                                         "--output", str(tmp_path / name), *flags], test_pipeline=pipeline)
+        shuffles = {t.unique_name.split("/")[0] for t in pipeline.to_runner_api().components.transforms.values()
+                    if t.spec.urn == "beam:transform:group_by_key:v1"}
+        seeds = {(s["key"], s["image_shared"]) for s in _jsonl(tmp_path / name / "seeds")}
+        dropped = {d["key"] for d in _jsonl(tmp_path / name / "dropped")}
+        runs[name] = (shuffles, seeds, dropped, _canonical(_jsonl(tmp_path / name / "kept")),
+                      {k: summary[k] for k in ("kept", "dropped", "exact_duplicates", "repeated_ids")})
+    assert {"GroupKeys", "GroupImages", "GroupIds", "NotesBySplit"} <= runs["engine"][0]
+    assert not {"GroupKeys", "GroupImages", "GroupIds", "NotesBySplit"} & runs["statistics"][0]
+    assert runs["statistics"][1:] == runs["engine"][1:]
+    assert any(shared for _, shared in runs["statistics"][1]) and any(k.endswith("-1") for k in runs["statistics"][2]
+                                                                      | {k for k, _ in runs["statistics"][1]})
+
+
 def test_the_report_counts_exactly_the_refined_corpus(mix, mix_run):
     from pipelines.report import job as report
     from udfs.entity_counts import counts_of_files

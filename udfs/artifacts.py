@@ -2,6 +2,8 @@
 
 - STATS/dictionary/      one row per (perspective, entity): count, p (written by `adr stats`)
 - STATS/entities/        one row per record: key, id, one entity list per perspective, by split=N/
+- STATS/repeats/         one row per copy or shared-image record: position, occurrence,
+                         image_shared, by split=N/
 - */entity_counts/       one row per (perspective, entity): count (the kept records', written by
                          `adr rebalance`; the synthetic records', written by `adr synthesize`)
 """
@@ -57,6 +59,30 @@ def read_entities(stats_dir: str, perspectives: tuple[str, ...], split: int | No
         return schema.empty_table()
     where = None if keys is None else pc.field("key").isin(pa.array(sorted(set(keys)), pa.string()))
     return ds.dataset(path, filesystem=fs, format="parquet").to_table(columns=schema.names, filter=where).cast(schema)
+
+
+def has_repeats(stats_dir: str) -> bool:
+    """Whether the statistics found the corpus's repeats (repeats/, written since it existed)."""
+    fs, path = fsspec.core.url_to_fs(f"{stats_dir.rstrip('/')}/repeats")
+    return fs.exists(path)
+
+
+def read_repeats(stats_dir: str, split: int) -> tuple[dict[int, int], frozenset[int]]:
+    """One split's repeats as the statistics found them: position -> occurrence (>= 1) of the
+    second and later byte-identical records, and the positions whose image another record uses."""
+    fs, path = fsspec.core.url_to_fs(f"{stats_dir.rstrip('/')}/repeats/split={split}")
+    if not fs.exists(path):
+        return {}, frozenset()
+    table = ds.dataset(path, filesystem=fs, format="parquet").to_table(
+        columns=["position", "occurrence", "image_shared"])
+    rows = zip(*(table.column(c).to_pylist() for c in ("position", "occurrence", "image_shared")))
+    copies, shared = {}, set()
+    for position, occurrence, image_shared in rows:
+        if occurrence:
+            copies[position] = occurrence
+        if image_shared:
+            shared.add(position)
+    return copies, frozenset(shared)
 
 
 def counts_rows(counts: Iterable[tuple[tuple[str, str], int]]) -> pa.Table:

@@ -7,8 +7,9 @@ Outputs under DIR: kept/ (LLaVA JSON Lines, records unchanged; in batch mode one
 batch, named by its input position, so the file names sort into input order), dropped/, invalid/,
 seeds/ (the synthesis seed pool), entity_counts/ (the kept records' entities) and summary.json.
 Work is done a batch of records at a time (decide.py); the dictionary loads once per worker
-process, the statistics' per-record entities one split at a time; what repeats in the corpus is
-found by the engine and joined to the splits (repeats.py, reads.py). Records are identified by
+process, the statistics' per-record entities and repeats (copies, shared images) one split at a
+time; for input the statistics did not read, repeats are found by the engine and joined to the
+splits (repeats.py, reads.py). Records are identified by
 their key (adr.records), never by `id`: repeated ids are counted, not rejected.
 """
 
@@ -36,7 +37,7 @@ from pipelines.rebalance.decide import (COUNTS, DROPPED, INVALID, SEEDS, STATS, 
 from pipelines.rebalance.reads import SplitBatch, read_index, read_splits, read_stream
 from pipelines.rebalance.repeats import split_notes
 from pipelines.rebalance.summary import WriteSummary, describe, tail_entity_stats
-from udfs.artifacts import COUNTS_SCHEMA, counts_rows, read_entities
+from udfs.artifacts import COUNTS_SCHEMA, counts_rows, has_repeats, read_entities
 from udfs.rebalance import expected_kept_on_grid
 from udfs.sources import expand_inputs, fingerprint, total_bytes
 from udfs.splits import plan_splits, split_bytes_for
@@ -199,6 +200,10 @@ class Config:
         self.input_bytes = 0  # set by run() for a bounded input; read progress is a share of it
         # The splits `adr stats` read: entities/split=N/ holds the entities of splits[N]'s records.
         self.stats_splits: list[dict] = manifest.get("splits") or []
+        # and repeats/split=N/ what repeats mean for them, when records were parsed the same way
+        self.stats_repeats = False  # set by run() when the statistics' splits are read
+        self.repeated_ids = manifest.get("repeated_ids", 0)
+        self.stats_parsed_alike = manifest["parameters"].get("max_record_bytes") == args.max_record_bytes
 
 
 def build(pipeline: beam.Pipeline, batches, cfg: Config, output: str, inputs: list[str] | None,
@@ -260,6 +265,7 @@ def run(argv=None, test_pipeline=None, raw_batches=None, messages=None):
     # one split's file away.
     if inputs and cfg.reuse_entities and cfg.stats_splits:
         cfg.splits = cfg.stats_splits
+        cfg.stats_repeats = cfg.stats_parsed_alike and has_repeats(cfg.stats_dir)
     elif inputs:
         cfg.reuse_entities = False  # statistics from before entities/ was split: extract afresh
         workers = options.view_as(DirectOptions).direct_num_workers or 2
@@ -279,10 +285,16 @@ def run(argv=None, test_pipeline=None, raw_batches=None, messages=None):
         batches = pipeline | "Source" >> raw_batches | "AsSplitBatch" >> beam.Map(
             lambda b: b if isinstance(b, SplitBatch) else SplitBatch(b))
     elif inputs:
-        # Repeats are found from a first read of a few columns; each split is then read again,
-        # with the notes of its own records (a keyed join: no table of the corpus anywhere).
-        notes, repeated_ids = split_notes(read_index(pipeline, cfg.splits, cfg.max_bytes), cfg.buckets)
-        batches = read_splits(pipeline, cfg.splits, notes, cfg.max_bytes)
+        if cfg.stats_repeats:
+            # The statistics read this input and found its repeats: each split is read once, with
+            # its own records' repeats, and nothing per record is shuffled.
+            batches = read_splits(pipeline, cfg.splits, cfg.max_bytes, stats_dir=cfg.stats_dir)
+            repeated_ids = pipeline | "RepeatedIds" >> beam.Create([RebalanceStats(repeated_ids=cfg.repeated_ids)])
+        else:
+            # Other input: repeats are found from a first read of a few columns, then each split
+            # is read again with the notes of its own records (a keyed join by split).
+            notes, repeated_ids = split_notes(read_index(pipeline, cfg.splits, cfg.max_bytes), cfg.buckets)
+            batches = read_splits(pipeline, cfg.splits, cfg.max_bytes, notes=notes)
         extra_stats.append(repeated_ids)
     else:
         batches, late, late_stats = read_stream(pipeline, args, cfg.stop_at, messages)

@@ -14,6 +14,7 @@ from apache_beam.transforms import window
 
 from adr.rebalance_stats import RebalanceStats
 from pipelines.rebalance.watch import WatchPolicy, watch
+from udfs.artifacts import read_repeats
 from udfs.records import parse_raw
 from udfs.sources import MAX_ELEMENT_BYTES, raw_batch, read_raw
 from udfs.splits import read_split
@@ -44,10 +45,19 @@ def index_rows(split: dict, max_record_bytes: int) -> Iterable[tuple[int, pa.Rec
             yield split["index"], valid.select(["position", "key", "id", "image"])
 
 
+def noted_batches(split: dict, copies: Mapping[int, int], shared: frozenset[int],
+                  max_record_bytes: int) -> Iterable[SplitBatch]:
+    """A split's raw batches, each with the repeats of its own positions."""
+    for raw in read_split(split, max_element_bytes=max_element_bytes(max_record_bytes)):
+        positions = raw.column("position").to_pylist()
+        lo, hi = positions[0], positions[-1]
+        yield SplitBatch(raw, split["index"], {p: n for p, n in copies.items() if lo <= p <= hi},
+                         frozenset(p for p in shared if lo <= p <= hi))
+
+
 def read_noted_split(joined, max_record_bytes: int) -> Iterable[SplitBatch]:
-    """A split's raw batches, each with the notes (repeats.split_notes) of its own positions."""
-    index, groups = joined
-    split = groups["split"][0]
+    """A split joined with the notes the engine found (repeats.split_notes)."""
+    _, groups = joined
     copies: dict[int, int] = {}
     shared: set[int] = set()
     for kind, items in groups["notes"]:
@@ -55,16 +65,25 @@ def read_noted_split(joined, max_record_bytes: int) -> Iterable[SplitBatch]:
             copies.update(items)
         else:
             shared.update(items)
-    for raw in read_split(split, max_element_bytes=max_element_bytes(max_record_bytes)):
-        positions = raw.column("position").to_pylist()
-        lo, hi = positions[0], positions[-1]
-        yield SplitBatch(raw, index, {p: n for p, n in copies.items() if lo <= p <= hi},
-                         frozenset(p for p in shared if lo <= p <= hi))
+    return noted_batches(groups["split"][0], copies, frozenset(shared), max_record_bytes)
 
 
-def read_splits(pipeline: beam.Pipeline, splits: list[dict], notes, max_record_bytes: int):
-    """Bounded input: each split read once its notes are complete (a join by split index; what
-    waits for the notes is the split's description, not its records)."""
+def read_split_with_repeats(split: dict, stats_dir: str, max_record_bytes: int) -> Iterable[SplitBatch]:
+    """A split with the repeats the statistics found in it (STATS/repeats/split=N/)."""
+    return noted_batches(split, *read_repeats(stats_dir, split["index"]), max_record_bytes)
+
+
+def read_splits(pipeline: beam.Pipeline, splits: list[dict], max_record_bytes: int, notes=None,
+                stats_dir: str | None = None):
+    """Bounded input, a split at a time, each batch with what repeats in the corpus means for its
+    records: the statistics' repeats of the split (`stats_dir`: nothing shuffled but the split
+    descriptions), or the engine's `notes`, joined by split index (what waits for the notes is
+    the split's description, not its records)."""
+    if notes is None:
+        return (pipeline
+                | "Splits" >> beam.Create(splits)
+                | "Spread" >> beam.Reshuffle()
+                | "Read" >> beam.FlatMap(read_split_with_repeats, stats_dir, max_record_bytes))
     keyed = pipeline | "Splits" >> beam.Create([(s["index"], s) for s in splits])
     return ({"split": keyed, "notes": notes}
             | "NotesBySplit" >> beam.CoGroupByKey()

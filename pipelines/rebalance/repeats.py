@@ -1,4 +1,5 @@
-"""Repeated records and shared images, found by the engine and sent to the splits they sit in.
+"""Repeated records and shared images, found by the engine and sent to the splits they sit in,
+for input the statistics did not read (theirs are in STATS/repeats/, found by Spark).
 
 Byte-identical records need an occurrence number in their key, and the synthesis seed pool needs
 to know whether another record uses a record's image. Both are corpus-wide facts. The values are

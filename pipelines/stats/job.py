@@ -1,7 +1,8 @@
 """ADR statistics on Apache Spark: per-record entities, corpus counts, thresholds, dictionary.
 
 Run as `adr stats ...` or `spark-submit pipelines/stats/job.py ...` (same flags).
-Outputs under --output: entities/ (per record key), dictionary/, invalid/, [reverse_index/], manifest.json.
+Outputs under --output: entities/ (per record key), repeats/ (copies and shared images), dictionary/,
+invalid/, [reverse_index/], manifest.json.
 """
 
 from __future__ import annotations
@@ -185,6 +186,7 @@ def extract(spark, args, files: list[str], perspectives: tuple[str, ...], out: s
         (records.select("split", "position", "key", "id", *perspectives)
          .write.mode("overwrite").partitionBy("split").parquet(join(out, "entities")))
         log.info("extracted entities/ at %.1f s", time.time() - started)
+        repeats(valid, keyed).write.mode("overwrite").partitionBy("split").parquet(join(out, "repeats"))
         row = keyed.agg(F.count("*").alias("valid"), F.countDistinct("id").alias("ids"),
                         F.sum(F.when(F.col("occurrence") > 0, 1).otherwise(0)).alias("copies")).first()
         elements_read = analysed.count()
@@ -192,6 +194,21 @@ def extract(spark, args, files: list[str], perspectives: tuple[str, ...], out: s
     analysed.unpersist()
     return {"elements_read": elements_read, "repeated_ids": row["valid"] - row["ids"],
             "exact_duplicates": row["copies"] or 0, "splits": [s.to_dict() for s in splits]}
+
+
+def repeats(valid, keyed):
+    """What repeats in the corpus means for each record it touches: the occurrence number of the
+    second and later byte-identical copies, and whether another record uses its image. Found
+    here, where the corpus is counted anyway, and read by rebalance with each split, so that no
+    Beam process shuffles or holds a row per record to find them (repeats/split=N/)."""
+    from pyspark.sql import functions as F
+
+    shared = (valid.where(F.col("image").isNotNull()).groupBy("image").count().where("count > 1")
+              .select("image", F.lit(True).alias("image_shared")))
+    return (keyed.join(shared, "image", "left")
+            .where((F.col("occurrence") > 0) | F.col("image_shared").isNotNull())
+            .select("split", "position", F.col("occurrence").cast("int").alias("occurrence"),
+                    F.coalesce("image_shared", F.lit(False)).alias("image_shared")))
 
 
 def run(argv=None, spark=None) -> dict:
