@@ -55,6 +55,7 @@ def main() -> None:
     ap.add_argument("--scale", choices=("tiny", "real"), default="tiny")
     ap.add_argument("--models", default="/tmp/adr-bench/models")
     ap.add_argument("--batch-sizes", default="1,2,4,8,16")
+    ap.add_argument("--images", default=str(ROOT.parent / "shared" / "data" / "coco_tiny" / "val2017"), help="a folder of JPEGs (COCO_Tiny by default)")
     args = ap.parse_args()
     import torch
     from PIL import Image
@@ -66,7 +67,7 @@ def main() -> None:
     path = (build_real_grounding_dino(root / "gdino-base") if args.scale == "real"
             else tiny.build_zero_shot_detector(root / "gdino", kind="grounding-dino"))
     images = [Image.open(p).convert("RGB") for p in
-              sorted((ROOT.parent / "shared" / "data" / "coco_tiny" / "val2017").glob("*.jpg"))[:16]]
+              sorted(Path(args.images).glob("*.jpg"))[:16]]
     device = "cuda" if torch.cuda.is_available() else "cpu"
     handler = DetectionHandler(str(path), device=device, box_threshold=0.4, text_threshold=0.3)
     model = handler.load_model()
@@ -80,6 +81,7 @@ def main() -> None:
             handler.run_inference(batch, model)
         seconds = (time.perf_counter() - start) / repeats
         rows.append({"batch": bs, "images_per_s": round(bs / seconds, 2)})
+        print(json.dumps(rows[-1]), file=sys.stderr, flush=True)  # a row as soon as measured
     base = rows[0]["images_per_s"]
     for row in rows:
         row["vs_batch_1"] = round(row["images_per_s"] / base, 2)

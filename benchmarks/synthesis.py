@@ -121,6 +121,7 @@ def main() -> None:
     ap.add_argument("--models", default="/tmp/adr-bench/models")
     ap.add_argument("--batch-sizes", default="1,2,4,8")
     ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--images", default=str(ROOT.parent / "shared" / "data" / "coco_tiny" / "val2017"), help="a folder holding the seed image 000000532481.jpg")
     args = ap.parse_args()
     import torch
     from PIL import Image
@@ -144,7 +145,7 @@ def main() -> None:
                  "variation": tiny.build_sd_image_variation(models / "sd-variation"),
                  "llm": tiny.build_causal_lm(models / "llm")}
     paths["captioner"] = tiny.build_captioner(models / "captioner")
-    seed_image = Image.open(ROOT.parent / "shared" / "data" / "coco_tiny" / "val2017" / "000000532481.jpg")
+    seed_image = Image.open(Path(args.images) / "000000532481.jpg")
     device = "cuda" if torch.cuda.is_available() else "cpu"
     results = {"device": torch.cuda.get_device_name(0) if device == "cuda" else f"cpu x{os.cpu_count()}",
                "scale": args.scale, "size": size, "steps": args.steps, "rows": []}
@@ -158,6 +159,7 @@ def main() -> None:
                 seconds, _ = timed(lambda: handler.run_inference(batch, model))
             results["rows"].append({"handler": f"diffusion-{variant}", "batch": bs, "images_per_s": round(bs / seconds, 3),
                                     "gpu_busy_pct": gpu.busy_pct})
+            print(json.dumps(results["rows"][-1]), file=sys.stderr, flush=True)  # a row as soon as measured
         del model
     # Random weights stop at once: fix the length (min = max new tokens) so every row generates
     # exactly batch x new_tokens tokens.
@@ -173,6 +175,7 @@ def main() -> None:
             seconds, _ = timed(lambda: handler.run_inference(make(bs), model, {"min_new_tokens": new_tokens}))
             results["rows"].append({"handler": name, "batch": bs, "new_tokens": new_tokens,
                                     "tokens_per_s": round(bs * new_tokens / seconds, 1)})
+            print(json.dumps(results["rows"][-1]), file=sys.stderr, flush=True)
     results["model_bytes"] = {k: sum(f.stat().st_size for f in Path(p).rglob("*") if f.is_file())
                               for k, p in paths.items()}
     print(json.dumps(results, indent=2))
