@@ -117,6 +117,30 @@ def polling(poll, every: float = 0.5):
         thread.join()
 
 
+def follow_counters(result, names: tuple[str, ...], tracker: Progress) -> None:
+    """Raise the tracker's count to the sum of the pipeline's `adr` counters `names`: advance()
+    from a DoFn reaches only a tracker in its own process, not one behind workers in other
+    processes (the multi-process runner) or machines (Dataflow, Flink)."""
+    from apache_beam.metrics.metric import MetricsFilter
+
+    try:
+        counters = result.metrics().query(MetricsFilter().with_namespace("adr"))["counters"]
+    except Exception:  # noqa: BLE001 - a runner that cannot report its metrics (yet): the count waits
+        return
+    n = sum((c.committed if c.committed is not None else c.attempted) or 0
+            for c in counters if c.key.metric.name in names)
+    if n > tracker.done:
+        tracker.update(n, tracker.fraction)
+
+
+@contextlib.contextmanager
+def following(result, names: tuple[str, ...], tracker: Progress, every: float = 10.0):
+    """While a Beam pipeline runs, and once when it ends, follow its workers' counters."""
+    with polling(lambda: follow_counters(result, names, tracker), every):
+        yield
+    follow_counters(result, names, tracker)
+
+
 def advance(n: int = 1, fraction_delta: float = 0.0) -> None:
     if _active is not None:
         _active.advance(n, fraction_delta)

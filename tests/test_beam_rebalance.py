@@ -119,7 +119,7 @@ def test_seeds_are_the_kept_tail_records_marked_by_shared_image(stats, coco_json
     assert not [s for s in seeds if not s["image_shared"]]
 
 
-def test_kept_set_is_the_same_for_any_runner_order_and_batching(stats, coco_jsonl, direct_run, tmp_path):
+def test_kept_set_is_the_same_for_any_runner_order_and_batching(stats, coco_jsonl, direct_run, tmp_path, capsys):
     out, _, summary = direct_run
     kept = {r["id"] for r in read_jsonl(out / "kept")}
     lines = coco_jsonl.read_text().splitlines()
@@ -138,9 +138,12 @@ def test_kept_set_is_the_same_for_any_runner_order_and_batching(stats, coco_json
                                   "--environment_type", "LOOPBACK"]),
     }
     for name, (source, flags) in runs.items():
+        capsys.readouterr()
         _, s = rebalance(source, stats[0], tmp_path / name, *flags)
         assert {r["id"] for r in read_jsonl(tmp_path / name / "kept")} == kept, name
         assert (s["kept"], s["dropped"]) == (summary["kept"], summary["dropped"]), name
+        # the progress line counts the records decided, also by workers in other processes
+        assert f"rebalance: {s['kept'] + s['dropped']:,} records in" in capsys.readouterr().err, name
 
 
 def test_target_size_scales_tau_to_give_n_records(stats, coco_jsonl, tmp_path):

@@ -148,9 +148,10 @@ def run(argv=None) -> dict:
      | "AllCounts" >> beam.Flatten()
      | "Total" >> beam.CombineGlobally(lambda cs: sum(cs, Counter()))
      | "Summary" >> beam.Map(write_summary, args.output, started))
-    with progress.track("annotate", unit="images"):
+    with progress.track("annotate", unit="images") as shown:
         result = p.run()
-        result.wait_until_finish()
+        with progress.following(result, ("images_annotated",), shown):
+            result.wait_until_finish()
     return read_summary(result, join(args.output, "summary.json"))
 
 
@@ -158,6 +159,7 @@ def annotate_record(keyed) -> tuple[int, str]:
     """(number of labels, the record with `objects` and `object_boxes`) from a detection result."""
     record_text, result = keyed
     progress.advance(1)
+    beam.metrics.Metrics.counter("adr", "images_annotated").inc()
     found = result.inference
     record = {**json.loads(record_text), "objects": objects_of(found),
               "object_boxes": [{"label": d.label, "score": d.score, "box": list(d.box)} for d in found]}

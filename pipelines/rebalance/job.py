@@ -302,9 +302,10 @@ def run(argv=None, test_pipeline=None, raw_batches=None, messages=None):
             extra_invalid.append(late)
             extra_stats.append(late_stats)
     build(pipeline, batches, cfg, args.output, inputs, extra_stats, extra_invalid)
-    with progress.track("rebalance"):
+    with progress.track("rebalance") as shown:
         result = pipeline.run()
-        result.wait_until_finish()
+        with progress.following(result, ("kept", "dropped"), shown):
+            result.wait_until_finish()
     return result, None if streaming else read_summary(result, join(args.output, "summary.json"))
 
 
