@@ -11,6 +11,7 @@ each process kind's largest peak, the wall time, and the ratios 4N / N. Targets 
 per-worker and launcher peak within 15% between N and 4N; wall time within 4.6x.
 
     python -m benchmarks.scale --records 166324,665298 [--out /tmp/adr-scale] [--stages rebalance]
+                               [--driver-memory 512m]
 
 The corpora are LLaVA-mix-shaped (scripts/make_llava_mix.py, seed 0), generated once and reused.
 """
@@ -30,8 +31,8 @@ from benchmarks.llava_mix import Memory
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run(cmd: list[str], label: str) -> dict:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT), "ADR_PROGRESS_SECS": "30"}
+def run(cmd: list[str], label: str, env: dict | None = None) -> dict:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT), "ADR_PROGRESS_SECS": "30", **(env or {})}
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     memory = Memory(proc.pid)
@@ -42,12 +43,15 @@ def run(cmd: list[str], label: str) -> dict:
     return {"seconds": round(seconds, 1), "memory": memory.stop()}
 
 
-def measure(corpus: Path, out: Path, stages: tuple[str, ...]) -> dict:
-    """Run the stages; a stage not asked for reuses the previous run's output and figures."""
+def measure(corpus: Path, out: Path, stages: tuple[str, ...], driver_memory: str | None = None) -> dict:
+    """Run the stages; a stage not asked for reuses the previous run's output and figures.
+    `driver_memory` sets the local Spark JVM's heap (driver and executor in one), as
+    spark-submit's --driver-memory does; None leaves Spark's default (1g)."""
     previous = json.loads((out / "result.json").read_text()) if (out / "result.json").exists() else {}
     if "stats" in stages or not (out / "stats" / "manifest.json").exists():
+        jvm = {"PYSPARK_SUBMIT_ARGS": f"--driver-memory {driver_memory} pyspark-shell"} if driver_memory else {}
         stats = run([sys.executable, "-m", "pipelines.cli", "stats", "--input", str(corpus), "--output",
-                     str(out / "stats"), "--master", "local[2]"], "stats")
+                     str(out / "stats"), "--master", "local[2]"], "stats", jvm)
     else:
         stats = previous.get("stats")  # None: measured by a run before results were kept
     rebalance = run([sys.executable, "-m", "pipelines.cli", "rebalance", "--input", str(corpus), "--dictionary",
@@ -97,6 +101,7 @@ def main() -> None:
     ap.add_argument("--corpora", default="/tmp/adr-llava-bench", help="where the generated corpora are kept")
     ap.add_argument("--stages", default="stats,rebalance",
                     help="stages to run; `rebalance` alone reuses the statistics (and their figures) of an earlier run")
+    ap.add_argument("--driver-memory", default=None, help="the local Spark JVM's heap, e.g. 512m (default: Spark's 1g)")
     args = ap.parse_args()
     from scripts.make_llava_mix import generate, write
 
@@ -107,7 +112,7 @@ def main() -> None:
             corpus.parent.mkdir(parents=True, exist_ok=True)
             write(corpus, generate(n, seed=0))
         result = {"records": n, "input_mib": round(corpus.stat().st_size / 2 ** 20),
-                  **measure(corpus, Path(args.out) / str(n), tuple(args.stages.split(",")))}
+                  **measure(corpus, Path(args.out) / str(n), tuple(args.stages.split(",")), args.driver_memory)}
         results.append(result)
         print(json.dumps(result), flush=True)
     print(table(results))
