@@ -145,8 +145,8 @@ def extract(spark, args, files: list[str], perspectives: tuple[str, ...], out: s
     max_element_bytes = max(MAX_ELEMENT_BYTES, 2 * args.max_record_bytes)
     analysed = tasks.mapInArrow(lambda batches: analyse(_read(batches, max_element_bytes)),
                                 from_arrow_schema(analysed_schema(perspectives)))
-    # On disk, not in the executors' heap: this table grows with the corpus, and it is read four
-    # times (invalid/, entities/, the counts, the records read), never joined in memory.
+    # On disk, not in the executors' heap: this table grows with the corpus, and each output
+    # (invalid/, entities/, repeats/, the counts) reads it once, never joining it in memory.
     analysed = analysed.persist(StorageLevel.DISK_ONLY)
 
     # Byte-identical records share a digest; from the second on (in input order) the key gets
