@@ -306,7 +306,7 @@ def describe(manifest: dict, argv=None) -> str:
     if manifest["invalid_by_reason"]:
         lines.append("invalid: " + ", ".join(f"{k} {v}" for k, v in manifest["invalid_by_reason"].items()))
     lines.append(f"outputs: {join(out, 'manifest.json')}, {join(out, 'dictionary')}/, "
-                 f"{join(out, 'entities')}/, {join(out, 'invalid')}/")
+                 f"{join(out, 'entities')}/, {join(out, 'repeats')}/, {join(out, 'invalid')}/")
     return "\n".join(lines)
 
 
