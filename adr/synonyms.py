@@ -13,7 +13,8 @@ A record's nouns are swapped for WordNet synonyms that are tail tokens of the co
   replaced nor used as replacements.
 - The synonym shares the noun's dominant WordNet sense, that sense names a concrete thing and
   holds at least two thirds of the noun's sense-tagged uses, and the synonym's own dominant
-  sense is the same one ("time" -> "clip" fails: clip's first sense is another). A noun SemCor
+  sense is the same one ("time" -> "clip" fails: clip's first sense is another) and it is mostly
+  used as a noun ("youngster" -> "minor" fails: minor is mostly an adjective). A noun SemCor
   never tagged cannot show which sense is meant, so it is not replaced. One word for one word,
   unless the corpus itself uses the multiword synonym.
 - Tail synonyms the corpus holds (1 <= count <= tau, rarest first) come before unseen ones.
@@ -64,6 +65,7 @@ class Sense:
     lexname: str
     lemmas: tuple[tuple[str, int], ...]
     share: float | None = None  # of the word's SemCor-tagged noun uses in this sense; None: never tagged
+    noun_share: float | None = None  # of the word's SemCor-tagged uses, any part of speech, as a noun
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,8 @@ def safe_synonyms(noun: str, sense_of: Callable[[str], Sense | None], token_coun
         own = sense_of(word) if " " not in word else sense
         if own is None or own.name != sense.name:
             continue  # the synonym's usual meaning is another one
+        if own.noun_share is not None and own.noun_share < 0.5:
+            continue  # mostly another part of speech: "minor" (an adjective in 13 of 15 uses) for "youngster"
         out.append((word, "tail" if count else "unseen", count if count else -uses))
     out.sort(key=lambda s: (s[1] != "tail", s[2]))
     return [(word, source) for word, source, _ in out]

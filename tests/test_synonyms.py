@@ -38,6 +38,10 @@ def test_synonyms_share_the_dominant_concrete_sense_one_word_tail_first(sense):
         # pronoun-like, media, colour, temporal, positional, abstract or bodily senses; "ski" is no synonym of "skis"
         assert safe_synonyms(noun, sense, {}, 40) == [], noun
     assert all(w != "chiropteran" for w, _ in safe_synonyms("bat", sense, {}, 40))  # unattested in English use
+    # a synonym mostly used as another part of speech reads as another word: "a minor related book"
+    youngster = [w for w, _ in safe_synonyms("youngster", sense, {}, 40)]
+    assert "kid" in youngster and "minor" not in youngster
+    assert sense("minor").noun_share < 0.5 < sense("kid").noun_share
     assert safe_synonyms("car", sense, {"motorcar": 0, "automobile": 2, "auto": 1}, 40)[:2] == [
         ("auto", "tail"), ("automobile", "tail")]  # rarest tail token first
 

@@ -41,5 +41,8 @@ def _dominant_sense(word: str) -> Sense | None:
     uses = [sum(lemma.count() for lemma in s.lemmas() if lemma.name().lower() == word.replace(" ", "_"))
             for s in synsets]
     first = synsets[0]
+    # SemCor uses of the word in every part of speech: nouns against adjectives, verbs, adverbs
+    any_pos = sum(lemma.count() for s in wn.synsets(word.replace(" ", "_")) for lemma in s.lemmas()
+                  if lemma.name().lower() == word.replace(" ", "_"))
     return Sense(first.name(), first.lexname(), tuple((lemma.name(), lemma.count()) for lemma in first.lemmas()),
-                 uses[0] / sum(uses) if sum(uses) else None)
+                 uses[0] / sum(uses) if sum(uses) else None, sum(uses) / any_pos if any_pos else None)
