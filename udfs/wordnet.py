@@ -35,14 +35,18 @@ def dominant_sense(word: str) -> Sense | None:
 
 def _dominant_sense(word: str) -> Sense | None:
     wn = _wordnet()
-    synsets = wn.synsets(word.replace(" ", "_"), pos=wn.NOUN)
+    name = word.replace(" ", "_")
+    every = wn.synsets(name)  # every part of speech, nouns first, each in WordNet's sense order
+    synsets = [s for s in every if s.pos() == wn.NOUN]
     if not synsets:
         return None
-    uses = [sum(lemma.count() for lemma in s.lemmas() if lemma.name().lower() == word.replace(" ", "_"))
-            for s in synsets]
+
+    def uses(synset) -> int:  # SemCor-tagged uses of the word in this sense
+        return sum(lemma.count() for lemma in synset.lemmas() if lemma.name().lower() == name)
+
+    noun_uses = [uses(s) for s in synsets]
+    any_pos = sum(uses(s) for s in every)
     first = synsets[0]
-    # SemCor uses of the word in every part of speech: nouns against adjectives, verbs, adverbs
-    any_pos = sum(lemma.count() for s in wn.synsets(word.replace(" ", "_")) for lemma in s.lemmas()
-                  if lemma.name().lower() == word.replace(" ", "_"))
     return Sense(first.name(), first.lexname(), tuple((lemma.name(), lemma.count()) for lemma in first.lemmas()),
-                 uses[0] / sum(uses) if sum(uses) else None, sum(uses) / any_pos if any_pos else None)
+                 noun_uses[0] / sum(noun_uses) if sum(noun_uses) else None,
+                 sum(noun_uses) / any_pos if any_pos else None)
