@@ -61,22 +61,29 @@ class Memory:
     def _run(self, interval: float):
         root = psutil.Process(self.root_pid)
         while not self._stop.is_set():
-            total = 0
             try:
                 procs = [root, *root.children(recursive=True)]
             except psutil.Error:
                 break
-            for proc in procs:
-                try:
-                    rss = proc.memory_info().rss
-                    label = kind(proc, self.root_pid)
-                except psutil.Error:
-                    continue
-                total += rss
-                old = self.per_process.get(proc.pid, (label, 0))
-                self.per_process[proc.pid] = (label, max(old[1], rss))
-            self.total_peak = max(self.total_peak, total)
+            self._record(self._read(procs))
             time.sleep(interval)
+
+    def _read(self, procs) -> dict[int, tuple[str, int]]:
+        """pid -> (kind, RSS) of the processes still readable."""
+        out = {}
+        for proc in procs:
+            try:
+                rss = proc.memory_info().rss
+                out[proc.pid] = (kind(proc, self.root_pid), rss)
+            except psutil.Error:
+                continue
+        return out
+
+    def _record(self, rss: dict[int, tuple[str, int]]) -> None:
+        """One sample: each process's peak and the whole tree's."""
+        for pid, (label, r) in rss.items():
+            self.per_process[pid] = (label, max(self.per_process.get(pid, (label, 0))[1], r))
+        self.total_peak = max(self.total_peak, sum(r for _, r in rss.values()))
 
     def stop(self) -> dict:
         self._stop.set()

@@ -43,9 +43,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import psutil
 
-from benchmarks.llava_mix import Memory, kind
+from benchmarks.llava_mix import Memory
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("ADR_SHARED_DATA", ROOT.parent / "shared" / "data"))  # as tests/conftest.py
@@ -166,28 +165,12 @@ class Timeline(Memory):
         self.start = time.perf_counter()
         super().__init__(pid, interval)
 
-    def _run(self, interval: float):
-        root = psutil.Process(self.root_pid)
-        while not self._stop.is_set():
-            try:
-                procs = [root, *root.children(recursive=True)]
-            except psutil.Error:
-                break
-            rss = {}
-            for proc in procs:
-                try:
-                    r = proc.memory_info().rss
-                    if r:  # 0: exited, not yet reaped
-                        rss[proc.pid] = (kind(proc, self.root_pid), r)
-                except psutil.Error:
-                    continue
-            for pid, (label, r) in rss.items():
-                self.per_process[pid] = (label, max(self.per_process.get(pid, (label, 0))[1], r))
-            if rss:
-                total = sum(r for _, r in rss.values())
-                self.total_peak = max(self.total_peak, total)
-                self.samples.append((time.perf_counter() - self.start, max(r for _, r in rss.values()), total))
-            time.sleep(interval)
+    def _record(self, rss: dict[int, tuple[str, int]]) -> None:
+        rss = {pid: v for pid, v in rss.items() if v[1]}  # 0: exited, not yet reaped
+        super()._record(rss)
+        if rss:
+            self.samples.append((time.perf_counter() - self.start, max(r for _, r in rss.values()),
+                                 sum(r for _, r in rss.values())))
 
     def at(self, seconds: float) -> tuple[float, int, int]:
         """The last sample taken by `seconds` after the start."""
