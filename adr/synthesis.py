@@ -6,6 +6,7 @@ import hashlib
 import math
 from typing import Iterable, Mapping
 
+from adr.entities.registry import CATCH_ALLS
 from adr.errors import ConfigError
 from adr.sampling import uniform
 
@@ -41,22 +42,22 @@ def plan_budget(budget: int, mix: Mapping[str, float]) -> dict[str, int]:
     return plan
 
 
-def seed_order(seed_keys: Iterable[str], seed: int, method: str) -> list[str]:
-    """The order in which a method draws seeds: a seeded hash per record key, the same on any runner."""
-    return sorted(seed_keys, key=lambda key: (uniform(seed, key, "synthesis", method), key))
-
-
-def synthetic_id(method: str, seed_key: str, seed: int) -> str:
-    digest = hashlib.blake2b(f"{seed}\x1f{method}\x1f{seed_key}".encode(), digest_size=6).hexdigest()
-    return f"adr-{method}-{digest}"
+def synthetic_id(method: str, seed_key: str, seed: int, target: str | None = None) -> str:
+    """A record's id: one seed may serve several tail entities (a record for each), so the
+    entity it was made for is part of the id when a seed offers more than one."""
+    text = f"{seed}\x1f{method}\x1f{seed_key}" + ("" if target is None else f"\x1f{target}")
+    return f"adr-{method}-{hashlib.blake2b(text.encode(), digest_size=6).hexdigest()}"
 
 
 def provenance(method: str, seed_key: str, seed_id: str, tail: Mapping[str, list[str]],
-               models: Mapping[str, str], parameters: Mapping) -> dict:
+               models: Mapping[str, str], parameters: Mapping, made_for: tuple[str, str] | None = None) -> dict:
     """The `adr` field of a synthetic record: how it was made, from which record (its key, and its
-    `id`, which in LLaVA's mix names the image and is shared by other records)."""
-    return {"method": method, "seed_key": seed_key, "seed_id": seed_id,
-            "tail_entities": {k: list(v) for k, v in tail.items()},
+    `id`, which in LLaVA's mix names the image and is shared by other records), and the tail
+    entity (perspective, entity) the plan made it for."""
+    out = {"method": method, "seed_key": seed_key, "seed_id": seed_id}
+    if made_for is not None:
+        out["made_for"] = {"perspective": made_for[0], "entity": made_for[1]}
+    return {**out, "tail_entities": {k: list(v) for k, v in tail.items()},
             "models": dict(models), "parameters": dict(parameters)}
 
 
@@ -83,6 +84,61 @@ def reassign_shortfall(target: Mapping[str, int], made: Mapping[str, int], open_
     return new, moved
 
 
+# ---- the plan per tail entity ---------------------------------------------------------------
+# Each tail entity e may receive up to capacity(e) = ceiling - n(e) synthetic occurrences. A
+# method's offers for e (seeds that can make a record carrying e) are ordered by
+# order = u * offers(e) / (share * capacity(e)), u the seed's draw: taking every offer of order
+# below t gives each entity t * its capacity share, in expectation, so the budget is spread in
+# proportion to the deficits (the rarest get most) and no entity is planned past its ceiling
+# (offers of order >= 1 are never drawn). The rounds take offers by bins of that order; what
+# the rounds then make is checked against the ceilings exactly.
+
+
+
+def parse_ceilings(spec: str | None, taus: Mapping[str, int]) -> dict[str, int]:
+    """Per perspective, the count synthesis may lift a tail entity to: tau (the default), a
+    multiple of tau ('1.5'), or counts per perspective ('token=2000,object=400'; the others tau)."""
+    if not spec:
+        return dict(taus)
+    try:
+        if "=" not in spec:
+            factor = float(spec)
+            if not math.isfinite(factor) or factor <= 0:
+                raise ValueError
+            return {p: int(factor * tau) for p, tau in taus.items()}
+        given = {k.strip(): int(v) for k, v in (item.split("=", 1) for item in spec.split(",") if item.strip())}
+    except ValueError:
+        raise ConfigError(f"--ceiling must be a multiple of tau (1.5) or perspective=count,... (token=2000), "
+                          f"got {spec!r}") from None
+    unknown = set(given) - set(taus)
+    if unknown or any(v < 0 for v in given.values()):
+        raise ConfigError(f"--ceiling names perspectives the dictionary lacks or a negative count: {spec!r}")
+    return {p: given.get(p, tau) for p, tau in taus.items()}
+
+
+def capacity(count: int, ceiling: int) -> int:
+    """Synthetic occurrences an entity may still receive."""
+    return max(0, ceiling - count)
+
+
+def is_target(perspective: str, entity: str, count: int, tau: int) -> bool:
+    """A tail entity that names a concept: what synthesis is planned for."""
+    return count <= tau and entity not in CATCH_ALLS.get(perspective, ())
+
+
+def offer_order(u: float, offers: int, room: float) -> float | None:
+    """An offer's place in the plan (see above); None: past the entity's ceiling, never drawn."""
+    if room <= 0 or offers <= 0:
+        return None
+    order = u * offers / room
+    return order if order < 1.0 else None
+
+
+def planned(offers: int, room: float, reach: float) -> int:
+    """Records the plan gives an entity when the method's pick reached order `reach`."""
+    return int(min(offers, room, reach * room))
+
+
 # ---- drawing seeds by intervals of their draw ---------------------------------------------
 # A method's seeds are taken in the order of u = draw(seed, key, method). Rather than a sorted
 # list of keys, the engine counts seeds per fixed bin of u; a round takes the seeds of a run of
@@ -92,7 +148,7 @@ BINS = 4096  # a power of two: u * BINS is exact, so a bin is the same float ari
 
 
 def draw(seed: int, key: str, method: str) -> float:
-    """A seed's place in a method's order (what seed_order sorts by)."""
+    """A seed's place in a method's order: a seeded hash of its key, the same on any runner."""
     return uniform(seed, key, "synthesis", method)
 
 

@@ -305,6 +305,73 @@ def describe(rep: dict) -> str:
     return "\n".join(lines)
 
 
+def tagged_corpus(records: list[dict], cache: Path) -> list[list[str]]:
+    """Each record's noun lemmas as the token perspective tags them (cached: tagging is minutes)."""
+    if cache.exists():
+        return json.loads(cache.read_text())
+    import pyarrow as pa
+
+    from udfs.entities import extract_entities
+
+    out = []
+    for i in range(0, len(records), 512):
+        chunk = records[i:i + 512]
+        batch = pa.RecordBatch.from_pylist([{"key": str(k), "record": json.dumps(r)} for k, r in enumerate(chunk)])
+        out += extract_entities(batch, ("token",)).column("token").to_pylist()
+    cache.write_text(json.dumps(out))
+    return out
+
+
+def offered_swaps(records: list[dict], nouns: list[list[str]], fits) -> list[dict]:
+    """What the synonym step offers per record (pipelines.synthesize.offers.synonym_choices), with
+    `fits` as the evidence rule (fits=lambda *_: True is the rule before evidence), without a run."""
+    from adr.entities.registry import PERSPECTIVES
+    from adr.synonyms import replaceable_nouns, safe_synonyms, sentence_context
+    from adr.thresholds import histogram, threshold
+    from udfs.wordnet import dominant_sense
+
+    counts = collections.Counter(n for ns in nouns for n in set(ns))
+    tau = threshold(histogram(counts.values()), PERSPECTIVES["token"].tail_share).tau
+    out = []
+    for i, (record, found) in enumerate(zip(records, nouns)):
+        turns = record["conversations"]
+        for noun in sorted(replaceable_nouns(turns, found)):
+            context = sentence_context(turns, noun, found)
+            offer = safe_synonyms(noun, dominant_sense, counts, tau, context=context, fits=fits)
+            if offer:
+                text = " ".join(t["value"] for t in turns).replace(IMAGE_TOKEN, "").replace("\n", " ")
+                m = re.search(r"[^.?!]*\b" + re.escape(noun) + r"(?:e?s)?\b[^.?!]*[.?!]?", text, re.IGNORECASE)
+                out.append({"record": i, "noun": noun, "synonym": offer[0][0],
+                            "context": sorted(context),
+                            "text": (m.group().strip() if m else text)[:200]})
+    return out
+
+
+def evidence(n: int, seed: int, work: Path, judged: Path, sample_n: int) -> dict:
+    """Offers before (dominant sense only) and after (context evidence) on n generated records."""
+    from scripts.make_llava_mix import generate
+    from udfs.wordnet import sense_fits
+
+    work.mkdir(parents=True, exist_ok=True)
+    records = list(generate(n, seed=seed))
+    nouns = tagged_corpus(records, work / f"nouns-{n}-{seed}.json")
+    verdicts = {}
+    if judged.exists():
+        for line in judged.read_text().splitlines():
+            if line.strip():
+                j = json.loads(line)
+                verdicts[(j["noun"], j["synonym"])] = j["verdict"]
+    report = {"records": n}
+    for name, fits in (("before", lambda *_: True), ("after", sense_fits)):
+        swaps = offered_swaps(records, nouns, fits)
+        (work / f"swaps-{name}-{n}-{seed}.jsonl").write_text("".join(json.dumps(s) + "\n" for s in swaps))
+        pairs = [verdicts.get((s["noun"], s["synonym"])) for s in swaps]
+        report[name] = {"replacements": len(swaps), "seeds": len({s["record"] for s in swaps}),
+                        "judged_wrong": sum(v == "wrong" for v in pairs), "judged_right": sum(v == "right" for v in pairs),
+                        "sample": random.Random(seed).sample(swaps, min(sample_n, len(swaps)))}
+    return report
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--records", type=int, default=4000, help="size of the generated corpus")
@@ -314,7 +381,15 @@ def main(argv=None) -> int:
     ap.add_argument("--work", type=Path, help="where corpus and run go (default /tmp/adr-synonym-quality-*)")
     ap.add_argument("--sample", type=int, default=20)
     ap.add_argument("--json", action="store_true", help="print one JSON object")
+    ap.add_argument("--evidence", action="store_true",
+                    help="no run: the synonym offers before and after the context-evidence rule, "
+                         "scored against benchmarks/judged_swaps.jsonl")
     args = ap.parse_args(argv)
+    if args.evidence:
+        rep = evidence(args.records, args.seed, args.work or Path(f"/tmp/adr-synonym-evidence"),
+                       ROOT / "benchmarks" / "judged_swaps.jsonl", args.sample)
+        print(json.dumps(rep, ensure_ascii=False, indent=1))
+        return 0
     name = Path(args.input).stem if args.input else f"{args.records}-{args.seed}"
     work = args.work or Path(f"/tmp/adr-synonym-quality-{name}")
     run = args.run or work / "run"

@@ -60,3 +60,13 @@ def read_summary(result, url: str) -> dict | None:
     if getattr(result, "has_job", True) is False:
         return None
     return read_json(url)
+
+
+def file_urls(folder: str, suffix: str) -> list[str]:
+    """The files under a folder (at any depth) with this suffix, in name order: names, not rows."""
+    from udfs.sources import url_of
+
+    fs, root = fsspec.core.url_to_fs(folder)
+    if not fs.exists(root):
+        return []
+    return [url_of(fs, n) for n in sorted(fs.find(root)) if n.endswith(suffix)]

@@ -1,5 +1,6 @@
 """Synonym replacement keeps a record true about its image (real WordNet 3.0, LLaVA-shaped records)."""
 
+import json
 import re
 from pathlib import Path
 
@@ -18,6 +19,11 @@ def sense():
     return dominant_sense
 
 
+def EVIDENT(word, synset, context):
+    """The rules about the words themselves, with the record's context taken as evidence."""
+    return True
+
+
 def turns(*pairs):
     out = []
     for q, a in pairs:
@@ -26,23 +32,23 @@ def turns(*pairs):
 
 
 def synonyms(sense, counts=None, tau=40):
-    return lambda noun: safe_synonyms(noun, sense, counts or {}, tau)
+    return lambda noun: safe_synonyms(noun, sense, counts or {}, tau, fits=EVIDENT)
 
 
 def test_synonyms_share_the_dominant_concrete_sense_one_word_tail_first(sense):
-    assert safe_synonyms("car", sense, {"automobile": 3, "auto": 900}, 40) == [
+    assert safe_synonyms("car", sense, {"automobile": 3, "auto": 900}, 40, fits=EVIDENT) == [
         ("automobile", "tail"), ("motorcar", "unseen")]  # "auto" is head here; "machine" means another thing
-    assert [w for w, _ in safe_synonyms("child", sense, {}, 40)][:1] == ["kid"]  # most used first
+    assert [w for w, _ in safe_synonyms("child", sense, {}, 40, fits=EVIDENT)][:1] == ["kid"]  # most used first
     for noun in ("man", "woman", "person", "picture", "image", "color", "time", "head", "one", "liberty",
                  "side", "top", "table", "sign", "skis"):
         # pronoun-like, media, colour, temporal, positional, abstract or bodily senses; "ski" is no synonym of "skis"
-        assert safe_synonyms(noun, sense, {}, 40) == [], noun
-    assert all(w != "chiropteran" for w, _ in safe_synonyms("bat", sense, {}, 40))  # unattested in English use
+        assert safe_synonyms(noun, sense, {}, 40, fits=EVIDENT) == [], noun
+    assert all(w != "chiropteran" for w, _ in safe_synonyms("bat", sense, {}, 40, fits=EVIDENT))  # unattested in English use
     # a synonym mostly used as another part of speech reads as another word: "a minor related book"
-    youngster = [w for w, _ in safe_synonyms("youngster", sense, {}, 40)]
+    youngster = [w for w, _ in safe_synonyms("youngster", sense, {}, 40, fits=EVIDENT)]
     assert "kid" in youngster and "minor" not in youngster
     assert sense("minor").noun_share < 0.5 < sense("kid").noun_share
-    assert safe_synonyms("car", sense, {"motorcar": 0, "automobile": 2, "auto": 1}, 40)[:2] == [
+    assert safe_synonyms("car", sense, {"motorcar": 0, "automobile": 2, "auto": 1}, 40, fits=EVIDENT)[:2] == [
         ("auto", "tail"), ("automobile", "tail")]  # rarest tail token first
 
 
@@ -143,3 +149,44 @@ def test_a_rewrite_must_keep_the_turns_and_every_short_answer():
     changed = [*same[:1], {"from": "gpt", "value": "A pie"}, *same[2:]]
     assert "short answer 'Pizza'" in keeps_short_answers(seed, changed)
     assert keeps_short_answers(seed, same[:2]) == "2 turns for the seed's 4"
+
+
+JUDGED = Path(__file__).resolve().parents[1] / "benchmarks" / "judged_swaps.jsonl"
+
+
+def test_no_swap_judged_wrong_by_reading_is_offered_again_and_most_right_ones_are():
+    """benchmarks/judged_swaps.jsonl: swaps read one by one in their sentence (from the issue's
+    665K run and the LLaVA-shaped generator), each right or wrong. The offer rule, with the
+    sentence's nouns as evidence of the sense, must refuse every wrong one and keep a floor of
+    the right ones (a rule that refused everything would pass the first half)."""
+    from udfs.wordnet import dominant_sense, sense_fits
+
+    judged = [json.loads(line) for line in JUDGED.read_text().splitlines() if line.strip()]
+    assert len(judged) >= 60 and {j["verdict"] for j in judged} == {"right", "wrong"}
+    offered = {i: [w for w, _ in safe_synonyms(j["noun"], dominant_sense, {}, 40, context=j["context"], fits=sense_fits)]
+               for i, j in enumerate(judged)}
+    again = [(j["noun"], j["synonym"], j["text"]) for i, j in enumerate(judged)
+             if j["verdict"] == "wrong" and j["synonym"] in offered[i]]
+    assert again == []
+    right = [i for i, j in enumerate(judged) if j["verdict"] == "right"]
+    kept = sum(judged[i]["synonym"] in offered[i] for i in right)
+    assert kept >= 15, f"{kept} of {len(right)} right swaps still offered"
+    # Without the context's evidence nothing is offered at all.
+    assert all(safe_synonyms(j["noun"], dominant_sense, {}, 40, context=j["context"]) == [] for j in judged)
+
+
+def test_the_sense_is_read_from_the_sentence_the_noun_is_in(sense):
+    from udfs.wordnet import sense_fits
+
+    wii = turns(("<image>\nWhat is the man holding?", "He holds a Wii controller and points it at the television."),
+                ("Where is he?", "In a living room with a couch, a lamp and a car on the poster."))
+    nouns = ["man", "wii", "controller", "television", "living", "room", "couch", "lamp", "car", "poster"]
+    from adr.synonyms import sentence_context
+    assert sentence_context(wii, "controller", nouns) == {"wii", "television"}
+    assert safe_synonyms("controller", sense, {}, 40, context=sentence_context(wii, "controller", nouns),
+                         fits=sense_fits) == []
+    street = turns(("<image>\nDescribe the scene.", "A red car drives down the street past parked cars and a bus."),)
+    context = sentence_context(street, "car", ["car", "street", "bus"])
+    assert context == {"street", "bus"}
+    assert ("automobile", "unseen") in safe_synonyms("car", sense, {}, 40, context=context, fits=sense_fits)
+    assert not sense_fits("car", "car.n.01", ())  # no context, no evidence

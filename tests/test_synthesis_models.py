@@ -20,7 +20,7 @@ from tests import tiny_models as tiny
 from tests.conftest import COCO_IMAGES
 from tests.test_beam_synthesize import corpus, read_jsonl, synthesize  # noqa: F401  (corpus: a fixture)
 
-PROVENANCE = {"method", "seed_key", "seed_id", "tail_entities", "models", "parameters"}
+PROVENANCE = {"method", "seed_key", "seed_id", "made_for", "tail_entities", "models", "parameters"}
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +50,9 @@ def check_provenance(record: dict, seed: dict, method: str, models: dict) -> dic
     assert adr["method"] == method and adr["seed_key"] == seed["key"] and adr["seed_id"] == seed["id"]
     assert adr["tail_entities"] == seed["tail_entities"] and any(adr["tail_entities"].values())
     assert adr["models"] == models
-    assert record["id"] == synthetic_id(method, seed["key"], 42)
+    target = (adr["made_for"]["perspective"], adr["made_for"]["entity"])
+    assert target[1] in adr["tail_entities"][target[0]]  # made for one of the seed's tail entities
+    assert record["id"] == synthetic_id(method, seed["key"], 42, "\x1f".join(target))
     return adr["parameters"]
 
 

@@ -50,6 +50,9 @@ _PREFIX = re.compile(
 _CLAUSE_SPLIT = re.compile(r"[?!.;\n]+")
 _WORD = re.compile(r"[a-z]+")
 
+# The type of a question no rule recognises: it names no concept, so synthesis never aims at it.
+CATCH_ALL = "other"
+
 
 def clause_type(clause: str) -> str | None:
     """The canonical question type a clause opens with, or None."""
@@ -71,7 +74,7 @@ def clause_type(clause: str) -> str | None:
 def turn_types(text: str) -> set[str]:
     """All question types of one human turn; never empty."""
     found = {t for t in map(clause_type, _CLAUSE_SPLIT.split(text)) if t}
-    return found or {"other"}
+    return found or {CATCH_ALL}
 
 
 def interrogation_types(human_turns: Iterable[str]) -> set[str]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from adr.entities.interrogation import interrogation_types
+from adr.entities.interrogation import CATCH_ALL, interrogation_types
 from adr.entities.objects import cooccurrence_pairs, object_set
 from adr.entities.token import noun_lemmas
 from adr.errors import ConfigError
@@ -26,6 +26,7 @@ class Perspective:
     tail_share: float
     extract: Callable[[dict, Tagged], set[str]]
     needs_tagger: bool = False
+    catch_alls: frozenset[str] = frozenset()  # entities that name no concept: never a synthesis target
 
 
 PERSPECTIVES: dict[str, Perspective] = {}
@@ -45,9 +46,11 @@ register(Perspective("object", "O", ("objects",), 0.9,
 register(Perspective("cooccurrence", "C", ("objects",), 0.75,
                      lambda record, tagged: cooccurrence_pairs(object_set(record.get("objects")))))
 register(Perspective("interrogation", "W", ("conversations",), 0.9,
-                     lambda record, tagged: interrogation_types(turn_texts(record, "human"))))
+                     lambda record, tagged: interrogation_types(turn_texts(record, "human")),
+                     catch_alls=frozenset({CATCH_ALL})))
 
 ALL = tuple(PERSPECTIVES)
+CATCH_ALLS: dict[str, frozenset[str]] = {p.name: p.catch_alls for p in PERSPECTIVES.values() if p.catch_alls}
 
 
 def resolve(names: str | list[str] | tuple[str, ...] | None) -> tuple[str, ...]:

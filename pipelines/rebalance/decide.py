@@ -158,6 +158,7 @@ class Decide(beam.DoFn):
         tail_before = {p: [0, 0] for p in cfg.perspectives}
         tail_after = {p: [0, 0] for p in cfg.perspectives}
         tail_kept: set = set()  # (perspective, entity): tail entities, all in kept records (tail keeps)
+        every = {p: entities.column(p).to_pylist() for p in cfg.perspectives}
         for row, (key, rid, image, position, record, d) in enumerate(zip(
                 entities.column("key").to_pylist(), batch.column("id").to_pylist(), batch.column("image").to_pylist(),
                 batch.column("position").to_pylist(), batch.column("record").to_pylist(), decisions)):
@@ -173,7 +174,8 @@ class Decide(beam.DoFn):
                 kept_lines.append(record)
                 if d.tail:
                     shared = None if item.shared is None else bool(image) and position in item.shared
-                    seeds.append(seed_line(key, rid, image, shared, d.tail, record))
+                    seeds.append(seed_line(key, rid, image, shared, d.tail, record,
+                                           {p: every[p][row] for p in cfg.perspectives}))
                     for p, tail in d.tail.items():
                         tail_after[p][0] += len(tail)
                         tail_kept.update((p, e) for e in tail)
@@ -227,12 +229,14 @@ class Decide(beam.DoFn):
         return batch, dead
 
 
-def seed_line(key: str, rid, image, image_shared: bool | None, tail: dict, record: str) -> str:
+def seed_line(key: str, rid, image, image_shared: bool | None, tail: dict, record: str, entities: dict) -> str:
     """A kept tail record as a line of seeds/: the unshared-image (and text-only) ones are the
     visual seed pool of the spec; language synthesis may use any. `image_shared` is null when
-    the run cannot know (a stream never sees the whole corpus)."""
+    the run cannot know (a stream never sees the whole corpus). `entities` are all the record's
+    entities (synthesis reads its nouns and plans what its records would carry)."""
     return (f'{{"key":{json.dumps(key)},"id":{json.dumps(rid)},"image":{json.dumps(image)},'
-            f'"image_shared":{json.dumps(image_shared)},"tail_entities":{json.dumps(tail)},"record":{record}}}')
+            f'"image_shared":{json.dumps(image_shared)},"tail_entities":{json.dumps(tail)},'
+            f'"entities":{json.dumps(entities, ensure_ascii=False)},"record":{record}}}')
 
 
 class WriteKeptBatch(beam.DoFn):

@@ -5,23 +5,26 @@
                    [--llm M] [--images-root PATH_OR_URL] [--device auto|cpu|cuda] [--seed 42] [Beam options]
 
 Methods: visual (diffusion image from the seed image -> caption -> LLM conversation), synonym
-(WordNet tail synonyms of the record's nouns), rewrite (LLM rewrite offered those synonyms).
-Seeds are drawn in a seeded order per method, u = adr.synthesis.draw(seed, key, method). The
-engine counts each pool per bin of u; the driver runs rounds, each over the seeds of the next run
-of bins (at least what a method still needs, times --overdraw), selected by a filter inside the
-round's pipeline, until each method has its share or its pool runs out, so the output is exactly
-the budget when the pool allows. The driver holds bin counts, never seeds, keys or records: each
-method's final pick (its target's worth of candidates of smallest u) is cut by the engine.
+(a WordNet tail synonym of one of the record's nouns, in the sense the record shows), rewrite
+(LLM rewrite offered those synonyms). The budget is planned per tail entity (offers: what each
+seed can make, for which target, and the place of each offer in the plan, from the entities'
+room under their ceilings). The engine counts each method's offers per bin of that order; the
+driver runs rounds, each over the offers of the next run of bins (at least what a method still
+needs, times --overdraw), selected by a filter inside the round's pipeline, until each method
+has its share or its offers run out. The driver holds bin counts, never seeds, keys or records:
+each method's final pick (its target's worth of candidates first in plan order) is cut by the
+engine.
 
 Outputs, each written by the engine in shards: OUT/synthetic/part-*.jsonl; OUT/refined/ (kept
 records in input order, then synthetic: one LLaVA JSON array refined/refined.json joined from
 fragments, or JSON Lines / Parquet part-* shards in that order); OUT/failed/part-*.jsonl;
 OUT/entity_counts/part-*.parquet (perspective, entity, count of the synthetic records);
-OUT/images/ (or --synthetic-images); OUT/rounds/NNN/ (a round's bin ranges, candidates, failures,
-counts: a rerun reuses finished rounds); OUT/summary.json.
+OUT/images/ (or --synthetic-images); OUT/plan/ (per entity: planned and made); OUT/rounds/NNN/
+(a round's bin ranges, candidates, failures, counts: a rerun reuses finished rounds);
+OUT/summary.json.
 
-Modules: seeds (the draw), steps (per-seed Beam functions), rounds (a round's pipeline),
-publish (the final pick and outputs), refined_writers (formats of refined/).
+Modules: offers (the plan), steps (per-offer Beam functions), rounds (a round's pipeline and
+its ceiling check), publish (the final pick and outputs), refined_writers (formats of refined/).
 """
 
 from __future__ import annotations
@@ -37,15 +40,16 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, WorkerOptions
 
 from adr.errors import ConfigError
-from adr.synthesis import (METHODS, boundary, kept_per_bin, next_bins, parse_mix, plan_budget, reassign_shortfall,
-                           shard_of_cells)
+from adr.entities.registry import CATCH_ALLS
+from adr.synthesis import (METHODS, boundary, kept_per_bin, next_bins, parse_ceilings, parse_mix,
+                           plan_budget, reassign_shortfall, shard_of_cells)
 from pipelines import progress
 from pipelines.checks import ArgumentParser, at_least, rebalance_summary, stats_manifest
-from pipelines.outputs import join, read_json_or_none, remove, write_json
+from pipelines.outputs import file_urls, join, read_json_or_none, remove, write_json
 from pipelines.synthesize.publish import publish
 from pipelines.synthesize.refined_writers import join_llava_json
 from pipelines.synthesize.rounds import read_tallies, round_counts, run_round, write_tallies
-from pipelines.synthesize.seeds import count_pools, entity_files, file_urls
+from pipelines.synthesize.offers import PlanContext, offered
 from pipelines.synthesize.steps import FAILED
 from udfs.artifacts import read_dictionary
 from udfs.model_files import local_model_dir
@@ -85,7 +89,12 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--batched-inference", action="store_true",
                     help="one model call per batch (GPU throughput); the default calls the model per element, "
                          "so a seed's output never depends on what Beam batched it with")
-    ap.add_argument("--overdraw", type=float, default=1.2, help="seeds drawn per needed record in a round")
+    ap.add_argument("--overdraw", type=float, default=1.2, help="offers drawn per needed record in a round")
+    ap.add_argument("--min-tail-share", type=float, default=0.2,
+                    help="a language record is made only if at least this share of the tokens it adds are tail")
+    ap.add_argument("--ceiling", default=None,
+                    help="the count synthesis may lift a tail entity to: a multiple of tau (1.5), or "
+                         "perspective=count,... (token=2000); default: each perspective's tau")
     ap.add_argument("--accelerator", default=None,
                     help="Beam resource hint for the model steps only, e.g. "
                          "'type:nvidia-l4;count:1;install-nvidia-driver' (Dataflow GPU workers)")
@@ -95,6 +104,10 @@ def parser() -> argparse.ArgumentParser:
 def parse_args(argv=None):
     args, beam_args = parser().parse_known_args(argv)
     parse_mix(args.mix)  # a malformed --mix fails here, in one line
+    if args.ceiling:
+        parse_ceilings(args.ceiling, {"token": 1})  # its form fails here; the perspectives once the dictionary is read
+    if not 0.0 <= args.min_tail_share <= 1.0:
+        raise ConfigError(f"--min-tail-share must be a number in [0, 1], got {args.min_tail_share}")
     visual = {"--image-model": args.image_model, "--caption-model": args.caption_model, "--llm": args.llm}
     if args.image_model or args.caption_model:
         missing = [flag for flag, value in visual.items() if not value]
@@ -114,9 +127,11 @@ class Plan:
         self.budget = summary["budget"] if args.budget is None else args.budget
         self.input = summary["input"]
         self.kept = summary["kept"]
-        self.tau_token = manifest["perspectives"].get("token", {}).get("tau", 0)
         self.perspectives = tuple(manifest["perspectives"])
+        self.taus = {p: manifest["perspectives"][p]["tau"] for p in self.perspectives}
+        self.ceilings = parse_ceilings(args.ceiling, self.taus)
         self.seeds = join(args.rebalanced, "seeds", "*.jsonl")
+        self.work = join(args.output, "_work")
         nlp = manifest["parameters"].get("nlp", "default")
         self.nlp = None if nlp == "default" else nlp
         for flag in ("image_model", "caption_model", "llm"):
@@ -140,19 +155,19 @@ class Plan:
                               "llava-json" if summary.get("input_format") == "json-array" else "jsonl")
         self.models = {k: v for k, v in (("image", args.image_model), ("caption", args.caption_model),
                                           ("llm", args.llm)) if v}
+        self.context = PlanContext(
+            args.seed, tuple(m for m in METHODS if enabled[m]), self.taus, self.ceilings,
+            read_dictionary(args.dictionary, self.perspectives, "count"), args.min_tail_share)
 
 
-def pool_histograms(plan: Plan, beam_args, work: str) -> dict[str, dict[int, int]]:
-    """{method: {bin: seeds}}, counted by the engine over the seed files."""
-    prefix = join(work, "pools")
-    remove(prefix)
+def offer_histograms(plan: Plan, beam_args) -> dict[str, dict[int, int]]:
+    """{method: {bin of order: offers}}: the offers made by the engine over the seed files."""
+    remove(plan.work)
     with beam.Pipeline(options=PipelineOptions(beam_args)) as p:
-        write_tallies([count_pools(p, plan.seeds, plan.args.seed)
-                       | "AsTally" >> beam.Map(lambda kv: (kv[0], kv[1]))], join(prefix, "bins"))
+        write_tallies([offered(p, plan.seeds, plan.context, plan.nlp, plan.work)], join(plan.work, "bins"))
     hist: dict[str, dict[int, int]] = {m: {} for m in METHODS}
-    for (m, b), n in read_tallies(join(prefix, "bins")):
+    for (m, b), n in read_tallies(join(plan.work, "bins")):
         hist[m][b] = n
-    remove(prefix)
     return hist
 
 
@@ -179,12 +194,8 @@ def run(argv=None) -> dict:
     plan = Plan(args)
     for method, why in plan.skipped.items():
         print(f"adr synthesize: {method} synthesis skipped ({why})", file=sys.stderr)
-    pools = pool_histograms(plan, beam_args, join(args.output, "_work"))
+    pools = offer_histograms(plan, beam_args)
     pool_size = {m: sum(pools[m].values()) for m in METHODS}
-    # Loaded whenever a language method may run: shortfalls can hand either of them records.
-    counts = read_dictionary(args.dictionary, ("token",), "count")["token"] \
-        if plan.enabled["synonym"] or plan.enabled["rewrite"] else {}
-    stats_files = entity_files(args.dictionary) if "token" in plan.perspectives else []
     start = {m: 0 for m in METHODS}                 # the next bin each method draws from
     tried = {m: 0 for m in METHODS}
     made_bins: dict[str, dict[int, int]] = {m: {} for m in METHODS}  # candidates per bin of u
@@ -219,7 +230,7 @@ def run(argv=None) -> dict:
                 got = done["counts"]
             else:
                 remove(round_dir)  # a round cut short leaves shards that must not mix with the rerun's
-                run_round(plan, ranges, round_dir, beam_args, counts, stats_files)
+                run_round(plan, ranges, round_dir, beam_args, [join(d, "accepted*.jsonl") for d in round_dirs])
                 got = round_counts(round_dir)
                 write_json(join(round_dir, "_done.json"), {"key": key, "ranges": ranges, "counts": got})
             for m, (_, end) in ranges.items():
@@ -240,10 +251,11 @@ def run(argv=None) -> dict:
     limits = {m: boundary(made_bins[m], made_now[m]) for m in METHODS}
     cells = [((m, b), n) for m in METHODS for b, n in sorted(kept_per_bin(made_bins[m], made_now[m]).items())]
     shards = shard_count(beam_args, n_synthetic)
-    for folder in ("synthetic", "refined", FAILED, "entity_counts", "_tallies"):
+    for folder in ("synthetic", "refined", FAILED, "entity_counts", "plan", "_tallies"):
         remove(join(args.output, folder))
     kept = file_urls(join(args.rebalanced, "kept"), ".jsonl")
     publish(plan, beam_args, round_dirs, limits, shard_of_cells(cells, shards), shards, kept)
+    remove(plan.work)
     tallies = {tuple(k): n for k, n in read_tallies(join(args.output, "_tallies", "publish"))}
     remove(join(args.output, "_tallies"))
     refined = join(args.output, "refined")
@@ -265,6 +277,9 @@ def run(argv=None) -> dict:
         "budget_met": n_synthetic == plan.budget,
         "size_kept": plan.kept + n_synthetic == plan.input, "short": short, "skipped": plan.skipped,
         "failed_by_reason": dict(sorted(failed_by_reason.items())), "rounds": round_no, "rounds_reused": reused,
+        "offers_tried": sum(tried.values()), "offers_failed": sum(failed_by_reason.values()),
+        "ceilings": plan.ceilings, "catch_alls": {p: sorted(e) for p, e in CATCH_ALLS.items()},
+        "planned_entities": tallies.get(("planned_entities",), 0), "met_entities": tallies.get(("met_entities",), 0),
         "seed": args.seed, "models": plan.models, "seed_pools": pool_size,
         "refined_path": refined, "output_format": plan.output_format, "shards": shards,
         "entity_counts_records": tallies.get(("counted",), 0),
@@ -283,7 +298,9 @@ def describe(summary: dict) -> str:
         lines.append(f"{r['from']}: no seeds left with {r['records']} to make: {to}")
     lines.append(f"refined: {summary['refined_path']} ({summary['output_format']})")
     for m, s in summary["short"].items():
-        lines.append(f"{m}: short by {s['planned'] - s['made']}: tried {s['seeds_tried']} of {s['pool']} seeds")
+        lines.append(f"{m}: short by {s['planned'] - s['made']}: tried {s['seeds_tried']} of its {s['pool']} offers, "
+                     f"all the seeds could make without taking a tail entity past its ceiling or a noun out of "
+                     f"its sense (--ceiling and --min-tail-share trade balance for volume)")
     if summary["failed_by_reason"]:
         lines.append("failed: " + ", ".join(f"{k} {v}" for k, v in summary["failed_by_reason"].items()))
     return "\n".join(lines)

@@ -23,9 +23,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from adr.synthesis import BINS, METHODS, bin_of
+from adr.synthesis import BINS, METHODS, bin_of, planned
 from pipelines.outputs import join
 from pipelines.synthesize.refined_writers import FRAGMENT_WRITERS, kept_lines
+from pipelines.synthesize.offers import read_offer_counts
 from pipelines.synthesize.rounds import write_tallies
 from pipelines.synthesize.steps import split_candidate
 from udfs.artifacts import COUNTS_SCHEMA
@@ -53,12 +54,19 @@ class Pick:
         return k > 0 and bin_of(c[1]) == b
 
     def cutoff(self, kv):
-        method, draws = kv
-        return method, sorted(draws)[self.limits[method][1] - 1]
+        method, places = kv
+        return method, sorted(places)[self.limits[method][1] - 1]
 
     def keep(self, c, cutoffs: dict) -> bool:
         b, _ = self.limits[c[0]]
-        return bin_of(c[1]) < b or (c[1], c[2]) <= tuple(cutoffs[c[0]])
+        return bin_of(c[1]) < b or (c[1], c[2], c[3]) <= tuple(cutoffs[c[0]])
+
+    def reach(self, method: str, cutoffs: dict) -> float:
+        """The largest order the method's pick took: how far along the plan it went."""
+        b, k = self.limits.get(method, (0, 0))
+        if k:
+            return cutoffs[method][0]
+        return min(1.0, b / BINS)
 
 
 def with_markers(p, keyed, shards: int, label: str):
@@ -81,7 +89,7 @@ class WriteSyntheticShard(beam.DoFn):
         FRAGMENT_WRITERS["jsonl"](join(self.output, "synthetic", part_name(shard, self.width, ".jsonl")), lines)
         FRAGMENT_WRITERS[self.fmt](refined_fragment(self.output, self.fmt, self.n_kept + shard, self.width), lines)
         yield ("records",), len(lines)
-        for method_index, _, _, record in items:
+        for method_index, *_, record in items:
             if METHODS[method_index] == "synonym":
                 for r in json.loads(record)["adr"]["parameters"].get("replacements", []):
                     yield ("source", r["source"]), 1
@@ -97,23 +105,25 @@ def write_kept_fragment(item, output: str, fmt: str, width: int):
     FRAGMENT_WRITERS[fmt](refined_fragment(output, fmt, index, width), kept_lines(url))
 
 
-def entity_counts(lines: list[str], perspectives: tuple[str, ...], nlp: str | None):
-    """((perspective, entity), records) of a batch of record lines, parsed and tagged exactly as
-    udfs.entity_counts.counts_of_files does, and ("counted",) records."""
-    from udfs.entities import extract_entities
-    from udfs.entity_counts import count_batches
-    from udfs.records import parse_raw
-    from udfs.sources import raw_batch
+def entity_occurrences(c):
+    """((perspective, entity), 1) for each entity of a picked candidate, and ("counted",) once: its
+    entities were found in the round by the statistics' udf, so the sums equal a recount."""
+    yield ("counted",), 1
+    for p, found in c[4].items():
+        for entity in found:
+            yield ("entity", p, entity), 1
 
-    raw = raw_batch("synthetic", list(range(len(lines))), [line.encode("utf-8") for line in lines])
-    parsed = parse_raw(raw)
-    valid = parsed.filter(parsed.column("reason").is_null()).select(["key", "record"])
-    yield ("counted",), valid.num_rows
-    if valid.num_rows:
-        counts = count_batches([extract_entities(valid, perspectives, nlp)], perspectives)
-        for p, per in counts.items():
-            for entity, n in per.items():
-                yield ("entity", p, entity), n
+
+def plan_row(kv, plan, reach: dict):
+    """One row of plan/: an entity a method planned for, what the plan gave it, what was made."""
+    (method, perspective, entity), grouped = kv
+    offers, made = sum(grouped["offers"]), sum(grouped["made"])
+    ctx = plan.context
+    room = ctx.room(perspective, entity)
+    planned_n = planned(offers, room, reach.get(method, 0.0))
+    yield {"method": method, "perspective": perspective, "entity": entity,
+           "count": ctx.counts.get(perspective, {}).get(entity, 0), "ceiling": ctx.ceilings[perspective],
+           "room": room, "offers": offers, "planned": planned_n, "made": made}
 
 
 def write_entity_counts(kv, output: str, width: int):
@@ -125,10 +135,23 @@ def write_entity_counts(kv, output: str, width: int):
         pq.write_table(table, f)
 
 
+PLAN_SCHEMA = pa.schema([("method", pa.string()), ("perspective", pa.string()), ("entity", pa.string()),
+                         ("count", pa.int64()), ("ceiling", pa.int64()), ("room", pa.int64()),
+                         ("offers", pa.int64()), ("planned", pa.int64()), ("made", pa.int64())])
+
+
+def write_plan(kv, output: str, width: int):
+    shard, rows = kv
+    rows = sorted((r for r in rows if r is not None), key=lambda r: (r["method"], r["perspective"], r["entity"]))
+    with fsspec.open(join(output, "plan", part_name(shard, width, ".parquet")), "wb", auto_mkdir=True) as f:
+        pq.write_table(pa.Table.from_pylist(rows, schema=PLAN_SCHEMA), f)
+
+
 def failed_shard(line: str, shards: int):
     """Failures by draw, so the shards concatenate to one order whatever their number."""
     f = json.loads(line)
-    return bin_of(f["u"]) * shards // BINS, (f["u"], METHODS.index(f["method"]), f["seed_key"], line)
+    return (bin_of(f["order"]) * shards // BINS,
+            (f["order"], METHODS.index(f["method"]), f["seed_key"], f.get("made_for", []), line))
 
 
 def write_lines(kv, folder: str, width: int):
@@ -152,22 +175,20 @@ def publish(plan, beam_args, round_dirs: list[str], limits: dict[str, tuple[int,
                       | "SplitCandidates" >> beam.Map(split_candidate)
                       | "InRange" >> beam.Filter(pick.in_range))
         cutoffs = (candidates | "OnBoundary" >> beam.Filter(pick.on_boundary)
-                   | "BoundaryDraws" >> beam.Map(lambda c: (c[0], (c[1], c[2])))
+                   | "BoundaryDraws" >> beam.Map(lambda c: (c[0], (c[1], c[2], c[3])))
                    | "GroupBoundary" >> beam.GroupByKey()
                    | "Cutoff" >> beam.Map(pick.cutoff))
         picked = candidates | "Pick" >> beam.Filter(pick.keep, beam.pvalue.AsDict(cutoffs))
 
         keyed = picked | "ToShard" >> beam.Map(
-            lambda c: (shard_of[(c[0], bin_of(c[1]))], (METHODS.index(c[0]), c[1], c[2], c[3])))
+            lambda c: (shard_of[(c[0], bin_of(c[1]))], (METHODS.index(c[0]), c[1], c[2], c[3], c[5])))
         tallies = [with_markers(p, keyed, shards, "Synthetic")
                    | "WriteSynthetic" >> beam.ParDo(WriteSyntheticShard(args.output, fmt, len(kept_files), width))]
 
         _ = (p | "KeptFiles" >> beam.Create(list(enumerate(kept_files)))
              | "WriteKeptFragments" >> beam.Map(write_kept_fragment, args.output, fmt, width))
 
-        counted = (picked | "RecordLines" >> beam.Map(lambda c: c[3])
-                   | "BatchRecords" >> beam.BatchElements(min_batch_size=16, max_batch_size=1024)
-                   | "TagRecords" >> beam.FlatMap(entity_counts, plan.perspectives, plan.nlp)
+        counted = (picked | "EntityOccurrences" >> beam.FlatMap(entity_occurrences)
                    | "SumEntityCounts" >> beam.CombinePerKey(sum))
         tallies.append(counted | "Counted" >> beam.Filter(lambda kv: kv[0] == ("counted",)))
         rows = (counted | "Entities" >> beam.Filter(lambda kv: kv[0][0] == "entity")
@@ -175,6 +196,21 @@ def publish(plan, beam_args, round_dirs: list[str], limits: dict[str, tuple[int,
                                                       (kv[0][1], kv[0][2], kv[1]))))
         _ = (with_markers(p, rows, shards, "EntityCounts")
              | "WriteEntityCounts" >> beam.Map(write_entity_counts, args.output, width))
+
+        cut = beam.pvalue.AsDict(cutoffs)
+        made = (picked | "MadeFor" >> beam.Map(lambda c: ((c[0], *c[3].split("\x1f", 1)), 1))
+                | "SumMadeFor" >> beam.CombinePerKey(sum))
+        plan_rows = ({"offers": read_offer_counts(p, plan.work, "Plan"), "made": made}
+                     | "JoinPlan" >> beam.CoGroupByKey()
+                     | "PlanRow" >> beam.FlatMap(lambda kv, cut: plan_row(kv, plan, {
+                         m: pick.reach(m, cut) for m in METHODS}), cut))
+        tallies.append(plan_rows | "PlanTallies" >> beam.FlatMap(
+            lambda r: ([(("planned_entities",), 1)] if r["planned"] else [])
+            + ([(("met_entities",), 1)] if r["planned"] and r["made"] >= r["planned"] else [])))
+        _ = (with_markers(p, plan_rows | "PlanShard" >> beam.Map(
+                lambda r: (stable_shard(f"{r['method']}\x1f{r['perspective']}\x1f{r['entity']}", shards), r)),
+                shards, "Plan")
+             | "WritePlan" >> beam.Map(write_plan, args.output, width))
 
         failed = (p | "FailedFiles" >> beam.Create([join(d, "failed*.jsonl") for d in round_dirs])
                   | "ReadFailed" >> beam.io.ReadAllFromText()

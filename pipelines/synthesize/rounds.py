@@ -1,9 +1,12 @@
 """One synthesis round as a Beam pipeline, and the counts it leaves for the driver.
 
-A round reads the seed files, keeps the seeds whose draw falls in each method's bin range, and
-runs them through their method's steps. It writes its candidates and failures as shards under
-rounds/NNN/, and tallies/: seeds tried per method, candidates per method and bin of u, failures
-per reason. The driver plans the next round from those counts alone.
+A round reads the offers, keeps those whose plan order falls in each method's bin range, and
+runs them through their method's steps. Each record made is tagged (the statistics' udf) and
+checked against the ceilings: grouped by each tail entity it carries, in plan order, it must fit
+in what that entity may still receive after the earlier rounds. The round writes its candidates,
+failures and accepted entity counts as shards under rounds/NNN/, and tallies/: offers tried per
+method, candidates per method and bin of order, failures per reason. The driver plans the next
+round from those counts alone.
 """
 
 from __future__ import annotations
@@ -14,15 +17,17 @@ import apache_beam as beam
 from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from adr.synthesis import bin_of
+from adr.entities.registry import CATCH_ALLS
+from adr.synthesis import METHODS, bin_of, capacity
 from pipelines import progress
 from pipelines.outputs import iter_jsonl, join
 from pipelines.synthesize.handlers.captioning import CaptionHandler
 from pipelines.synthesize.handlers.diffusion import DiffusionHandler
 from pipelines.synthesize.handlers.llm import ChatLLMHandler
-from pipelines.synthesize.seeds import TEXT_METHODS, join_stats_nouns, select_seeds
-from pipelines.synthesize.steps import (FAILED, candidate_line, load_seed_image, parsed_record, rewrite_prompt,
-                                        save_image, synonym_record, to_conversation_request, with_nouns)
+from pipelines.synthesize.offers import PlanContext, order_of, read_offer_counts, split_offer
+from pipelines.synthesize.steps import (FAILED, Seed, candidate_line, failure, load_seed_image, parsed_record,
+                                        rewrite_prompt, save_image, synonym_record, to_conversation_request,
+                                        with_entities)
 from pipelines.torch_env import on_accelerator
 
 
@@ -30,34 +35,98 @@ def _is(method: str):
     return lambda seed: seed.method == method
 
 
-def run_round(plan, ranges: dict[str, tuple[int, int]], round_dir: str, beam_args, counts: dict,
-              stats_files: list[str]) -> None:
-    args = plan.args
+def drawn_offers(p, work: str, ranges: dict[str, tuple[int, int]], ctx: PlanContext):
+    """The round's offers of each method: those whose order falls in the method's bin range."""
+    from dataclasses import replace
+
+    counts = beam.pvalue.AsDict(read_offer_counts(p, work))
+
+    def in_range(line, offers):
+        offer = split_offer(line)
+        if offer[0] not in ranges:
+            return
+        order = order_of(offer, offers, ctx)
+        lo, hi = ranges[offer[0]]
+        if order is not None and lo <= bin_of(order) < hi:
+            yield beam.pvalue.TaggedOutput(offer[0], replace(Seed.of_offer(offer), order=order))
+
+    return (p | "ReadOffers" >> beam.io.ReadFromText(join(work, "offers*.jsonl"))
+            | "DrawOffers" >> beam.FlatMap(in_range, counts).with_outputs(*METHODS))
+
+
+def ceiling_claims(candidate, ctx: PlanContext):
+    """(entity, the candidate's place) for every tail entity the candidate's record carries."""
+    work, _, entities = candidate
+    place = (work.order, work.method, work.seed_key, list(work.target))
+    for perspective, found in entities.items():
+        for entity in found:
+            if ctx.counts.get(perspective, {}).get(entity, 0) <= ctx.taus.get(perspective, 0) \
+                    and entity not in CATCH_ALLS.get(perspective, ()):
+                yield (perspective, entity), place
+
+
+def past_ceiling(kv, ctx: PlanContext, accepted: dict):
+    """The candidates an entity cannot take: past its room left, in plan order."""
+    (perspective, entity), places = kv
+    n = ctx.counts.get(perspective, {}).get(entity, 0)
+    room = capacity(n, ctx.ceilings[perspective]) - accepted.get((perspective, entity), 0)
+    for place in sorted(places)[max(0, room):]:
+        yield _candidate_id(place), f"{perspective} '{entity}' at its ceiling {ctx.ceilings[perspective]}"
+
+
+def _candidate_id(place) -> str:
+    _, method, key, target = place
+    return json.dumps([method, key, list(target)])
+
+
+def checked(candidates, claims_of, p, accepted_files: list[str], ctx: PlanContext):
+    """Candidates whose every tail entity has room (records) and those past a ceiling (failures).
+    A candidate refused by one entity still holds its place at the others: conservative, so no
+    entity is ever taken past its ceiling, whatever order the engine runs in."""
+    accepted = (p | "AcceptedFiles" >> beam.Create(accepted_files)
+                | "ReadAccepted" >> beam.io.ReadAllFromText()
+                | "AcceptedCount" >> beam.Map(lambda line: (tuple(json.loads(line)[0][1:]), json.loads(line)[1]))
+                | "SumAccepted" >> beam.CombinePerKey(sum))
+    refused = (candidates | "Claims" >> beam.FlatMap(claims_of, ctx)
+               | "ByEntity" >> beam.GroupByKey()
+               | "PastCeiling" >> beam.FlatMap(past_ceiling, ctx, beam.pvalue.AsDict(accepted)))
+    keyed = candidates | "ById" >> beam.Map(
+        lambda c: (_candidate_id((c[0].order, c[0].method, c[0].seed_key, c[0].target)), c))
+
+    def verdict(kv):
+        _, grouped = kv
+        reasons = sorted(set(grouped["refused"]))
+        for c in grouped["candidates"]:
+            if reasons:
+                yield beam.pvalue.TaggedOutput(FAILED, failure(c[0], "past-ceiling", "; ".join(reasons)[:2000]))
+            else:
+                yield c
+
+    return ({"candidates": keyed, "refused": refused} | "JoinRefusals" >> beam.CoGroupByKey()
+            | "Verdict" >> beam.FlatMap(verdict).with_outputs(FAILED, main="records"))
+
+
+def run_round(plan, ranges: dict[str, tuple[int, int]], round_dir: str, beam_args, accepted_files: list[str]) -> None:
+    args, ctx = plan.args, plan.context
     options = PipelineOptions(beam_args)
     llm = ChatLLMHandler(args.llm, device=args.device, max_new_tokens=args.max_new_tokens,
                          max_batch_size=args.batch_size, batch_invariant=not args.batched_inference,
                          seed=args.seed) if args.llm else None
     params = {"seed": args.seed}
+    tokens, tau = ctx.counts.get("token", {}), ctx.taus.get("token", 0)
 
     with beam.Pipeline(options=options) as p:
-        drawn = select_seeds(p, plan.seeds, ranges, args.seed)
+        drawn = drawn_offers(p, plan.work, ranges, ctx)
         results, failures = [], []
         tallies = [drawn[m] | f"Tried{m.title()}" >> beam.Map(lambda s: (("tried", s.method), 1)) for m in ranges]
-        text = [drawn[m] for m in TEXT_METHODS if m in ranges]
-        if text:
-            seeds = (text | "TextSeeds" >> beam.Flatten())
-            seeds = (join_stats_nouns(p, seeds, stats_files, ranges, args.seed)
-                     | "BatchTextSeeds" >> beam.BatchElements(min_batch_size=8, max_batch_size=256)
-                     | "TagTextSeeds" >> beam.FlatMap(with_nouns, plan.nlp))
         if "synonym" in ranges:
-            out = (seeds | "SynonymSeeds" >> beam.Filter(_is("synonym"))
-                   | "Synonyms" >> beam.FlatMap(synonym_record, counts, plan.tau_token, args.seed).with_outputs(
-                       FAILED, main="records"))
+            out = drawn["synonym"] | "Synonyms" >> beam.FlatMap(synonym_record, args.seed).with_outputs(
+                FAILED, main="records")
             results.append(out.records)
             failures.append(out[FAILED])
         if "rewrite" in ranges:
-            replies = (seeds | "RewriteSeeds" >> beam.Filter(_is("rewrite"))
-                       | "RewritePrompt" >> beam.Map(rewrite_prompt, counts, plan.tau_token)
+            replies = (drawn["rewrite"]
+                       | "RewritePrompt" >> beam.Map(rewrite_prompt, tokens, tau)
                        | "Rewrite" >> on_accelerator(RunInference(KeyedModelHandler(llm)), args.accelerator))
             out = replies | "ParseRewrite" >> beam.FlatMap(
                 parsed_record, "rewrite", {"llm": args.llm}, params, args.seed).with_outputs(FAILED, main="records")
@@ -88,11 +157,19 @@ def run_round(plan, ranges: dict[str, tuple[int, int]], round_dir: str, beam_arg
             results.append(out.records)
             failures.append(out[FAILED])
 
-        candidates = (results | "AllRecords" >> beam.Flatten()
-                      | "Progress" >> beam.Map(lambda wr: progress.advance(1) or wr))
+        made = (results | "AllRecords" >> beam.Flatten()
+                | "BatchRecords" >> beam.BatchElements(min_batch_size=16, max_batch_size=512)
+                | "Entities" >> beam.FlatMap(with_entities, plan.perspectives, plan.nlp))
+        out = checked(made, ceiling_claims, p, accepted_files, ctx)
+        failures.append(out[FAILED])
+        candidates = out.records | "Progress" >> beam.Map(lambda c: progress.advance(1) or c)
         (candidates | "Line" >> beam.Map(candidate_line)
          | "WriteCandidates" >> beam.io.WriteToText(join(round_dir, "candidates"), file_name_suffix=".jsonl"))
-        tallies.append(candidates | "MadeBins" >> beam.Map(lambda wr: (("made", wr[0].method, bin_of(wr[0].u)), 1)))
+        tallies.append(candidates | "MadeBins" >> beam.Map(lambda c: (("made", c[0].method, bin_of(c[0].order)), 1)))
+        (candidates | "AcceptedEntities" >> beam.FlatMap(lambda c, ctx: (k for k, _ in ceiling_claims(c, ctx)), ctx)
+         | "CountAccepted" >> beam.combiners.Count.PerElement()
+         | "AcceptedLine" >> beam.Map(lambda kv: json.dumps([["accepted", *kv[0]], kv[1]], ensure_ascii=False))
+         | "WriteAccepted" >> beam.io.WriteToText(join(round_dir, "accepted"), file_name_suffix=".jsonl"))
         failed = failures | "AllFailures" >> beam.Flatten()
         (failed | "FailureLine" >> beam.Map(lambda f: json.dumps(f, ensure_ascii=False))
          | "WriteFailures" >> beam.io.WriteToText(join(round_dir, "failed"), file_name_suffix=".jsonl"))

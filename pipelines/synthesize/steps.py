@@ -1,8 +1,9 @@
 """Per-seed steps of a synthesis round (Beam functions), and what travels between them.
 
-A `Seed` is a drawn seed row; a `Work` is what a seed's candidate needs from step to step
-(diffusion -> caption -> LLM, or straight to a record), carried as the RunInference key. A
-candidate leaves a round as one line: its method, draw and seed key, then the record's JSON.
+A `Seed` is a drawn offer (a seed row and the tail entity to make a record for); a `Work` is what
+its candidate needs from step to step (diffusion -> caption -> LLM, or straight to a record),
+carried as the RunInference key. A candidate leaves a round as one line: its method, order, seed
+key, target and entities, then the record's JSON.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ import fsspec
 from adr.errors import InputError
 from adr.prompts import conversation_messages, parse_conversation, rewrite_messages
 from adr.protected import keeps_short_answers
-from adr.synonyms import choose_replacements, replace_in_conversation, replaceable_nouns, safe_synonyms
+from adr.synonyms import Replacement, replace_in_conversation
 from adr.synthesis import provenance, synthetic_id
+from adr.tail_turns import turns_holding, word_pattern
 from pipelines.outputs import join
 from pipelines.synthesize.handlers.diffusion import SeedImage
 from udfs.images import content_name, load_image, png_bytes
@@ -29,25 +31,36 @@ IMAGE_DIR = "adr-synthetic"
 
 @dataclass(frozen=True)
 class Seed:
-    """A seed row drawn for one method: u is its place in that method's order."""
+    """An offer drawn for a round: a seed row, the method, and the tail entity (perspective,
+    entity) the record is made for; `order` is the offer's place in the plan."""
     method: str
-    u: float
+    order: float
     key: str
     id: str
     image: str | None
     tail: dict
     record: dict
-    nouns: tuple | None = None  # noun lemmas, from the statistics or tagged in the round
+    target: tuple = ()
+    choice: dict | None = None   # synonym: the noun, its synonym and source, chosen when offered
+    nouns: tuple = ()            # the seed's noun lemmas
+
+    @classmethod
+    def of_offer(cls, offer) -> "Seed":
+        method, _, key, p, e, choice, _, seed_line = offer
+        row = json.loads(seed_line)
+        return cls(method, 0.0, key, row["id"], row.get("image"), row["tail_entities"], row["record"], (p, e),
+                   choice, tuple((row.get("entities") or {}).get("token") or ()))
 
 
 @dataclass(frozen=True)
 class Work:
     """What a candidate carries through the model steps to its record."""
     method: str
-    u: float
+    order: float
     seed_key: str
     seed_id: str
     tail: dict
+    target: tuple                  # (perspective, entity) the record is made for
     image: str | None = None       # the record's image: the seed's (rewrite) or the diffused one (visual)
     caption: str | None = None     # visual: the captioner's text
     words: tuple | None = None     # rewrite: the synonyms offered
@@ -55,75 +68,78 @@ class Work:
 
     @classmethod
     def of(cls, seed: Seed, **fields) -> "Work":
-        return cls(seed.method, seed.u, seed.key, seed.id, seed.tail, **fields)
+        return cls(seed.method, seed.order, seed.key, seed.id, seed.tail, tuple(seed.target), **fields)
 
 
 def failure(work: Work | Seed, reason: str, detail: str = "") -> dict:
     seed_key = work.seed_key if isinstance(work, Work) else work.key
     seed_id = work.seed_id if isinstance(work, Work) else work.id
-    return {"method": work.method, "u": work.u, "seed_key": seed_key, "seed_id": seed_id,
-            "reason": reason, "detail": detail}
+    return {"method": work.method, "order": work.order, "seed_key": seed_key, "seed_id": seed_id,
+            "made_for": list(work.target), "reason": reason, "detail": detail}
 
 
-def candidate_line(item: tuple[Work, dict]) -> str:
-    """`[method, u, seed key]<TAB>record`: the final pick reads the header alone, and the record
-    text is what synthetic/ and refined/ get, unparsed (compact JSON never holds a raw tab)."""
-    work, record = item
+def candidate_line(item: tuple[Work, dict, dict]) -> str:
+    """`[method, order, seed key, target, entities]<TAB>record`: the final pick and the counts
+    read the header alone, and the record text is what synthetic/ and refined/ get, unparsed
+    (compact JSON never holds a raw tab)."""
+    work, record, entities = item
     if record.get("image") is None:
         record = {k: v for k, v in record.items() if k != "image"}
-    return json.dumps([work.method, work.u, work.seed_key]) + "\t" + json.dumps(record, ensure_ascii=False)
+    return (json.dumps([work.method, work.order, work.seed_key, list(work.target), entities], ensure_ascii=False)
+            + "\t" + json.dumps(record, ensure_ascii=False))
 
 
-def split_candidate(line: str) -> tuple[str, float, str, str]:
+def split_candidate(line: str) -> tuple:
+    """(method, order, seed key, target as 'perspective<US>entity', entities, record text):
+    (order, seed key, target) is the candidate's place, unique within its method."""
     head, record = line.split("\t", 1)
-    method, u, key = json.loads(head)
-    return method, u, key, record
+    method, order, key, target, entities = json.loads(head)
+    return method, order, key, "\x1f".join(target), entities, record
 
 
-def with_nouns(seeds: list[Seed], nlp: str | None) -> list[Seed]:
-    """A batch of seeds with their noun lemmas: those the statistics had come joined already;
-    the rest are tagged here, a batch at a time, by the same udf and spaCy pipeline."""
+def with_entities(batch: list[tuple[Work, dict]], perspectives: tuple[str, ...], nlp: str | None):
+    """A batch of candidates with the entities their records hold, found by the statistics' udf:
+    what the ceilings are checked against and entity_counts/ sums."""
     import pyarrow as pa
 
     from udfs.entities import extract_entities
 
-    todo = [s for s in seeds if s.nouns is None]
-    if not todo:
-        return seeds
-    batch = pa.RecordBatch.from_pylist([{"key": s.key, "record": json.dumps(s.record)} for s in todo],
-                                       schema=pa.schema([("key", pa.string()), ("record", pa.string())]))
-    tagged = extract_entities(batch, ("token",), nlp).column("token").to_pylist()
-    found = {id(s): tuple(t) for s, t in zip(todo, tagged)}
-    return [s if s.nouns is not None else replace(s, nouns=found[id(s)]) for s in seeds]
+    rows = pa.RecordBatch.from_pylist([{"key": str(i), "record": json.dumps(r)} for i, (_, r) in enumerate(batch)],
+                                      schema=pa.schema([("key", pa.string()), ("record", pa.string())]))
+    found = extract_entities(rows, perspectives, nlp)
+    columns = {p: found.column(p).to_pylist() for p in perspectives}
+    return [(w, r, {p: columns[p][i] for p in perspectives}) for i, (w, r) in enumerate(batch)]
 
 
-def _replacements(seed: Seed, counts: dict, tau: int):
-    from udfs.wordnet import dominant_sense
-
-    return choose_replacements(seed.record["conversations"], list(seed.nouns),
-                               lambda n: safe_synonyms(n, dominant_sense, counts, tau))
+def _record_id(work: Work, seed_value: int) -> str:
+    return synthetic_id(work.method, work.seed_key, seed_value, "\x1f".join(work.target))
 
 
-def synonym_record(seed: Seed, counts: dict, tau: int, seed_value: int):
-    chosen = _replacements(seed, counts, tau)
-    turns = seed.record["conversations"]
+def _turns_for(seed: Seed, word: str) -> list[dict]:
+    return turns_holding(seed.record["conversations"], word_pattern(word).search, bool(seed.record.get("image")))
+
+
+def synonym_record(seed: Seed, seed_value: int):
+    """The seed's turns that hold the noun (all of them for a free-form conversation), the noun
+    replaced by the synonym it was offered for."""
+    chosen = Replacement(**seed.choice)
+    turns = replace_in_conversation(_turns_for(seed, chosen.noun), [chosen])
     work = Work.of(seed)
-    if not chosen:
-        free = replaceable_nouns(turns, list(seed.nouns))
-        yield beam.pvalue.TaggedOutput(FAILED, failure(
-            work, "no-safe-synonym",
-            f"{len(set(seed.nouns))} nouns, {len(free)} outside protected text, none with a safe tail synonym"))
+    if not word_pattern(chosen.synonym).search(json.dumps([t.get("value", "") for t in turns])):
+        yield beam.pvalue.TaggedOutput(FAILED, failure(work, "no-safe-synonym", f"{chosen.noun} not replaced"))
         return
-    yield work, {"id": synthetic_id("synonym", seed.key, seed_value), "image": seed.record.get("image"),
-                 "conversations": replace_in_conversation(turns, chosen),
+    yield work, {"id": _record_id(work, seed_value), "image": seed.record.get("image"), "conversations": turns,
                  "adr": provenance("synonym", seed.key, seed.id, seed.tail, {"wordnet": "3.0"},
-                                   {"replacements": [r.to_dict() for r in chosen]})}
+                                   {"replacements": [chosen.to_dict()]}, tuple(seed.target))}
 
 
 def rewrite_prompt(seed: Seed, counts: dict, tau: int) -> tuple[Work, list]:
-    """The rewrite prompt offers the same safe synonyms the synonym method would use."""
-    turns = seed.record["conversations"]
-    words = tuple(sorted({r.synonym for r in _replacements(seed, counts, tau)}))
+    """The turns that hold the target, offered the safe synonyms of their nouns."""
+    from pipelines.synthesize.offers import synonym_choices
+
+    turns = _turns_for(seed, seed.target[1])
+    words = tuple(sorted({c["synonym"] for c in synonym_choices(turns, seed.nouns, counts, tau,
+                                                                bool(seed.record.get("image")))}))
     work = Work.of(seed, image=seed.record.get("image"), words=words, seed_turns=tuple(turns))
     return work, rewrite_messages(turns, list(words))
 
@@ -134,7 +150,8 @@ def load_seed_image(seed: Seed, images_root: str):
     except InputError as err:
         yield beam.pvalue.TaggedOutput(FAILED, failure(seed, "bad-image", str(err)))
         return
-    prompt = "a photo of " + ", ".join(sorted({e for es in seed.tail.values() for e in es})[:8])
+    others = sorted({e for es in seed.tail.values() for e in es} - {seed.target[1]})
+    prompt = "a photo of " + ", ".join(([seed.target[1]] if seed.target else []) + others[:7])
     yield Work.of(seed), SeedImage(seed.key, image, prompt)
 
 
@@ -168,5 +185,6 @@ def parsed_record(keyed: tuple[Work, Any], method: str, plan_models: dict, param
         return
     made = {k: v for k, v in (("caption", work.caption),
                               ("words", list(work.words) if work.words is not None else None)) if v is not None}
-    yield work, {"id": synthetic_id(method, work.seed_key, seed_value), "image": work.image, "conversations": turns,
-                 "adr": provenance(method, work.seed_key, work.seed_id, work.tail, plan_models, {**params, **made})}
+    yield work, {"id": _record_id(work, seed_value), "image": work.image, "conversations": turns,
+                 "adr": provenance(method, work.seed_key, work.seed_id, work.tail, plan_models, {**params, **made},
+                                   tuple(work.target))}
