@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
+import statistics
 from dataclasses import asdict, dataclass
 from typing import Iterable, Mapping
+
 
 
 def gini(counts: Iterable[int]) -> float:
@@ -69,3 +71,79 @@ def sample_tail(counts: Mapping[str, int], tau: int, k: int, seed: int) -> list[
     tail = [e for e, c in counts.items() if 0 < c <= tau]
     chosen = sorted(tail, key=lambda e: uniform(seed, "report", "tail-sample", e))[:k]
     return sorted(((e, counts[e]) for e in chosen), key=lambda ec: (-ec[1], ec[0]))
+
+
+# ---- what synthesis did to the tail -------------------------------------------------------
+
+@dataclass(frozen=True)
+class Lift:
+    """What synthesis added to one perspective. Tail = count <= tau in the statistics dictionary
+    (before refinement, as the synthesis plan sees it); an entity absent from it is tail too."""
+    tau: int
+    ceiling: int                # the count synthesis may lift a tail entity to
+    added: int                  # occurrences in the synthetic records, every entity
+    tail_added_pct: float       # share of `added` that went to tail entities (catch-alls excluded)
+    lifted: int                 # tail entities that received any
+    new: int                    # of which absent from the dictionary
+    lift_mean: float            # occurrences added per lifted entity
+    lift_median: float
+    highest: str | None         # the lifted entity that ended highest (before + added)
+    highest_count: int
+    past_ceiling: int           # lifted entities that ended above the ceiling
+    catch_alls: dict[str, int]  # catch-all entity -> occurrences added
+
+    @property
+    def highest_ratio(self) -> float:
+        """The highest lifted count as a multiple of the ceiling (above 1: past it)."""
+        return self.highest_count / self.ceiling if self.ceiling else 0.0
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "highest_ratio": self.highest_ratio}
+
+
+def synthesis_lift(before: Mapping[str, int], added: Mapping[str, int], tau: int, ceiling: int | None = None,
+                   catch_alls: Iterable[str] = ()) -> Lift:
+    """Judge the synthetic records' counts `added` against the dictionary counts `before`."""
+    ceiling = tau if ceiling is None else ceiling
+    catch_alls = set(catch_alls)
+    gains = {e: n for e, n in added.items() if n > 0}
+    lifted = {e: n for e, n in gains.items() if e not in catch_alls and before.get(e, 0) <= tau}
+    reached = {e: before.get(e, 0) + n for e, n in lifted.items()}
+    highest = min(reached, key=lambda e: (-reached[e], e), default=None)
+    total = sum(gains.values())
+    return Lift(tau, ceiling, total, 100.0 * sum(lifted.values()) / total if total else 0.0,
+                len(lifted), sum(1 for e in lifted if before.get(e, 0) == 0),
+                statistics.fmean(lifted.values()) if lifted else 0.0,
+                float(statistics.median(lifted.values())) if lifted else 0.0,
+                highest, reached.get(highest, 0), sum(1 for c in reached.values() if c > ceiling),
+                {e: gains[e] for e in sorted(catch_alls) if e in gains})
+
+
+@dataclass(frozen=True)
+class Verdict:
+    balanced: bool  # Gini down, entropy up, tail share up, and no entity pushed past its ceiling
+    text: str       # "more balanced", "unchanged", or "not more balanced: " and what got worse
+
+
+def verdict(before: Shape, after: Shape, lift: Lift | None = None, eps: float = 1e-9) -> Verdict:
+    """Whether refinement balanced a perspective. A drop in Gini alone is not enough: lifting a
+    few tail entities far past tau lowers it too while the tail's share of occurrences falls."""
+    worse, flat = [], []
+    for name, b, a, up, fmt in (("Gini", before.gini, after.gini, False, "{:.3f}"),
+                                ("normalised entropy", before.entropy, after.entropy, True, "{:.3f}"),
+                                ("tail share of occurrences", before.tail_occurrences_pct,
+                                 after.tail_occurrences_pct, True, "{:.1f}%")):
+        gain = a - b if up else b - a
+        if gain < -eps:
+            worse.append(f"{name} {'fell' if up else 'rose'} {fmt.format(b)} -> {fmt.format(a)}")
+        elif gain <= eps:
+            flat.append(f"{name} unchanged")
+    if lift is not None and lift.past_ceiling:
+        worse.append(f"synthesis pushed {lift.past_ceiling} tail entit{'y' if lift.past_ceiling == 1 else 'ies'} "
+                     f"past the ceiling {lift.ceiling:,} ({lift.highest!r} to {lift.highest_count:,}, "
+                     f"{lift.highest_ratio:.1f}x)")
+    if not worse and len(flat) == 3:
+        return Verdict(False, "unchanged")
+    if worse or flat:
+        return Verdict(False, "not more balanced: " + "; ".join(worse + flat))
+    return Verdict(True, "more balanced")

@@ -2,7 +2,8 @@
 
 Before = the statistics stage's counts. After = the kept records' entity counts (written by
 rebalance) plus the synthetic records' (written by synthesize, tagged by the same udfs). Head and tail are cut at the statistics' tau on both sides. The page is static HTML
-with relative links to figures/ and images/, so it opens from disk without a server.
+with relative links to figures/ and images/, so it opens from disk without a server. The balance
+figures and verdicts also go to DIR/report/balance.json, for benchmarks to read.
 """
 
 from __future__ import annotations
@@ -12,11 +13,14 @@ import functools
 import hashlib
 import html
 import io
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 
 import fsspec
 
-from adr.distribution import rank_frequency, sample_tail, shape, top_head
+from adr.entities.registry import CATCH_ALLS
+from adr.distribution import (Lift, Verdict, rank_frequency, sample_tail, shape, synthesis_lift,
+                              top_head, verdict)
 from adr.synthesis import METHODS
 from pipelines.report import figures
 from pipelines.checks import ArgumentParser, at_least, run_outputs
@@ -25,6 +29,7 @@ from udfs.artifacts import Counts, read_counts
 from udfs.entity_counts import dictionary_counts
 
 SYNTHETIC_IMAGES = "adr-synthetic/"
+BALANCE = "balance.json"  # beside index.html: the balance figures and verdicts, for benchmarks
 
 
 def parser() -> argparse.ArgumentParser:
@@ -50,11 +55,26 @@ class RunData:
     before: Counts
     after: Counts
     records_after: int
+    added: Counts = field(default_factory=dict)  # the synthetic records' own counts
 
     @functools.cached_property
     def shapes(self) -> dict:
         """perspective -> (Shape before, Shape after), both cut at the statistics' tau."""
         return {p: (shape(self.before[p], tau), shape(self.after[p], tau)) for p, tau in self.taus.items()}
+
+    @functools.cached_property
+    def lifts(self) -> dict[str, Lift]:
+        """perspective -> what synthesis added, against the ceilings and catch-alls it planned with
+        (runs older than them: tau and the core's catch-alls)."""
+        s = self.synthesize or {}
+        ceilings = s.get("ceilings") or {}
+        catch_alls = s.get("catch_alls", CATCH_ALLS)
+        return {p: synthesis_lift(self.before[p], self.added.get(p, {}), tau, ceilings.get(p, tau),
+                                  catch_alls.get(p, ())) for p, tau in self.taus.items()}
+
+    @functools.cached_property
+    def verdicts(self) -> dict[str, Verdict]:
+        return {p: verdict(*self.shapes[p], self.lifts[p]) for p in self.taus}
 
 
 def gather(run_dir: str) -> RunData:
@@ -68,13 +88,13 @@ def gather(run_dir: str) -> RunData:
     taus = {p: manifest["perspectives"][p]["tau"] for p in perspectives}
     before = dictionary_counts(stats_dir, perspectives)
     after = read_counts(join(run_dir, "rebalance", "entity_counts"), perspectives)
-    n_added = 0
+    n_added, added = 0, {}
     if synthesize:
         added = read_counts(join(run_dir, "synthesize", "entity_counts"), perspectives)
         for p in perspectives:
             after[p].update(added[p])
         n_added = synthesize["synthetic"]
-    return RunData(manifest, rebalance, synthesize, taus, before, after, rebalance["kept"] + n_added)
+    return RunData(manifest, rebalance, synthesize, taus, before, after, rebalance["kept"] + n_added, added)
 
 
 def save_figure(out: str, name: str, draw, *args, **kwargs) -> str:
@@ -223,26 +243,57 @@ def _card(title: str, record: dict, image: str | None) -> str:
 
 
 def balance_verdicts(data: RunData) -> list[str]:
-    """One plain sentence per perspective: did refinement move it toward balance, by three measures
-    (tail share of occurrences up, Gini down, normalised entropy up)."""
-    out = []
-    for p in data.taus:
-        b, a = data.shapes[p]
+    """One plain sentence per perspective: whether refinement balanced it (see adr.distribution.verdict),
+    with the figures that say so."""
+    return [balance(data)[p]["line"] for p in data.taus]
+
+
+def _lift_phrase(lift: Lift) -> str:
+    if not lift.added:
+        return "synthesis added nothing"
+    words = (f"synthesis lifted {lift.lifted:,} tail entities (mean +{lift.lift_mean:.1f}, median "
+             f"+{lift.lift_median:g})" if lift.lifted else "synthesis lifted no tail entity")
+    if lift.highest is not None and not lift.past_ceiling:  # past it: the verdict already names it
+        words += f", highest {lift.highest!r} at {lift.highest_count:,} of ceiling {lift.ceiling:,}"
+    return words + f"; {lift.tail_added_pct:.1f}% of its {lift.added:,} occurrences went to the tail"
+
+
+def balance(data: RunData) -> dict:
+    """perspective -> the figures, the verdict and its line: what balance.json holds."""
+    out = {}
+    for p, tau in data.taus.items():
+        (b, a), lift, v = data.shapes[p], data.lifts[p], data.verdicts[p]
         if not b.entities:
-            out.append(f"{p}: no {p} entities in this corpus, nothing to balance"
-                       + (" (no record carries objects: `adr run --detector` grounds them)"
-                          if p in ("object", "cooccurrence") else ""))
-            continue
-        deltas = [a.tail_occurrences_pct - b.tail_occurrences_pct, b.gini - a.gini, a.entropy - b.entropy]
-        better, worse = sum(d > 1e-9 for d in deltas), sum(d < -1e-9 for d in deltas)
-        verdict = ("unchanged" if not better and not worse else
-                   "more balanced on all three measures" if better == 3 else
-                   "LESS balanced on all three measures" if worse == 3 else
-                   f"mixed: more balanced on {better}, less on {worse} of 3 measures")
-        out.append(f"{p}: {verdict} (tail share of occurrences {b.tail_occurrences_pct:.2f}% -> "
-                   f"{a.tail_occurrences_pct:.2f}%, Gini {b.gini:.4f} -> {a.gini:.4f}, "
-                   f"normalised entropy {b.entropy:.4f} -> {a.entropy:.4f})")
+            v = Verdict(False, f"nothing to balance: no {p} entities in this corpus")
+            line = f"{p}: {v.text}" + (" (no record carries objects: `adr run --detector` grounds them)"
+                                        if p in ("object", "cooccurrence") else "")
+        else:
+            line = (f"{p}: {v.text} (Gini {b.gini:.3f} -> {a.gini:.3f}, normalised entropy {b.entropy:.3f} -> "
+                    f"{a.entropy:.3f}, tail share of occurrences {b.tail_occurrences_pct:.1f}% -> "
+                    f"{a.tail_occurrences_pct:.1f}%; {_lift_phrase(lift)})")
+        out[p] = {"tau": tau, "before": b.to_dict(), "after": a.to_dict(), "synthesis": lift.to_dict(),
+                  "balanced": v.balanced, "verdict": v.text, "line": line}
     return out
+
+
+def balance_table(data: RunData) -> str:
+    """Per perspective: what synthesis gave the tail, against the ceiling, and the verdict (the three
+    measures before and after are in the distribution table above)."""
+    rows = []
+    for p, f in balance(data).items():
+        lift = data.lifts[p]
+        reached = ([lift.highest, lift.highest_count, f"{lift.highest_ratio:.2f}x"] if lift.highest is not None
+                   else ["", "", ""])
+        rows.append([p, lift.ceiling, lift.added, f"{lift.tail_added_pct:.1f}%", lift.lifted, lift.new,
+                     f"{lift.lift_mean:.1f}", f"{lift.lift_median:g}", *reached, lift.past_ceiling,
+                     ", ".join(f"{e} +{n:,}" for e, n in lift.catch_alls.items()), f["verdict"]])
+    return ("<h3>Balance</h3><p>Tail = count at or below tau in the statistics dictionary. Synthesis may lift a "
+            "tail entity up to its perspective's ceiling; catch-all entities are never targets and are "
+            "listed apart. <em>More balanced</em> means Gini down, entropy up, the tail's share of "
+            "occurrences up and no entity pushed past its ceiling.</p>"
+            + _table(["perspective", "ceiling", "occurrences synthesised", "to the tail", "tail entities lifted",
+                      "of which new", "mean added", "median added", "highest lifted", "its count", "of ceiling",
+                      "past ceiling", "catch-alls", "verdict"], rows))
 
 
 def render(data: RunData, figs: dict[str, str], shown: list[dict], top: int, seed: int, run_dir: str) -> str:
@@ -278,7 +329,7 @@ def render(data: RunData, figs: dict[str, str], shown: list[dict], top: int, see
     parts.append(_table(["perspective", "tau", "entities before", "after", "tail entities before", "after",
                          "tail occurrences before", "after", "Gini before", "after", "entropy before", "after"],
                         shape_rows))
-    parts.append("<ul>" + "".join(f"<li>{_e(line)}</li>" for line in balance_verdicts(data)) + "</ul>")
+    parts.append(balance_table(data))
     parts.append('<div class="figs">' + "".join(
         f'<img src="{figs[f"rank_{p}"]}" alt="{_e(p)} rank-frequency">' for p in data.taus)
         + f'<img src="{figs["tail_shares"]}" alt="tail shares"><img src="{figs["balance"]}" alt="Gini and entropy">'
@@ -315,9 +366,18 @@ def run(argv=None) -> str:
     page = join(out, "index.html")
     with fsspec.open(page, "w", encoding="utf-8") as f:
         f.write(render(data, figs, shown, args.top, args.seed, args.run))
+    with fsspec.open(join(out, BALANCE), "w", encoding="utf-8") as f:
+        json.dump(balance(data), f, indent=1)
     return page
 
 
+def describe(page: str) -> str:
+    """For the terminal: where the page is and the verdict lines (from balance.json beside it)."""
+    with fsspec.open(join(page.rsplit("/", 1)[0], BALANCE), encoding="utf-8") as f:
+        lines = [v["line"] for v in json.load(f).values()]
+    return "\n".join([f"report: {page}"] + lines)
+
+
 def main(argv=None) -> int:
-    print(f"report: {run(argv)}")
+    print(describe(run(argv)))
     return 0
