@@ -142,6 +142,42 @@ def run_adr(corpus: Path, out: Path, master: str, extra: list[str], command: str
             "stats_longest_progress_gap_s": round(max(gaps), 1) if gaps else None}
 
 
+def known_wrong_pairs(judged: Path = ROOT / "benchmarks" / "judged_swaps.jsonl") -> set[tuple[str, str]]:
+    """(noun, synonym) pairs judged wrong by reading, in any context."""
+    rows = [json.loads(line) for line in judged.read_text().splitlines() if line.strip()]
+    return {(r["noun"], r["synonym"]) for r in rows if r["verdict"] == "wrong"}
+
+
+def synthesis_figures(run: Path) -> dict:
+    """What synthesis did to the balance (the report's balance.json) and how it got there
+    (synthesize/summary.json, the synthetic records' replacements)."""
+    balance = json.loads((run / "report" / "balance.json").read_text())
+    summary = json.loads((run / "synthesize" / "summary.json").read_text())
+    wrong = known_wrong_pairs()
+    replacements = known = 0
+    for part in sorted((run / "synthesize" / "synthetic").glob("*.jsonl")):
+        for line in part.open():
+            for r in json.loads(line)["adr"]["parameters"].get("replacements", ()):
+                replacements += 1
+                known += (r["noun"], r["synonym"]) in wrong
+    tried = summary.get("offers_tried", 0)
+    out = {"budget": summary["budget"], "synthetic": summary["synthetic"], "budget_met": summary["budget_met"],
+           "offers_tried": tried, "offers_failed_pct": round(100 * summary.get("offers_failed", 0) / tried, 2)
+           if tried else None, "replacements": replacements,
+           "known_wrong_pct": round(100 * known / replacements, 3) if replacements else None,
+           "planned_entities": summary.get("planned_entities"), "met_entities": summary.get("met_entities")}
+    for p, f in balance.items():
+        b, a, lift = f["before"], f["after"], f["synthesis"]
+        out[p] = {"gini": [round(b["gini"], 4), round(a["gini"], 4)],
+                  "entropy": [round(b["entropy"], 4), round(a["entropy"], 4)],
+                  "tail_occurrences_pct": [round(b["tail_occurrences_pct"], 2), round(a["tail_occurrences_pct"], 2)],
+                  "added": lift["added"], "tail_added_pct": round(lift["tail_added_pct"], 1),
+                  "lifted": lift["lifted"], "lift_mean": round(lift["lift_mean"], 2),
+                  "highest": [lift["highest"], lift["highest_count"], lift["ceiling"]],
+                  "past_ceiling": lift["past_ceiling"], "verdict": f["verdict"]}
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scales", default="0.125,0.25,0.5,1")
@@ -172,6 +208,8 @@ def main() -> None:
         result["records_per_s"] = round(n / result["seconds"], 1)
         result["ms_per_record"] = round(1000 * result["seconds"] / n, 3)
         result["no_process_held_the_file"] = result["memory"]["largest_process_peak_mib"] * 2 ** 20 < size
+        if args.command == "run":
+            result["synthesis"] = synthesis_figures(out / f"{args.command}_{n}")
         results.append(result)
         print(json.dumps(result), flush=True)
     print("\n| scale | records | input | adr run | records/s | ms/record | stats | rebalance | synthesize | report "
@@ -183,6 +221,23 @@ def main() -> None:
               f"| {r['ms_per_record']} | {s.get('stats')} s | {s.get('rebalance')} s | {s.get('synthesize')} s "
               f"| {s.get('report')} s | {r['memory']['all_processes_peak_mib']} MiB "
               f"| {r['memory']['largest_process_peak_mib']} MiB | {r['stats_longest_progress_gap_s']} s |")
+    synthesis = [r for r in results if "synthesis" in r]
+    if synthesis:
+        print("\n| records | perspective | Gini | normalised entropy | tail share of occurrences | added "
+              "| to the tail | tail entities lifted | highest lifted (count / ceiling) | past ceiling | verdict |")
+        print("|---:|---|---|---|---|---:|---:|---:|---|---:|---|")
+    for r in synthesis:
+        for p, f in r["synthesis"].items():
+            if isinstance(f, dict):
+                h = f["highest"]
+                print(f"| {r['records']:,} | {p} | {f['gini'][0]} -> {f['gini'][1]} | {f['entropy'][0]} -> "
+                      f"{f['entropy'][1]} | {f['tail_occurrences_pct'][0]}% -> {f['tail_occurrences_pct'][1]}% "
+                      f"| {f['added']:,} | {f['tail_added_pct']}% | {f['lifted']:,} | {h[0]} {h[1] or 0:,} / {h[2]:,} "
+                      f"| {f['past_ceiling']} | {f['verdict']} |")
+        s = r["synthesis"]
+        print(f"\n{r['records']:,} records: synthetic {s['synthetic']:,} of budget {s['budget']:,}; offers tried "
+              f"{s['offers_tried']:,}, failed {s['offers_failed_pct']}%; {s['replacements']:,} replacements, "
+              f"{s['known_wrong_pct']}% on the known-wrong list")
 
 
 if __name__ == "__main__":
