@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import apache_beam as beam
 
-from adr.entities.registry import CATCH_ALLS, extract_record
+from adr.entities.registry import extract_record
 from adr.synonyms import fitting, replaceable_nouns, sentence_context, word_synonyms
 from adr.synthesis import bin_of, capacity, draw, is_target, offer_order
 from adr.tail_turns import turns_holding, word_pattern
@@ -40,14 +40,17 @@ class PlanContext:
     counts: dict            # perspective -> entity -> records holding it (the dictionary)
     min_tail_share: float = 0.0  # of the tokens a language record adds, at least this share tail
 
+    def is_target(self, perspective: str, entity: str) -> bool:
+        return is_target(perspective, entity, self.counts.get(perspective, {}).get(entity, 0),
+                         self.taus.get(perspective, 0))
+
     def room(self, perspective: str, entity: str) -> int:
         """What the entity may still receive, from any method (each method orders its offers by
         it; a round refuses what earlier records already took, see rounds.checked); 0 for head
         and catch-alls."""
-        n = self.counts.get(perspective, {}).get(entity, 0)
-        if not is_target(perspective, entity, n, self.taus.get(perspective, 0)):
+        if not self.is_target(perspective, entity):
             return 0
-        return capacity(n, self.ceilings[perspective])
+        return capacity(self.counts.get(perspective, {}).get(entity, 0), self.ceilings[perspective])
 
 
 def offer_draw(seed: int, key: str, method: str, perspective: str, entity: str) -> float:
@@ -118,7 +121,7 @@ def carried(row: dict, method: str, target: tuple[str, str], choice: dict | None
         for e in entities:
             if (choice and e == choice["noun"]) or (p == "token" and not word_pattern(e).search(text)):
                 continue  # replaced, or in a turn the record does not keep
-            if ctx.counts.get(p, {}).get(e, 0) <= ctx.taus.get(p, 0) and e not in CATCH_ALLS.get(p, ()):
+            if ctx.is_target(p, e):
                 out.add((p, e))
     return sorted(list(x) for x in out)
 

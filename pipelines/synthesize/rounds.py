@@ -17,7 +17,6 @@ import apache_beam as beam
 from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from adr.entities.registry import CATCH_ALLS
 from adr.synthesis import METHODS, bin_of, capacity
 from pipelines import progress
 from pipelines.outputs import iter_jsonl, join
@@ -60,8 +59,7 @@ def ceiling_claims(candidate, ctx: PlanContext):
     place = (work.order, work.method, work.seed_key, list(work.target))
     for perspective, found in entities.items():
         for entity in found:
-            if ctx.counts.get(perspective, {}).get(entity, 0) <= ctx.taus.get(perspective, 0) \
-                    and entity not in CATCH_ALLS.get(perspective, ()):
+            if ctx.is_target(perspective, entity):
                 yield (perspective, entity), place
 
 
