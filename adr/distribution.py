@@ -8,7 +8,6 @@ from dataclasses import asdict, dataclass
 from typing import Iterable, Mapping
 
 
-
 def gini(counts: Iterable[int]) -> float:
     """0 when every entity is equally frequent, towards 1 when a few entities hold all the mass."""
     xs = sorted(c for c in counts if c > 0)

@@ -87,12 +87,11 @@ def reassign_shortfall(target: Mapping[str, int], made: Mapping[str, int], open_
 # ---- the plan per tail entity ---------------------------------------------------------------
 # Each tail entity e may receive up to capacity(e) = ceiling - n(e) synthetic occurrences. A
 # method's offers for e (seeds that can make a record carrying e) are ordered by
-# order = u * offers(e) / (share * capacity(e)), u the seed's draw: taking every offer of order
-# below t gives each entity t * its capacity share, in expectation, so the budget is spread in
-# proportion to the deficits (the rarest get most) and no entity is planned past its ceiling
-# (offers of order >= 1 are never drawn). The rounds take offers by bins of that order; what
-# the rounds then make is checked against the ceilings exactly.
-
+# order = u * offers(e) / capacity(e), u the seed's draw: taking every offer of order below t
+# gives each entity t * its capacity, in expectation, so the budget is spread in proportion to
+# the deficits (the rarest get most) and no entity is planned past its ceiling (offers of order
+# >= 1 are never drawn). The rounds take offers by bins of that order; what the rounds then
+# make is checked against the ceilings exactly, whichever method made it.
 
 
 def parse_ceilings(spec: str | None, taus: Mapping[str, int]) -> dict[str, int]:
@@ -126,7 +125,7 @@ def is_target(perspective: str, entity: str, count: int, tau: int) -> bool:
     return count <= tau and entity not in CATCH_ALLS.get(perspective, ())
 
 
-def offer_order(u: float, offers: int, room: float) -> float | None:
+def offer_order(u: float, offers: int, room: int) -> float | None:
     """An offer's place in the plan (see above); None: past the entity's ceiling, never drawn."""
     if room <= 0 or offers <= 0:
         return None
@@ -134,7 +133,7 @@ def offer_order(u: float, offers: int, room: float) -> float | None:
     return order if order < 1.0 else None
 
 
-def planned(offers: int, room: float, reach: float) -> int:
+def planned(offers: int, room: int, reach: float) -> int:
     """Records the plan gives an entity when the method's pick reached order `reach`."""
     return int(min(offers, room, reach * room))
 

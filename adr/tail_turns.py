@@ -64,3 +64,8 @@ def word_pattern(word: str) -> re.Pattern:
 
     forms = sorted({word, plural(word), word + "s"}, key=len, reverse=True)
     return re.compile(r"(?<![\w-])(?:" + "|".join(map(re.escape, forms)) + r")(?![\w-])", re.IGNORECASE)
+
+
+def turns_for(record: dict, word: str) -> list[dict]:
+    """The turns a synthetic record of `record` keeps for `word` (`turns_holding`)."""
+    return turns_holding(record["conversations"], word_pattern(word).search, bool(record.get("image")))

@@ -309,15 +309,9 @@ def tagged_corpus(records: list[dict], cache: Path) -> list[list[str]]:
     """Each record's noun lemmas as the token perspective tags them (cached: tagging is minutes)."""
     if cache.exists():
         return json.loads(cache.read_text())
-    import pyarrow as pa
+    from udfs.entities import entities_of
 
-    from udfs.entities import extract_entities
-
-    out = []
-    for i in range(0, len(records), 512):
-        chunk = records[i:i + 512]
-        batch = pa.RecordBatch.from_pylist([{"key": str(k), "record": json.dumps(r)} for k, r in enumerate(chunk)])
-        out += extract_entities(batch, ("token",)).column("token").to_pylist()
+    out = [found["token"] for found in entities_of(records, ("token",))]
     cache.write_text(json.dumps(out))
     return out
 
@@ -326,24 +320,21 @@ def offered_swaps(records: list[dict], nouns: list[list[str]], fits) -> list[dic
     """What the synonym step offers per record (pipelines.synthesize.offers.synonym_choices), with
     `fits` as the evidence rule (fits=lambda *_: True is the rule before evidence), without a run."""
     from adr.entities.registry import PERSPECTIVES
-    from adr.synonyms import replaceable_nouns, safe_synonyms, sentence_context
     from adr.thresholds import histogram, threshold
-    from udfs.wordnet import dominant_sense
+    from pipelines.synthesize.offers import sense_evidence, synonym_choices
 
     counts = collections.Counter(n for ns in nouns for n in set(ns))
     tau = threshold(histogram(counts.values()), PERSPECTIVES["token"].tail_share).tau
     out = []
     for i, (record, found) in enumerate(zip(records, nouns)):
-        turns = record["conversations"]
-        for noun in sorted(replaceable_nouns(turns, found)):
-            context = sentence_context(turns, noun, found)
-            offer = safe_synonyms(noun, dominant_sense, counts, tau, context=context, fits=fits)
-            if offer:
-                text = " ".join(t["value"] for t in turns).replace(IMAGE_TOKEN, "").replace("\n", " ")
-                m = re.search(r"[^.?!]*\b" + re.escape(noun) + r"(?:e?s)?\b[^.?!]*[.?!]?", text, re.IGNORECASE)
-                out.append({"record": i, "noun": noun, "synonym": offer[0][0],
-                            "context": sorted(context),
-                            "text": (m.group().strip() if m else text)[:200]})
+        turns, image = record["conversations"], bool(record.get("image"))
+        for choice in synonym_choices(turns, found, counts, tau, image, fits):
+            noun = choice["noun"]
+            text = " ".join(t["value"] for t in turns).replace(IMAGE_TOKEN, "").replace("\n", " ")
+            m = re.search(r"[^.?!]*\b" + re.escape(noun) + r"(?:e?s)?\b[^.?!]*[.?!]?", text, re.IGNORECASE)
+            out.append({"record": i, "noun": noun, "synonym": choice["synonym"],
+                        "context": sorted(sense_evidence(turns, noun, found, image)),
+                        "text": (m.group().strip() if m else text)[:200]})
     return out
 
 
@@ -386,7 +377,7 @@ def main(argv=None) -> int:
                          "scored against benchmarks/judged_swaps.jsonl")
     args = ap.parse_args(argv)
     if args.evidence:
-        rep = evidence(args.records, args.seed, args.work or Path(f"/tmp/adr-synonym-evidence"),
+        rep = evidence(args.records, args.seed, args.work or Path("/tmp/adr-synonym-evidence"),
                        ROOT / "benchmarks" / "judged_swaps.jsonl", args.sample)
         print(json.dumps(rep, ensure_ascii=False, indent=1))
         return 0

@@ -31,16 +31,19 @@ def entities_schema(perspectives: tuple[str, ...]) -> pa.Schema:
 def extract_entities(batch: pa.RecordBatch, perspectives: tuple[str, ...],
                      nlp: str | None = None) -> pa.RecordBatch:
     """`key` + one sorted list<string> column per perspective, from a batch with `key`, `record`."""
-    records = [json.loads(r) for r in batch.column("record").to_pylist()]
-    tagged = tag_records(records, nlp) if any(PERSPECTIVES[p].needs_tagger for p in perspectives) \
-        else [[] for _ in records]
-    columns: dict[str, list] = {p: [] for p in perspectives}
-    for record, tags in zip(records, tagged):
-        for p, values in extract_record(record, tags, perspectives).items():
-            columns[p].append(sorted(values))
+    found = entities_of([json.loads(r) for r in batch.column("record").to_pylist()], perspectives, nlp)
+    columns = {p: [f[p] for f in found] for p in perspectives}
     return pa.RecordBatch.from_arrays(
         [batch.column("key")] + [pa.array(columns[p], pa.list_(pa.string())) for p in perspectives],
         schema=entities_schema(perspectives))
+
+
+def entities_of(records: list[dict], perspectives: tuple[str, ...], nlp: str | None = None) -> list[dict[str, list[str]]]:
+    """Per parsed record, perspective -> its sorted entities: what `extract_entities` puts in its columns."""
+    tagged = tag_records(records, nlp) if any(PERSPECTIVES[p].needs_tagger for p in perspectives) \
+        else [[] for _ in records]
+    return [{p: sorted(values) for p, values in extract_record(record, tags, perspectives).items()}
+            for record, tags in zip(records, tagged)]
 
 
 def tag_records(records: list[dict], nlp_name: str | None) -> list[list[tuple[str, str]]]:

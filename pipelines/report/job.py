@@ -245,7 +245,8 @@ def _card(title: str, record: dict, image: str | None) -> str:
 def balance_verdicts(data: RunData) -> list[str]:
     """One plain sentence per perspective: whether refinement balanced it (see adr.distribution.verdict),
     with the figures that say so."""
-    return [balance(data)[p]["line"] for p in data.taus]
+    figures = balance(data)
+    return [figures[p]["line"] for p in data.taus]
 
 
 def _lift_phrase(lift: Lift) -> str:

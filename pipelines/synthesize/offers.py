@@ -24,7 +24,7 @@ import apache_beam as beam
 from adr.entities.registry import extract_record
 from adr.synonyms import fitting, replaceable_nouns, sentence_context, word_synonyms
 from adr.synthesis import bin_of, capacity, draw, is_target, offer_order
-from adr.tail_turns import turns_holding, word_pattern
+from adr.tail_turns import turns_for, word_pattern
 from pipelines.outputs import join
 
 TEXT_METHODS = ("synonym", "rewrite")
@@ -72,19 +72,26 @@ def pools_of(row: dict) -> tuple[str, ...]:
 SCENE_NOUNS = 30  # a record about one image with at most this many nouns describes one scene
 
 
-def synonym_choices(turns: list[dict], nouns, counts: dict, tau: int, image: bool = False) -> list[dict]:
-    """Per replaceable noun of the record, its best synonym in this record's sense. The evidence
-    is the nouns of the noun's sentences and, in a short record about an image, every noun of
-    the record: they name the same scene ("Is the man holding a controller?" ... "a Wii")."""
+def sense_evidence(turns: list[dict], noun: str, nouns, image: bool) -> frozenset[str]:
+    """The nouns that show which sense `noun` has in this record: those of its sentences and, in
+    a short record about an image, every noun of the record: they name the same scene ("Is the
+    man holding a controller?" ... "a Wii")."""
+    scene = frozenset(nouns) if image and len(set(nouns)) <= SCENE_NOUNS else frozenset()
+    return (sentence_context(turns, noun, nouns) | scene) - {noun}
+
+
+def synonym_choices(turns: list[dict], nouns, counts: dict, tau: int, image: bool = False,
+                    fits=None) -> list[dict]:
+    """Per replaceable noun of the record, its best synonym in this record's sense (`fits`:
+    udfs.wordnet.sense_fits unless given)."""
     from udfs.wordnet import dominant_sense, sense_fits
 
-    scene = frozenset(nouns) if image and len(set(nouns)) <= SCENE_NOUNS else frozenset()
     out = []
     for noun, occurrences in sorted(replaceable_nouns(turns, nouns).items()):
         found = word_synonyms(noun, dominant_sense, counts, tau)  # the cheap rules first
         if found:
-            context = (sentence_context(turns, noun, nouns) | scene) - {noun}
-            found = fitting(noun, found, dominant_sense(noun).name, context, sense_fits)
+            found = fitting(noun, found, dominant_sense(noun).name, sense_evidence(turns, noun, nouns, image),
+                            fits or sense_fits)
         if found:
             synonym, source = found[0]
             out.append({"noun": noun, "synonym": synonym, "source": source, "occurrences": occurrences})
@@ -103,15 +110,14 @@ def _rarest(ctx: PlanContext, tail: dict, perspectives: tuple[str, ...]):
     return None
 
 
-def carried(row: dict, method: str, target: tuple[str, str], choice: dict | None, ctx: PlanContext) -> list:
+def carried(row: dict, method: str, target: tuple[str, str], choice: dict | None, turns: list[dict],
+            ctx: PlanContext) -> list:
     """The tail entities the record would carry, its target among them, as far as the seed tells:
-    the seed's tail tokens in the turns kept, the question types of those turns, and its image's
-    tail objects and pairs (the record keeps the image). A visual record's conversation is not
-    known before it is written."""
+    the seed's tail tokens in the `turns` it keeps, the question types of those turns, and its
+    image's tail objects and pairs (the record keeps the image). A visual record's conversation
+    is not known before it is written."""
     if method == "visual":
         return [list(target)]
-    turns = turns_holding(row["record"]["conversations"], word_pattern(choice["noun"] if choice else target[1]).search,
-                          bool(row["record"].get("image")))
     text = "\n".join(t.get("value", "") for t in turns)
     found = {p: set(es) for p, es in row["tail_entities"].items()}
     if "interrogation" in ctx.taus:
@@ -126,13 +132,11 @@ def carried(row: dict, method: str, target: tuple[str, str], choice: dict | None
     return sorted(list(x) for x in out)
 
 
-def head_tokens(row: dict, nouns, choice: dict, ctx: PlanContext) -> int:
-    """Head tokens of the seed in the turns its record would keep."""
-    turns = turns_holding(row["record"]["conversations"], word_pattern(choice["noun"]).search,
-                          bool(row["record"].get("image")))
+def head_tokens(nouns, replaced: str, turns: list[dict], ctx: PlanContext) -> int:
+    """Head tokens of the seed in the `turns` its record would keep, the replaced noun aside."""
     text = "\n".join(t.get("value", "") for t in turns)
     counts, tau = ctx.counts.get("token", {}), ctx.taus.get("token", 0)
-    return sum(1 for n in set(nouns) if counts.get(n, 0) > tau and n != choice["noun"] and word_pattern(n).search(text))
+    return sum(1 for n in set(nouns) if counts.get(n, 0) > tau and n != replaced and word_pattern(n).search(text))
 
 
 def seed_offers(row: dict, nouns, ctx: PlanContext) -> list[tuple[str, str, str, dict | None]]:
@@ -165,21 +169,17 @@ def offer_lines(lines: list[str], ctx: PlanContext, nlp: str | None):
     nouns = [(r.get("entities") or {}).get("token") for r in rows]
     todo = [i for i, n in enumerate(nouns) if n is None and "synonym" in ctx.enabled]
     if todo:
-        import pyarrow as pa
+        from udfs.entities import entities_of
 
-        from udfs.entities import extract_entities
-
-        batch = pa.RecordBatch.from_pylist([{"key": rows[i]["key"], "record": json.dumps(rows[i]["record"])}
-                                            for i in todo],
-                                           schema=pa.schema([("key", pa.string()), ("record", pa.string())]))
-        for i, tagged in zip(todo, extract_entities(batch, ("token",), nlp).column("token").to_pylist()):
-            nouns[i] = tagged
+        for i, found in zip(todo, entities_of([rows[i]["record"] for i in todo], ("token",), nlp)):
+            nouns[i] = found["token"]
     for row, line, found in zip(rows, lines, nouns):
         for method, p, e, choice in seed_offers(row, found or (), ctx):
-            carrying = carried(row, method, (p, e), choice, ctx)
+            word = choice["noun"] if choice else e  # the word the record's turns are kept for
+            turns = turns_for(row["record"], word) if method != "visual" else []
+            carrying = carried(row, method, (p, e), choice, turns, ctx)
             tail = sum(1 for q, _ in carrying if q == "token")
-            if method != "visual" and tail < ctx.min_tail_share * (
-                    tail + head_tokens(row, found or (), choice or {"noun": e}, ctx)):
+            if method != "visual" and tail < ctx.min_tail_share * (tail + head_tokens(found or (), word, turns, ctx)):
                 continue  # the record would add mostly to the head
             u = offer_draw(ctx.seed, row["key"], method, p, e)
             head = [method, u, row["key"], p, e, choice, carrying]

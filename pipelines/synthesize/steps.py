@@ -20,7 +20,7 @@ from adr.prompts import conversation_messages, parse_conversation, rewrite_messa
 from adr.protected import keeps_short_answers
 from adr.synonyms import Replacement, replace_in_conversation
 from adr.synthesis import provenance, synthetic_id
-from adr.tail_turns import turns_holding, word_pattern
+from adr.tail_turns import turns_for, word_pattern
 from pipelines.outputs import join
 from pipelines.synthesize.handlers.diffusion import SeedImage
 from udfs.images import content_name, load_image, png_bytes
@@ -40,7 +40,7 @@ class Seed:
     image: str | None
     tail: dict
     record: dict
-    target: tuple = ()
+    target: tuple                # (perspective, entity)
     choice: dict | None = None   # synonym: the noun, its synonym and source, chosen when offered
     nouns: tuple = ()            # the seed's noun lemmas
 
@@ -100,30 +100,20 @@ def split_candidate(line: str) -> tuple:
 def with_entities(batch: list[tuple[Work, dict]], perspectives: tuple[str, ...], nlp: str | None):
     """A batch of candidates with the entities their records hold, found by the statistics' udf:
     what the ceilings are checked against and entity_counts/ sums."""
-    import pyarrow as pa
+    from udfs.entities import entities_of
 
-    from udfs.entities import extract_entities
-
-    rows = pa.RecordBatch.from_pylist([{"key": str(i), "record": json.dumps(r)} for i, (_, r) in enumerate(batch)],
-                                      schema=pa.schema([("key", pa.string()), ("record", pa.string())]))
-    found = extract_entities(rows, perspectives, nlp)
-    columns = {p: found.column(p).to_pylist() for p in perspectives}
-    return [(w, r, {p: columns[p][i] for p in perspectives}) for i, (w, r) in enumerate(batch)]
+    return [(w, r, found) for (w, r), found in zip(batch, entities_of([r for _, r in batch], perspectives, nlp))]
 
 
 def _record_id(work: Work, seed_value: int) -> str:
     return synthetic_id(work.method, work.seed_key, seed_value, "\x1f".join(work.target))
 
 
-def _turns_for(seed: Seed, word: str) -> list[dict]:
-    return turns_holding(seed.record["conversations"], word_pattern(word).search, bool(seed.record.get("image")))
-
-
 def synonym_record(seed: Seed, seed_value: int):
     """The seed's turns that hold the noun (all of them for a free-form conversation), the noun
     replaced by the synonym it was offered for."""
     chosen = Replacement(**seed.choice)
-    turns = replace_in_conversation(_turns_for(seed, chosen.noun), [chosen])
+    turns = replace_in_conversation(turns_for(seed.record, chosen.noun), [chosen])
     work = Work.of(seed)
     if not word_pattern(chosen.synonym).search(json.dumps([t.get("value", "") for t in turns])):
         yield beam.pvalue.TaggedOutput(FAILED, failure(work, "no-safe-synonym", f"{chosen.noun} not replaced"))
@@ -137,7 +127,7 @@ def rewrite_prompt(seed: Seed, counts: dict, tau: int) -> tuple[Work, list]:
     """The turns that hold the target, offered the safe synonyms of their nouns."""
     from pipelines.synthesize.offers import synonym_choices
 
-    turns = _turns_for(seed, seed.target[1])
+    turns = turns_for(seed.record, seed.target[1])
     words = tuple(sorted({c["synonym"] for c in synonym_choices(turns, seed.nouns, counts, tau,
                                                                 bool(seed.record.get("image")))}))
     work = Work.of(seed, image=seed.record.get("image"), words=words, seed_turns=tuple(turns))
@@ -151,7 +141,7 @@ def load_seed_image(seed: Seed, images_root: str):
         yield beam.pvalue.TaggedOutput(FAILED, failure(seed, "bad-image", str(err)))
         return
     others = sorted({e for es in seed.tail.values() for e in es} - {seed.target[1]})
-    prompt = "a photo of " + ", ".join(([seed.target[1]] if seed.target else []) + others[:7])
+    prompt = "a photo of " + ", ".join([seed.target[1]] + others[:7])
     yield Work.of(seed), SeedImage(seed.key, image, prompt)
 
 
