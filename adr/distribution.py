@@ -146,3 +146,28 @@ def verdict(before: Shape, after: Shape, lift: Lift | None = None, eps: float = 
     if worse or flat:
         return Verdict(False, "not more balanced: " + "; ".join(worse + flat))
     return Verdict(True, "more balanced")
+
+
+def best_gini(counts: Mapping[str, int], tau: int, additions: int, ceiling: int | None = None) -> float:
+    """The lowest Gini that `additions` occurrences, each given to a tail entity and none to the
+    head, can reach: they raise the rarest tail entities to one level, never past the ceiling
+    (what any synthesis of that volume could do at best, whatever its method)."""
+    ceiling = tau if ceiling is None else ceiling
+    tail = [c for c in counts.values() if 0 < c <= tau]
+    head = [c for c in counts.values() if c > tau]
+
+    def used(level: int) -> int:
+        return sum(max(0, level - c) for c in tail)
+
+    low, high = 0, max(ceiling, 0)  # the highest level the additions pay for
+    while low < high:
+        mid = (low + high + 1) // 2
+        low, high = (mid, high) if used(mid) <= additions else (low, mid - 1)
+    filled = [max(c, low) for c in tail]
+    left = additions - used(low)
+    for k, c in enumerate(filled):  # the remainder, one each, to entities at the level
+        if left <= 0:
+            break
+        if c == low < ceiling:
+            filled[k], left = c + 1, left - 1
+    return gini(filled + head)

@@ -22,6 +22,7 @@ A record's nouns are swapped for WordNet synonyms that are tail tokens of the co
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Callable, Iterable, Mapping
@@ -156,7 +157,12 @@ def safe_synonyms(noun: str, sense_of: Callable[[str], Sense | None], token_coun
 
 
 def _noun_pattern(nouns: Iterable[str]) -> re.Pattern:
-    alternatives = "|".join(re.escape(n) for n in sorted(nouns, key=len, reverse=True))
+    return _compiled_noun_pattern(tuple(sorted(set(nouns), key=lambda n: (-len(n), n))))
+
+
+@functools.lru_cache(maxsize=16384)  # re's own cache holds 512: a corpus's noun sets overflow it
+def _compiled_noun_pattern(nouns: tuple[str, ...]) -> re.Pattern:
+    alternatives = "|".join(re.escape(n) for n in nouns)
     return re.compile(r"(?<![\w-])(?:(?P<article>an?)(?P<space>\s+))?(?P<noun>" + alternatives +
                       r")(?P<plural>s|es)?(?![\w-])", re.IGNORECASE)
 

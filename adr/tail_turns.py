@@ -11,6 +11,7 @@ the earlier ones ("it", "they", "the second one").
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Callable
 
@@ -58,6 +59,7 @@ def turns_holding(turns: list[dict], holds: Callable[[str], bool], with_image: b
     return out
 
 
+@functools.lru_cache(maxsize=65536)  # re's own cache holds 512; offers look up every noun of a seed
 def word_pattern(word: str) -> re.Pattern:
     """A lemma as a whole word, singular or plural, any case: what `turns_holding` looks for."""
     from adr.synonyms import plural

@@ -23,6 +23,9 @@ Run `adr <command> --help` for its options."""
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    # Local worker processes relay their start-up warnings through the job service ("Discarding
+    # unparseable args", "No semi_persistent_directory"): noise on every local parallel run.
+    logging.getLogger("apache_beam.runners.portability.local_job_service").setLevel(logging.ERROR)
     if not argv or argv[0] in ("-h", "--help"):
         print(USAGE)
         return 0 if argv else 2

@@ -377,3 +377,15 @@ def test_a_cuda_request_without_a_gpu_warns_and_runs_on_the_cpu(caplog):
     assert resolve_device("auto") == "cpu"
     with pytest.raises(ConfigError):
         resolve_device("tpu")
+
+
+def test_a_large_local_run_uses_every_core_unless_the_user_said_otherwise():
+    from pipelines.local_workers import PARALLEL_INPUT_BYTES, with_local_workers
+
+    big, small = PARALLEL_INPUT_BYTES, PARALLEL_INPUT_BYTES - 1
+    assert with_local_workers([], big, cores=4) == ["--direct_num_workers=4", "--direct_running_mode=multi_processing"]
+    assert with_local_workers([], small, cores=4) == []
+    assert with_local_workers([], big, cores=1) == []
+    for given in (["--direct_num_workers", "1"], ["--direct_running_mode=in_memory"],
+                  ["--runner", "DataflowRunner"], ["--runner=PortableRunner"]):
+        assert with_local_workers(given, big, cores=4) == given

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from adr.entities.registry import CATCH_ALLS
-from adr.distribution import (Shape, Verdict, gini, normalised_entropy, sample_tail, shape,
+from adr.distribution import (Shape, Verdict, best_gini, gini, normalised_entropy, sample_tail, shape,
                               synthesis_lift, top_head, verdict)
 from pipelines.synthesize import steps
 from pipelines.report import job as report
@@ -83,6 +83,37 @@ def test_gini_and_entropy_on_the_real_coco_distributions(coco_stats):
         assert gini(counts) == pytest.approx(_gini_by_pairs(counts), abs=1e-9)
         shares = np.asarray(counts) / sum(counts)
         assert normalised_entropy(counts) == pytest.approx(-(shares * np.log(shares)).sum() / math.log(len(counts)))
+
+
+def test_best_gini_is_what_filling_the_rarest_tail_first_reaches_and_no_allocation_beats_it(coco_stats):
+    import heapq
+
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(coco_stats[0] / "dictionary").to_pylist()
+    counts = {r["entity"]: r["count"] for r in table if r["perspective"] == "token"}
+    tau = sorted(counts.values())[len(counts) // 2]
+    tail = [e for e, c in counts.items() if c <= tau]
+    for additions in (0, 7, 500, 10 ** 9):
+        greedy, heap = dict(counts), [(c, e) for e, c in counts.items() if c <= tau]
+        heapq.heapify(heap)
+        for _ in range(min(additions, len(tail) * tau)):  # one at a time, to the rarest below the ceiling
+            c, e = heapq.heappop(heap)
+            if c >= tau:
+                break
+            greedy[e] = c + 1
+            heapq.heappush(heap, (c + 1, e))
+        best = best_gini(counts, tau, additions)
+        assert best == pytest.approx(gini(greedy.values()), abs=1e-12)
+        rng = random.Random(additions)
+        for _ in range(20):  # any other way of giving the same occurrences to the tail does worse
+            other = dict(counts)
+            room = [e for e in tail for _ in range(tau - counts[e])]
+            for e in rng.sample(room, min(additions, len(room))):
+                other[e] += 1
+            assert gini(other.values()) >= best - 1e-12
+    assert best_gini(counts, tau, 0) == pytest.approx(gini(counts.values()))
+    assert best_gini(counts, tau, 10 ** 9) == pytest.approx(gini([max(c, tau) for c in counts.values()]))
 
 
 def test_measures_at_their_limits():

@@ -45,6 +45,7 @@ from adr.synthesis import (METHODS, boundary, kept_per_bin, next_bins, parse_cei
                            plan_budget, reassign_shortfall, shard_of_cells)
 from pipelines import progress
 from pipelines.checks import ArgumentParser, at_least, rebalance_summary, stats_manifest
+from pipelines.local_workers import with_local_workers
 from pipelines.outputs import file_urls, join, read_json_or_none, remove, write_json
 from pipelines.synthesize.publish import publish
 from pipelines.synthesize.refined_writers import join_llava_json
@@ -53,6 +54,7 @@ from pipelines.synthesize.offers import PlanContext, offered
 from pipelines.synthesize.steps import FAILED
 from udfs.artifacts import read_dictionary
 from udfs.model_files import local_model_dir
+from udfs.sources import total_bytes
 
 REFINED_NAMES = {"llava-json": "refined.json"}  # one file; the other formats are part-* shards in refined/
 SHARD_RECORDS = 100_000  # a shard is sorted in one worker's memory
@@ -192,9 +194,13 @@ def shard_count(beam_args, records: int) -> int:
 def run(argv=None) -> dict:
     args, beam_args = parse_args(argv)
     plan = Plan(args)
+    # The passes over every seed and every kept record use each core; a round with models runs
+    # its models where the user said (one model per process).
+    local = with_local_workers(beam_args, total_bytes(file_urls(join(args.rebalanced, "seeds"), ".jsonl")))
+    round_args = beam_args if plan.models else local
     for method, why in plan.skipped.items():
         print(f"adr synthesize: {method} synthesis skipped ({why})", file=sys.stderr)
-    pools = offer_histograms(plan, beam_args)
+    pools = offer_histograms(plan, local)
     pool_size = {m: sum(pools[m].values()) for m in METHODS}
     start = {m: 0 for m in METHODS}                 # the next bin each method draws from
     tried = {m: 0 for m in METHODS}
@@ -230,7 +236,7 @@ def run(argv=None) -> dict:
                 got = done["counts"]
             else:
                 remove(round_dir)  # a round cut short leaves shards that must not mix with the rerun's
-                run_round(plan, ranges, round_dir, beam_args, [join(d, "accepted*.jsonl") for d in round_dirs])
+                run_round(plan, ranges, round_dir, round_args, [join(d, "accepted*.jsonl") for d in round_dirs])
                 got = round_counts(round_dir)
                 write_json(join(round_dir, "_done.json"), {"key": key, "ranges": ranges, "counts": got})
             for m, (_, end) in ranges.items():
@@ -254,7 +260,7 @@ def run(argv=None) -> dict:
     for folder in ("synthetic", "refined", FAILED, "entity_counts", "plan", "_tallies"):
         remove(join(args.output, folder))
     kept = file_urls(join(args.rebalanced, "kept"), ".jsonl")
-    publish(plan, beam_args, round_dirs, limits, shard_of_cells(cells, shards), shards, kept)
+    publish(plan, local, round_dirs, limits, shard_of_cells(cells, shards), shards, kept)
     remove(plan.work)
     tallies = {tuple(k): n for k, n in read_tallies(join(args.output, "_tallies", "publish"))}
     remove(join(args.output, "_tallies"))

@@ -17,7 +17,7 @@ counts, so the driver holds bin counts only.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import apache_beam as beam
 
@@ -39,10 +39,20 @@ class PlanContext:
     ceilings: dict          # perspective -> ceiling
     counts: dict            # perspective -> entity -> records holding it (the dictionary)
     min_tail_share: float = 0.0  # of the tokens a language record adds, at least this share tail
+    _synonyms: dict = field(default_factory=dict, compare=False, repr=False)  # per worker, per noun
 
     def is_target(self, perspective: str, entity: str) -> bool:
         return is_target(perspective, entity, self.counts.get(perspective, {}).get(entity, 0),
                          self.taus.get(perspective, 0))
+
+    def synonyms_of(self, noun: str) -> list[tuple[str, str]]:
+        """`word_synonyms` under this plan's token counts, looked up once per noun per worker."""
+        from udfs.wordnet import dominant_sense
+
+        if noun not in self._synonyms:
+            self._synonyms[noun] = word_synonyms(noun, dominant_sense, self.counts.get("token", {}),
+                                                 self.taus.get("token", 0))
+        return self._synonyms[noun]
 
     def room(self, perspective: str, entity: str) -> int:
         """What the entity may still receive, from any method (each method orders its offers by
@@ -81,17 +91,19 @@ def sense_evidence(turns: list[dict], noun: str, nouns, image: bool) -> frozense
 
 
 def synonym_choices(turns: list[dict], nouns, counts: dict, tau: int, image: bool = False,
-                    fits=None) -> list[dict]:
+                    fits=None, synonyms_of=None) -> list[dict]:
     """Per replaceable noun of the record, its best synonym in this record's sense (`fits`:
-    udfs.wordnet.sense_fits unless given)."""
+    udfs.wordnet.sense_fits unless given; `synonyms_of(noun)`: a memo of `word_synonyms`)."""
     from udfs.wordnet import dominant_sense, sense_fits
 
+    synonyms_of = synonyms_of or (lambda noun: word_synonyms(noun, dominant_sense, counts, tau))
+    # The rules on the words alone first: most nouns have no synonym, and their occurrences
+    # need not be found.
+    candidates = {noun: found for noun in set(nouns) if noun and (found := synonyms_of(noun))}
     out = []
-    for noun, occurrences in sorted(replaceable_nouns(turns, nouns).items()):
-        found = word_synonyms(noun, dominant_sense, counts, tau)  # the cheap rules first
-        if found:
-            found = fitting(noun, found, dominant_sense(noun).name, sense_evidence(turns, noun, nouns, image),
-                            fits or sense_fits)
+    for noun, occurrences in sorted(replaceable_nouns(turns, candidates).items()):
+        found = fitting(noun, candidates[noun], dominant_sense(noun).name,
+                        sense_evidence(turns, noun, nouns, image), fits or sense_fits)
         if found:
             synonym, source = found[0]
             out.append({"noun": noun, "synonym": synonym, "source": source, "occurrences": occurrences})
@@ -147,7 +159,7 @@ def seed_offers(row: dict, nouns, ctx: PlanContext) -> list[tuple[str, str, str,
         tokens = ctx.counts.get("token", {})
         seen = set()
         for choice in synonym_choices(row["record"]["conversations"], nouns, tokens, ctx.taus["token"],
-                                      bool(row["record"].get("image"))):
+                                      bool(row["record"].get("image")), synonyms_of=ctx.synonyms_of):
             if choice["synonym"] not in seen and ctx.room("token", choice["synonym"]) > 0:
                 seen.add(choice["synonym"])
                 out.append(("synonym", "token", choice["synonym"], choice))
