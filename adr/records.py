@@ -29,8 +29,9 @@ BAD_CONVERSATIONS = "bad-conversations"
 BAD_OBJECTS = "bad-objects"
 UNSAFE_IMAGE_PATH = "unsafe-image-path"
 EXACT_DUPLICATE = "exact-duplicate"   # only with --drop-exact-duplicates; kept by default
+UNREADABLE_FILE = "unreadable-file"   # the file could not be read on from this position
 REASONS = (TOO_LONG, NOT_UTF8, MALFORMED_JSON, NOT_AN_OBJECT, MISSING_ID, BAD_CONVERSATIONS,
-           BAD_OBJECTS, UNSAFE_IMAGE_PATH, EXACT_DUPLICATE)
+           BAD_OBJECTS, UNSAFE_IMAGE_PATH, EXACT_DUPLICATE, UNREADABLE_FILE)
 
 
 class InvalidRecord(ValueError):

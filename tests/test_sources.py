@@ -315,3 +315,101 @@ def test_compressed_and_parquet_files_are_one_split_each(tmp_path):
     assert [s.kind for s in plan_splits(files, 1)] == ["whole", "whole"]
     for url in files:
         assert _by_splits(url, 1)[0] == sorted(_whole(url))
+
+
+# ---- every input byte is read or explained (issue 23) ---------------------------------------
+
+@pytest.mark.parametrize("split_bytes", [1, 120, 1 << 20])
+def test_arrays_concatenated_are_read_whole_with_positions_that_count_on(tmp_path, split_bytes):
+    first, second = _records(9), _records(14)[9:]
+    path = tmp_path / "two.json"
+    path.write_bytes(json.dumps(first).encode() + b"\n" + json.dumps(second).encode() + b"\n")
+    expected = [(i, json.dumps(r).encode()) for i, r in enumerate(first + second)]
+    assert _whole(str(path)) == expected
+    assert _by_splits(str(path), split_bytes)[0] == expected
+    for chunk_size in (1, 7, 1 << 22):  # text after the second array is still reported
+        assert list(json_array_elements(b'[1] [2, 3]  x', chunk_size=chunk_size)) == [(0, b"1"), (1, b"2"), (2, b"3"),
+                                                                                        (3, b"x")]
+
+
+@pytest.mark.parametrize("split_bytes", [1, 1 << 30])
+def test_a_json_lines_line_past_the_bound_is_a_too_long_dead_letter_and_never_held(tmp_path, split_bytes):
+    """A 48 MiB line, read 1 MiB at a time with a 1 MiB bound: cut, not held (memory stays near one
+    chunk, where `pending += chunk` held it all, and copied it once a chunk), the lines after it
+    keep their numbers."""
+    path = tmp_path / "long.jsonl"
+    good = json.dumps(_records(1)[0])
+    with path.open("w") as f:
+        f.write(good + "\n")
+        f.write('{"id": "x", "conversations": [{"from": "human", "value": "' + "y" * (48 << 20) + '"}]}\n')
+        f.write("\n" + good + "\n")
+    tracemalloc.start()
+    from udfs.splits import plan_splits, read_split
+
+    rows = [r for s in plan_splits([str(path)], split_bytes) for b in read_split(s, max_element_bytes=1 << 20)
+            for r in b.to_pylist()]
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert [r["position"] for r in rows] == [1, 2, 4]
+    assert len(rows[1]["raw"]) == (1 << 20) + 1 and rows[0]["raw"] == rows[2]["raw"] == good.encode()
+    assert peak < 16 << 20, peak
+    reasons = parse_raw(pa.RecordBatch.from_pylist(rows, schema=RAW_SCHEMA), max_bytes=1 << 20).column("reason")
+    assert reasons.to_pylist() == [None, R.TOO_LONG, None]
+
+
+def _unreadable(tmp_path):
+    """name -> a file that cannot be read to its end, and how many elements come before that."""
+    lines = b"".join(json.dumps(r).encode() + b"\n" for r in _records(400))
+    gz = gzip.compress(lines)
+    import zlib
+
+    # every line whole in what the damaged file still decompresses to is read
+    readable = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(gz[: len(gz) // 2]).count(b"\n")
+    assert 0 < readable < 400
+    files = {"cut.jsonl.gz": (gz[: len(gz) // 2], readable), "empty.parquet": (b"", 0),
+             "corrupt.parquet": (b"PAR1" + os.urandom(2000) + b"PAR1", 0),
+             "garbage.json.gz": (b"\x1f\x8b\x08\x00" + os.urandom(500), 0)}
+    try:
+        import zstandard
+
+        z = zstandard.ZstdCompressor().compress(lines)
+        files["corrupt.jsonl.zst"] = (z[:40] + bytes(b ^ 0xFF for b in z[40:400]) + z[400:], None)
+    except ImportError:
+        pass
+    out = {}
+    for name, (data, before) in files.items():
+        (tmp_path / name).write_bytes(data)
+        out[name] = (tmp_path / name, before)
+    return out
+
+
+def test_a_file_that_cannot_be_read_to_its_end_ends_with_one_dead_letter_that_says_why(tmp_path):
+    for name, (path, before) in _unreadable(tmp_path).items():
+        rows = [r for b in read_raw(str(path)) for r in b.to_pylist()]
+        errors = [r for r in rows if r["error"]]
+        assert len(errors) == 1 and rows[-1] is errors[0], name
+        assert before is None or len(rows) - 1 == before, (name, len(rows))
+        if len(rows) > 1:  # what was read before the damage is kept, the dead letter comes after it
+            assert errors[0]["position"] == rows[-2]["position"] + 1
+        parsed = parse_raw(pa.RecordBatch.from_pylist(rows, schema=RAW_SCHEMA))
+        assert parsed.column("reason").to_pylist()[-1] == R.UNREADABLE_FILE, name
+        assert parsed.column("reason").to_pylist()[:-1] == [None] * (len(rows) - 1), name
+        assert errors[0]["error"] in parsed.column("detail").to_pylist()[-1]
+    from adr.errors import InputError
+
+    with pytest.raises(InputError, match="cannot read input"):  # not there: the user's mistake, one line
+        list(read_raw(str(tmp_path / "missing.jsonl")))
+
+
+def test_directory_inputs_skip_hidden_and_engine_temporary_folders_and_read_compressed_files(tmp_path):
+    from udfs.sources import expand_inputs
+
+    for rel in ("a.jsonl", "b.jsonl.gz", "c.json.bz2", "d.ndjson.xz", "e.jsonl.zst", "sub/f.parquet",
+                "_temporary/0/part-0.jsonl", "beam-temp-out-123/x.jsonl", ".cache/y.jsonl", "sub/.hidden/z.json",
+                "sub/_SUCCESS", ".g.jsonl", "notes.txt"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b"")
+    found = [os.path.relpath(p, tmp_path) for p in expand_inputs(str(tmp_path))]
+    assert found == ["a.jsonl", "b.jsonl.gz", "c.json.bz2", "d.ndjson.xz", "e.jsonl.zst", "sub/f.parquet"]
+    # The folder named is the user's choice, whatever its name.
+    assert expand_inputs(str(tmp_path / "_temporary")) == [str(tmp_path / "_temporary/0/part-0.jsonl")]

@@ -6,7 +6,8 @@ import json
 
 import pyarrow as pa
 
-from adr.records import DEFAULT_MAX_RECORD_BYTES, InvalidRecord, content_digest, parse_record, record_id
+from adr.records import (DEFAULT_MAX_RECORD_BYTES, UNREADABLE_FILE, InvalidRecord, content_digest, parse_record,
+                         record_id)
 
 PARSED_SCHEMA = pa.schema([
     ("source", pa.string()), ("position", pa.int64()),
@@ -23,8 +24,11 @@ RAW_EXCERPT_CHARS = 4096
 
 def parse_raw(batch: pa.RecordBatch, *, max_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> pa.RecordBatch:
     keys, ids, images, records, reasons, details, raws = [], [], [], [], [], [], []
-    for raw in batch.column("raw").to_pylist():
+    errors = (batch.column("error").to_pylist() if "error" in batch.schema.names else [None] * batch.num_rows)
+    for raw, error in zip(batch.column("raw").to_pylist(), errors):
         try:
+            if error is not None:
+                raise InvalidRecord(UNREADABLE_FILE, error)
             record = parse_record(raw, max_bytes=max_bytes)
         except InvalidRecord as err:
             keys.append(None)

@@ -33,9 +33,14 @@ Invalid UTF-8 is kept byte for byte (it fails validation later as not-utf8). In 
   its start and reads on from there, re-reading that part of the file (from the start, for a
   compressed file). A stream that cannot seek back reads on after the mismatch instead, or ends
   with the bad element if it never closed;
-- text other than whitespace after the closing `]` is reported as one more element, so it is
-  not dropped silently (it fails validation unless it is a record by itself); a missing closing
-  `]` at the end of the file is not an error.
+- another array after the closing `]` (two arrays concatenated, `cat a.json b.json`) is read
+  on: its elements are numbered after the first array's. Other text after the closing `]` is
+  reported as one more element, so it is not dropped silently (it fails validation unless it
+  is a record by itself); a missing closing `]` at the end of the file is not an error.
+
+A file that cannot be read to its end (a truncated `.gz`, a corrupt `.zst` or Parquet file)
+ends with one element that says so (the `error` column): the engines write it to invalid/ as
+`unreadable-file`, with the position where reading stopped, and read the other files on.
 """
 
 from __future__ import annotations
@@ -52,9 +57,16 @@ import pyarrow.parquet as pq
 
 from adr.errors import InputError
 from adr.records import DEFAULT_MAX_RECORD_BYTES
+from udfs.decompress import open_input
 
-RAW_SCHEMA = pa.schema([("source", pa.string()), ("position", pa.int64()), ("raw", pa.binary())])
-EXTENSIONS = (".jsonl", ".ndjson", ".json", ".parquet", ".jsonl.gz", ".json.gz", ".jsonl.zst")
+RAW_SCHEMA = pa.schema([("source", pa.string()), ("position", pa.int64()), ("raw", pa.binary()),
+                        ("error", pa.string())])  # why the file could not be read on from here; null: an element
+TEXT_EXTENSIONS = (".jsonl", ".ndjson", ".json")
+COMPRESSIONS = (".gz", ".bz2", ".xz", ".zst")  # what fsspec infers from a name, so a file input reads them too
+EXTENSIONS = (*TEXT_EXTENSIONS, ".parquet", *(e + c for e in TEXT_EXTENSIONS for c in COMPRESSIONS))
+# Folders that hold no input of the user's: hidden ones, and the half-written output of engines
+# (Spark's and Hadoop's _temporary/, Beam's beam-temp-*), which a directory input may contain.
+SKIPPED_FOLDER_PREFIXES = (".", "_", "beam-temp-")
 CHUNK_BYTES = 1 << 22
 MAX_ELEMENT_BYTES = 2 * DEFAULT_MAX_RECORD_BYTES
 _GLOB_CHARS = set("*?[")
@@ -80,7 +92,8 @@ def expand_inputs(specs: str | Iterable[str]) -> list[str]:
             if _GLOB_CHARS & set(path):
                 found = [p for p in fs.glob(path) if fs.isfile(p)]
             elif fs.isdir(path):
-                found = [p for p in fs.find(path) if is_data_file(p)]
+                root = path.rstrip("/")
+                found = [p for p in fs.find(path) if is_data_file(p, p[len(root):].lstrip("/"))]
             elif fs.isfile(path):
                 found = [path]
             else:
@@ -101,9 +114,12 @@ def url_of(fs, path: str) -> str:
     return path if fs.protocol in ("file", ("file", "local")) else fs.unstrip_protocol(path)
 
 
-def is_data_file(path: str) -> bool:
-    name = path.rsplit("/", 1)[-1]
-    return not name.startswith((".", "_")) and name.endswith(EXTENSIONS)
+def is_data_file(path: str, relative: str | None = None) -> bool:
+    """A file a directory input reads: a data extension, and neither it nor any folder on its
+    `relative` path (below the directory given) hidden or an engine's temporary output."""
+    *folders, name = (path if relative is None else relative).split("/")
+    return (not name.startswith((".", "_")) and name.endswith(EXTENSIONS)
+            and not any(f.startswith(SKIPPED_FOLDER_PREFIXES) for f in (folders if relative is not None else ())))
 
 
 def fingerprint(files: list[str]) -> str:
@@ -129,38 +145,52 @@ def total_bytes(files: list[str]) -> int:
 def read_raw(url: str, batch_size: int = 4096, *, chunk_size: int = CHUNK_BYTES,
              max_element_bytes: int = MAX_ELEMENT_BYTES) -> Iterator[pa.RecordBatch]:
     """Raw elements of one file, in batches of RAW_SCHEMA, as the file is read (`chunk_size`
-    bytes at a time). Blank lines are not elements. See the module docstring for `position` and
-    `max_element_bytes`; callers validating with a larger max_bytes should raise it to match."""
+    bytes at a time). Blank lines are not elements. See the module docstring for `position`,
+    `max_element_bytes` (callers validating with a larger max_bytes should raise it to match)
+    and files that cannot be read to their end."""
+    if url.endswith(".parquet"):
+        rows = _parquet_rows(url)
+    else:
+        rows = _json_rows(url, chunk_size, max_element_bytes)
+    yield from _batches(url, rows, batch_size)
+
+
+# Not there or not ours to read: the user's mistake, one line. Anything else that stops a read
+# is the file's content (a truncated stream, a corrupt block): a dead letter.
+_MISSING = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
+
+
+def _batches(url: str, rows: Iterator[tuple[int, bytes]], size: int, first: int = 0) -> Iterator[pa.RecordBatch]:
+    """`rows` in batches; a read that fails ends them with one row that says why, at the
+    position after the last element read (`first` if none was)."""
+    positions, raws, error = [], [], None
     try:
-        if url.endswith(".parquet"):
-            rows = _parquet_rows(url)
-        else:
-            rows = _json_rows(url, chunk_size, max_element_bytes)
-        yield from _batches(url, rows, batch_size)
-    except (OSError, pa.ArrowInvalid) as err:
+        for position, raw in rows:
+            positions.append(position)
+            raws.append(raw)
+            if len(raws) >= size:
+                yield raw_batch(url, positions, raws)
+                first, positions, raws = position + 1, [], []
+    except _MISSING as err:
         raise InputError(f"cannot read input {url!r}: {err}") from None
-
-
-def _batches(url: str, rows: Iterator[tuple[int, bytes]], size: int) -> Iterator[pa.RecordBatch]:
-    positions, raws = [], []
-    for position, raw in rows:
-        positions.append(position)
-        raws.append(raw)
-        if len(raws) >= size:
-            yield raw_batch(url, positions, raws)
-            positions, raws = [], []
-    if raws:
+    except Exception as err:  # noqa: BLE001 - decompressors and Parquet raise their own kinds
+        error = f"{type(err).__name__}: {err}"[:500]
+    if error is not None:
+        yield raw_batch(url, positions + [positions[-1] + 1 if positions else first], raws + [b""],
+                        [None] * len(raws) + [error])
+    elif raws:
         yield raw_batch(url, positions, raws)
 
 
-def raw_batch(url: str, positions: list[int], raws: list[bytes]) -> pa.RecordBatch:
+def raw_batch(url: str, positions: list[int], raws: list[bytes], errors: list | None = None) -> pa.RecordBatch:
     """Raw elements of one source, with their positions in it (RAW_SCHEMA)."""
     return pa.RecordBatch.from_arrays([pa.array([url] * len(raws), pa.string()), pa.array(positions, pa.int64()),
-                                       pa.array(raws, pa.binary())], schema=RAW_SCHEMA)
+                                       pa.array(raws, pa.binary()), pa.array(errors or [None] * len(raws), pa.string())],
+                                      schema=RAW_SCHEMA)
 
 
 def _json_rows(url: str, chunk_size: int, max_element_bytes: int) -> Iterator[tuple[int, bytes]]:
-    with fsspec.open(url, "rb", compression="infer") as f:
+    with open_input(url) as f:
         head = b""
         while True:  # up to the first byte that is not whitespace or part of a byte order mark
             chunk = f.read(chunk_size)
@@ -171,20 +201,45 @@ def _json_rows(url: str, chunk_size: int, max_element_bytes: int) -> Iterator[tu
         if first == b"[":
             yield from _array_elements(f, head, chunk_size, max_element_bytes)
             return
-        pending = head.removeprefix(_BOM)
-        line_no = 0
-        while True:
-            chunk = f.read(chunk_size)
-            pending += chunk
-            *complete, pending = pending.split(b"\n")
-            for line in complete:
-                line_no += 1
-                if line.strip():
-                    yield line_no, line.rstrip(b"\r")
+        yield from json_lines(f, head.removeprefix(_BOM), max_element_bytes, chunk_size=chunk_size)
+
+
+def json_lines(f: BinaryIO, head: bytes = b"", max_line_bytes: int = MAX_ELEMENT_BYTES, *, first_line: int = 1,
+               remaining: int | None = None, chunk_size: int = CHUNK_BYTES) -> Iterator[tuple[int, bytes]]:
+    """(line number, bytes) of each non-blank line of `head` and then the stream (at most
+    `remaining` more bytes), the first numbered `first_line`. A line longer than max_line_bytes is
+    not held: it is yielded cut to max_line_bytes + 1 bytes (it fails validation as too-long) and
+    the rest of it is read past."""
+    line_no, parts, held = first_line - 1, [], 0  # the line being read: its pieces, their bytes
+
+    def chunks():
+        nonlocal remaining
+        if head:
+            yield head
+        while remaining is None or remaining > 0:
+            chunk = f.read(chunk_size if remaining is None else min(chunk_size, remaining))
             if not chunk:
-                break
-        if pending.strip():
-            yield line_no + 1, pending.rstrip(b"\r")
+                return
+            if remaining is not None:
+                remaining -= len(chunk)
+            yield chunk
+
+    for chunk in chunks():
+        pieces = chunk.split(b"\n")
+        for i, piece in enumerate(pieces):
+            if held <= max_line_bytes:
+                parts.append(piece[:max_line_bytes + 1 - held])
+                held += len(piece)
+            if i == len(pieces) - 1:
+                break  # the line goes on in the next chunk
+            line_no += 1
+            line = parts[0] if len(parts) == 1 else b"".join(parts)
+            if line.strip():
+                yield line_no, line.rstrip(b"\r")
+            parts, held = [], 0
+    line = b"".join(parts)
+    if line.strip():
+        yield line_no + 1, line.rstrip(b"\r")
 
 
 def json_array_elements(data: bytes | BinaryIO, *, chunk_size: int = CHUNK_BYTES,
@@ -275,7 +330,10 @@ def _array_elements(f: BinaryIO, head: bytes, chunk_size: int, max_chars: int, *
             buf, pos = text.more(buf, pos), 0
             continue
         if buf[pos] == "]":
-            trailing = _trailing(text, buf, pos + 1, max_chars)
+            buf, pos = _next_array(text, buf, pos + 1)
+            if pos >= 0:  # another array follows (`cat a.json b.json`): its elements count on
+                continue
+            trailing = _trailing(text, buf, 0, max_chars)
             if trailing:
                 yield index, trailing.encode("utf-8", "surrogateescape")
             return
@@ -427,6 +485,15 @@ class _Scan:
                     if not opened:
                         return i, i
         return i, self.MORE
+
+
+def _next_array(text: _Text, buf: str, pos: int) -> tuple[str, int]:
+    """(buf, the position after its '[') when the next text other than whitespace opens another
+    array, else (the text from there, -1)."""
+    rest = buf[pos:].lstrip(" \t\r\n")
+    while not rest and not text.eof:
+        rest = text.read().lstrip(" \t\r\n")
+    return (rest, 1) if rest[:1] == "[" else (rest, -1)
 
 
 def _trailing(text: _Text, buf: str, pos: int, max_chars: int) -> str:

@@ -25,7 +25,8 @@ import fsspec
 import pyarrow as pa
 
 from adr.errors import InputError
-from udfs.sources import (_BOM, _SEPARATORS, CHUNK_BYTES, MAX_ELEMENT_BYTES, _array_elements, _batches, read_raw)
+from udfs.sources import (_BOM, _SEPARATORS, CHUNK_BYTES, MAX_ELEMENT_BYTES, _array_elements, _batches, json_lines,
+                          read_raw)
 
 SPLIT_BYTES = 4 << 20       # ~3.5K LLaVA records: a progress step every ~25 s per core
 MIN_SPLIT_BYTES = 256 << 10
@@ -160,37 +161,24 @@ def read_split(split: Split | dict, batch_size: int = 4096, *,
     try:
         with fsspec.open(split.url, "rb") as f:
             if split.kind == "jsonl":
-                rows = _lines(f, split)
+                rows = _lines(f, split, max_element_bytes)
             else:
                 inside = split.kind == "array"
                 f.seek(split.start)
                 rows = _array_elements(f, b"", CHUNK_BYTES, max_element_bytes, first_index=split.first,
                                        limit=split.count, inside=inside)
-            yield from _batches(split.url, rows, batch_size)
+            yield from _batches(split.url, rows, batch_size, split.first)
     except OSError as err:
         raise InputError(f"cannot read input {split.url!r}: {err}") from None
 
 
-def _lines(f, split: Split) -> Iterator[tuple[int, bytes]]:
+def _lines(f, split: Split, max_line_bytes: int) -> Iterator[tuple[int, bytes]]:
     f.seek(split.start)
     remaining = None if split.end is None else split.end - split.start
-    pending, line_no = b"", split.first - 1
+    head = b""
     if split.start == 0:
-        pending = f.read(len(_BOM))
-        pending = pending.removeprefix(_BOM)
+        head = f.read(len(_BOM))
         if remaining is not None:
-            remaining -= len(_BOM)
-    while True:
-        chunk = f.read(CHUNK_BYTES if remaining is None else min(CHUNK_BYTES, remaining))
-        if remaining is not None:
-            remaining -= len(chunk)
-        pending += chunk
-        *complete, pending = pending.split(b"\n")
-        for line in complete:
-            line_no += 1
-            if line.strip():
-                yield line_no, line.rstrip(b"\r")
-        if not chunk or remaining == 0:
-            break
-    if pending.strip():
-        yield line_no + 1, pending.rstrip(b"\r")
+            remaining -= len(head)
+        head = head.removeprefix(_BOM)
+    return json_lines(f, head, max_line_bytes, first_line=split.first, remaining=remaining)
