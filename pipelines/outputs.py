@@ -50,6 +50,14 @@ def remove(url: str) -> None:
         fs.rm(path, recursive=True)
 
 
+def clear_outputs(output: str, names: tuple[str, ...]) -> None:
+    """Remove a stage's own folders and files from `output` before it writes them again: shards
+    of an earlier run (another shard count leaves other names) must not mix with this run's, and
+    its summary, written last, must not vouch for a run that is then cut short."""
+    for name in names:
+        remove(join(output, name))
+
+
 def join(base: str, *parts: str) -> str:
     return "/".join([base.rstrip("/"), *parts])
 

@@ -48,6 +48,39 @@ def read_dictionary(stats_dir: str, perspectives: Iterable[str], column: str) ->
     return _by_perspective(table, perspectives, column)
 
 
+def dictionary_parts(stats_dir: str) -> list[str]:
+    """The names of the dictionary's Parquet parts (Spark names each run's parts anew)."""
+    fs, path = fsspec.core.url_to_fs(f"{stats_dir.rstrip('/')}/dictionary")
+    return sorted(p.rsplit("/", 1)[-1] for p in fs.ls(path, detail=False) if p.endswith(".parquet"))
+
+
+def dictionary_shape(table: pa.Table, perspectives: Iterable[str]) -> dict:
+    """Per perspective, how many entities and occurrences a dictionary table holds: what the
+    manifest vouches for, to check a read against."""
+    out = {"entities": {}, "occurrences": {}}
+    for p in perspectives:
+        counts = table.filter(pc.equal(table["perspective"], p))["count"]
+        out["entities"][p] = len(counts)
+        out["occurrences"][p] = pc.sum(counts).as_py() or 0
+    return out
+
+
+def read_checked_dictionary(stats_dir: str, perspectives: tuple[str, ...], written: dict | None) -> dict[str, dict]:
+    """perspective -> entity -> p, only if what was read is the dictionary the manifest describes
+    (`written`: its parts, entities and occurrences per perspective): an object store replaces a
+    directory one object at a time, and a part missing, left over or half-copied would make its
+    entities count as tail. Raises InputError when they differ."""
+    parts = dictionary_parts(stats_dir) if written else None
+    table = read_table(f"{stats_dir.rstrip('/')}/dictionary", ["perspective", "entity", "count", "p"])
+    if written:
+        found = {"parts": parts, **dictionary_shape(table, written["entities"])}
+        wrong = [k for k in ("parts", "entities", "occurrences") if found[k] != written[k]]
+        if wrong:
+            raise InputError(f"{stats_dir}/dictionary is not the one its manifest describes ({', '.join(wrong)} "
+                             f"differ): being replaced, or copied in part")
+    return _by_perspective(table, perspectives, "p")
+
+
 def read_entities(stats_dir: str, perspectives: tuple[str, ...], split: int | None = None,
                   keys: Iterable[str] | None = None) -> pa.Table:
     """Per-record entities from the statistics: one split's (entities/split=N/; empty when the

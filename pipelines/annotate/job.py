@@ -33,7 +33,7 @@ from pipelines.annotate.detection import DetectionHandler, GroundingRequest
 from pipelines.torch_env import on_accelerator
 from pipelines import progress
 from pipelines.checks import ArgumentParser
-from pipelines.outputs import join, read_summary, write_json
+from pipelines.outputs import clear_outputs, join, read_summary, write_json
 from udfs.entities import extract_entities
 from udfs.images import load_image
 from udfs.model_files import local_model_dir
@@ -121,6 +121,7 @@ def run(argv=None) -> dict:
                                labels_per_call=args.labels_per_call, device=args.device,
                                max_batch_size=args.batch_size)
     started = time.time()
+    clear_outputs(args.output, ("summary.json", "records", "failed", "invalid"))
     p = beam.Pipeline(options=PipelineOptions(beam_args))
     splits = plan_splits(files, split_bytes_for(total_bytes(files), 2))
     routed = (p | "Splits" >> beam.Create([s.to_dict() for s in splits]) | "Spread" >> beam.Reshuffle()

@@ -18,7 +18,7 @@ from adr.records import EXACT_DUPLICATE, record_key
 from pipelines import progress
 from pipelines.checks import stats_manifest
 from pipelines.rebalance.reads import SplitBatch
-from udfs.artifacts import read_dictionary, read_entities
+from udfs.artifacts import read_checked_dictionary, read_entities
 from udfs.entity_counts import count_batches
 from udfs.rebalance import EntityIndex, attach_entities, decide_batch
 from udfs.records import parse_raw
@@ -36,12 +36,13 @@ class Dictionary:
 
 
 def reload_dictionary(stats_dir: str, perspectives: tuple[str, ...], factor: float) -> Dictionary | None:
-    """A refresh's dictionary; None when STATS_DIR cannot be read right now (being replaced):
-    the job goes on with the last one it had, rather than failing after weeks."""
+    """A refresh's dictionary; None when STATS_DIR cannot be read right now, or what was read is
+    not the whole of what its manifest describes (being replaced): the job goes on with the last
+    one it had, rather than failing after weeks or deciding by part of a dictionary."""
     try:
         return load_dictionary(stats_dir, perspectives, factor)
     except Exception as err:  # noqa: BLE001 - any unreadable state of the directory
-        log.warning("dictionary refresh skipped, %s unreadable: %s", stats_dir, err)
+        log.warning("dictionary refresh skipped, the previous dictionary is kept: %s", err)
         beam.metrics.Metrics.counter("adr", "dictionary_refresh_failures").inc()
         return None
 
@@ -50,7 +51,8 @@ def load_dictionary(stats_dir: str, perspectives: tuple[str, ...], factor: float
     manifest = stats_manifest(stats_dir)
     version = {"fingerprint": (manifest.get("input") or {}).get("fingerprint"),
                "tau": {p: manifest["perspectives"][p]["tau"] for p in perspectives}, "factor": factor}
-    return Dictionary(read_dictionary(stats_dir, perspectives, "p"), json.dumps(version, sort_keys=True))
+    probs = read_checked_dictionary(stats_dir, perspectives, manifest.get("dictionary"))
+    return Dictionary(probs, json.dumps(version, sort_keys=True))
 
 
 class _Loaded:
@@ -83,8 +85,11 @@ class ParseBatch(beam.DoFn):
             # Reading is the first half of the work shown; deciding (see Decide) the second.
             progress.advance(0, 0.5 * (pc.sum(pc.binary_length(raw.column("raw"))).as_py() or 0) / self.input_bytes)
         parsed = parse_raw(raw, max_bytes=self.max_bytes)
-        stats = RebalanceStats(input=parsed.num_rows)
         bad = parsed.filter(parsed.column("reason").is_valid())
+        # Each step counts as input what it decides (here the invalid rows; Decide the rest), so
+        # every statistics element balances on its own, and so does any pane of them: a late
+        # pane fires with whatever late elements have arrived.
+        stats = RebalanceStats(input=bad.num_rows)
         for row in bad.to_pylist():
             stats.invalid[row["reason"]] += 1
             letter = {k: row[k] for k in ("source", "position", "reason", "detail", "raw")}
@@ -138,7 +143,7 @@ class Decide(beam.DoFn):
 
     def process(self, item: SplitBatch):
         cfg = self.cfg
-        stats = RebalanceStats()
+        stats = RebalanceStats(input=item.batch.num_rows)
         batch = item.batch
         first = batch.column("position")[0].as_py()
         name = f"part-{cfg.sources.get(batch.column('source')[0].as_py(), 0):05d}-{first:012d}"

@@ -24,7 +24,8 @@ from adr.records import DEFAULT_MAX_RECORD_BYTES, EXACT_DUPLICATE
 from adr.thresholds import threshold
 from pipelines import progress
 from pipelines.checks import ArgumentParser, at_least
-from pipelines.outputs import join, read_json_or_none, write_json
+from pipelines.outputs import join, read_json_or_none, remove, write_json
+from udfs.artifacts import dictionary_parts
 from udfs.entities import entities_schema, extract_entities
 from udfs.nlp import load_nlp
 from udfs.records import PARSED_SCHEMA, parse_raw
@@ -225,6 +226,7 @@ def run(argv=None, spark=None) -> dict:
     from pyspark.sql import functions as F
 
     out = args.output
+    remove(join(out, "manifest.json"))  # written last: the next stage must not read an old one beside new parts
     parameters = {"perspectives": list(perspectives), "tail_share": rhos, "nlp": args.nlp or "default",
                   "max_record_bytes": args.max_record_bytes, "drop_exact_duplicates": args.drop_exact_duplicates}
     identity = {"input_fingerprint": fingerprint(files), "parameters": parameters}
@@ -278,6 +280,10 @@ def run(argv=None, spark=None) -> dict:
         "invalid": sum(by_reason.values()),
         "invalid_by_reason": dict(sorted(by_reason.items())),
         "perspectives": {p: thresholds[p].to_dict() for p in perspectives},
+        # What dictionary/ holds, so a reader can tell it read the whole of this version.
+        "dictionary": {"parts": dictionary_parts(out),
+                       "entities": {p: sum(hist[p].values()) for p in perspectives},
+                       "occurrences": {p: sum(c * n for c, n in hist[p].items()) for p in perspectives}},
         "input": {"files": files, "fingerprint": identity["input_fingerprint"]},
         # entities/split=N/ holds the records of splits[N]; rebalance reads the input by these splits.
         "splits": extracted.get("splits"),
