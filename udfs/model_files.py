@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -42,17 +44,34 @@ def check_model(spec: str) -> None:
     local_model_dir(spec)
 
 
+def model_cache() -> Path:
+    """This user's own cache of copied models: in a shared temp folder, another user could plant
+    a folder under the name a model will be looked for by."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    path = Path(base) / "adr" / "models"
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return path
+
+
 def _copy_down(url: str, cache_dir: str | None) -> str:
     fs, root = fsspec.core.url_to_fs(url)
     if not fs.isdir(root):
         raise ConfigError(f"model {url!r}: no such directory")
     key = hashlib.sha256(f"{url}\x1f{fs.checksum(root)}".encode()).hexdigest()[:16]
-    target = Path(cache_dir or Path(tempfile.gettempdir()) / "adr-models") / key
-    done = target / ".complete"
-    if not done.exists():
-        target.mkdir(parents=True, exist_ok=True)
-        fs.get(root.rstrip("/") + "/", str(target), recursive=True)
-        done.touch()
+    cache = Path(cache_dir) if cache_dir else model_cache()
+    target = cache / key
+    if not target.is_dir():
+        # Copied to a private temporary folder and renamed: a copy cut short is never taken for
+        # the model, and two workers copying at once both end with a whole one.
+        cache.mkdir(parents=True, exist_ok=True)
+        partial = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=cache))
+        try:
+            fs.get(root.rstrip("/") + "/", str(partial), recursive=True)
+            os.replace(partial, target)
+        except OSError:
+            shutil.rmtree(partial, ignore_errors=True)
+            if not target.is_dir():  # not another worker's rename that won
+                raise
     check_safetensors(target)
     return str(target)
 

@@ -30,7 +30,8 @@ from adr.entities.registry import resolve
 from adr.errors import ConfigError, InputError
 from adr.graded_results import (BAD_LABEL, NO_LABEL, UNKNOWN_QUESTION, Item, canonical_item, pope_category,
                                 pope_item, scienceqa_item)
-from adr.records import DEFAULT_MAX_RECORD_BYTES, MISSING_ID, NOT_AN_OBJECT, InvalidRecord, parse_json
+from adr.records import (DEFAULT_MAX_RECORD_BYTES, MISSING_ID, NOT_AN_OBJECT, UNREADABLE_FILE, UNSAFE_IMAGE_PATH,
+                         InvalidRecord, is_safe_relative_path, parse_json)
 from pipelines.audit import page as audit_report
 from pipelines.checks import ArgumentParser, stats_manifest
 from pipelines.outputs import exists, join, read_json, write_json
@@ -154,8 +155,11 @@ def json_rows(url: str, max_bytes: int, dead: list[dict], tally: Counter | None 
     for batch in read_raw(url, max_element_bytes=max(2 * max_bytes, 1)):
         if tally is not None:
             tally["read"] += batch.num_rows
-        for source, position, raw in zip(*(batch.column(c).to_pylist() for c in ("source", "position", "raw"))):
+        columns = ("source", "position", "raw", "error")
+        for source, position, raw, error in zip(*(batch.column(c).to_pylist() for c in columns)):
             try:
+                if error is not None:
+                    raise InvalidRecord(UNREADABLE_FILE, error)
                 yield source, position, parse_json(raw, max_bytes=max_bytes)
             except InvalidRecord as err:
                 dead.append(_dead(source, position, err, raw))
@@ -187,7 +191,7 @@ def read_items(args) -> Items:
     if args.format == "pope":
         read_pope(files, args, out)
         return out
-    images = question_images(args) if args.questions else {}
+    images = question_images(args, out.reference_invalid) if args.questions else {}
     for url in files:
         doc = scienceqa_doc(url) if args.format in ("auto", "scienceqa") else None
         if doc is not None:
@@ -222,11 +226,16 @@ def read_scienceqa(url: str, doc: dict, images: dict[str, str], out: Items) -> N
             out.items.append(dataclasses.replace(item, image=images.get(item.id)))
 
 
-def question_images(args) -> dict[str, str]:
+def question_images(args, dead: list[dict]) -> dict[str, str]:
+    """id -> image of the question file's records; an image path that would leave the images
+    root is a dead letter, as in every other reader, and its item is audited without it."""
     images = {}
     for url in files_of("--questions", args.questions):
-        for _, _, q in json_rows(url, args.max_record_bytes, []):
+        for source, position, q in json_rows(url, args.max_record_bytes, []):
             if isinstance(q, dict) and isinstance(q.get("image"), str):
+                if not is_safe_relative_path(q["image"]):
+                    dead.append(_dead(source, position, InvalidRecord(UNSAFE_IMAGE_PATH, repr(q["image"])[:200]), q))
+                    continue
                 images[str(q.get("id", q.get("question_id")))] = q["image"]
     return images
 
@@ -240,13 +249,20 @@ def read_pope(files: list[str], args, out: Items) -> None:
             if not isinstance(q, dict) or q.get("question_id") is None:
                 out.reference_invalid.append(_dead(source, position, InvalidRecord(MISSING_ID, "question line"), q))
                 continue
+            if q.get("image") is not None and not is_safe_relative_path(q["image"]):
+                out.reference_invalid.append(_dead(source, position, InvalidRecord(UNSAFE_IMAGE_PATH,
+                                                                                   repr(q["image"])[:200]), q))
+                q = {**q, "image": None}  # audited without its image, which is not read
             questions[str(q["question_id"])] = q
     labels: dict[str, list[dict | None]] = {}
     for url in files_of("--labels", args.labels):
         rows = labels.setdefault(pope_category(url), [])
         for batch in read_raw(url):
-            for source, position, raw in zip(*(batch.column(c).to_pylist() for c in ("source", "position", "raw"))):
+            columns = ("source", "position", "raw", "error")
+            for source, position, raw, error in zip(*(batch.column(c).to_pylist() for c in columns)):
                 try:
+                    if error is not None:
+                        raise InvalidRecord(UNREADABLE_FILE, error)
                     rows.append(parse_json(raw))
                 except InvalidRecord as err:  # keeps its place: later lines still pair by position
                     out.reference_invalid.append(_dead(source, position, err, raw))
