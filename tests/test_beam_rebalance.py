@@ -319,3 +319,76 @@ def test_repeats_reach_the_records_by_a_join_not_a_side_input(stats, coco_jsonl,
         image = json.loads(line).get("image")
         uses[image] = uses.get(image, 0) + 1
     assert seeds and all(s["image_shared"] == (uses[s["image"]] > 1) for s in seeds)
+
+
+def test_a_rerun_into_the_same_output_leaves_nothing_of_the_earlier_run(stats, coco_jsonl, tmp_path, monkeypatch):
+    """Shards of another shard count and an old summary would mix with this run's: seeds/,
+    dropped/ and invalid/ are cleared like kept/, and a run cut short leaves no summary for
+    synthesize to trust."""
+    from adr.errors import ConfigError
+    from pipelines.checks import rebalance_summary
+    from pipelines.rebalance import decide
+
+    out = tmp_path / "o"
+    rebalance(coco_jsonl, stats[0], out)
+    stale = {folder: out / folder / "part-00007-of-00009.jsonl" for folder in ("seeds", "dropped", "invalid", "kept")}
+    for path in stale.values():
+        path.write_text('{"stale": true}\n')
+    _, summary = rebalance(coco_jsonl, stats[0], out)
+    assert not any(p.exists() for p in stale.values())
+    lines = {f: len(read_jsonl(out / f)) for f in ("kept", "dropped", "invalid")}
+    assert (lines["kept"], lines["dropped"], lines["invalid"]) == (summary["kept"], summary["dropped"], summary["invalid"])
+
+    def cut_short(self, item):
+        raise RuntimeError("the worker went away")
+
+    monkeypatch.setattr(decide.Decide, "process", cut_short)
+    with pytest.raises(Exception, match="went away"):
+        rebalance(coco_jsonl, stats[0], out)
+    with pytest.raises(ConfigError, match="cut short"):
+        rebalance_summary(str(out))
+
+
+def test_an_unreadable_file_is_one_dead_letter_and_the_other_files_are_read(stats, coco_jsonl, tmp_path):
+    import gzip
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "good.jsonl").write_bytes(coco_jsonl.read_bytes())
+    data = gzip.compress(coco_jsonl.read_bytes()[:20000])
+    (folder / "cut.jsonl.gz").write_bytes(data[: len(data) // 2])
+    (folder / "_temporary").mkdir()
+    (folder / "_temporary" / "part-0.jsonl").write_bytes(coco_jsonl.read_bytes())  # an engine's half-written output
+    _, summary = rebalance(folder, stats[0], tmp_path / "o", "--extract-entities")
+    invalid = read_jsonl(tmp_path / "o" / "invalid")
+    assert [(r["source"].rsplit("/", 1)[-1], r["reason"]) for r in invalid] == [("cut.jsonl.gz", "unreadable-file")]
+    good = len(coco_jsonl.read_text().splitlines())
+    assert summary["kept"] + summary["dropped"] == summary["input"] - summary["invalid"]
+    # every line read before the damage is in, and the dead letter says where reading stopped
+    assert summary["input"] > good and invalid[0]["position"] == summary["input"] - good
+
+
+def test_a_dictionary_read_in_part_is_refused_and_a_refresh_keeps_the_previous_one(stats, tmp_path, caplog):
+    """An object store replaces dictionary/ one object at a time: a reader that sees a part
+    missing, or a part of another run beside this one's, must not decide by it."""
+    import shutil
+
+    from adr.errors import InputError
+    from pipelines.rebalance.decide import load_dictionary, reload_dictionary
+
+    perspectives = tuple(stats[1]["parameters"]["perspectives"])
+    whole = load_dictionary(str(stats[0]), perspectives, 1.0)
+    assert whole.probs == stats[3]
+    copy = tmp_path / "stats"
+    shutil.copytree(stats[0], copy)
+    parts = sorted((copy / "dictionary").glob("*.parquet"))
+    assert len(parts) >= 2 and stats[1]["dictionary"]["parts"] == [p.name for p in parts]
+    parts[0].unlink()  # half-way through a copy
+    with pytest.raises(InputError, match="not the one its manifest describes"):
+        load_dictionary(str(copy), perspectives, 1.0)
+    with caplog.at_level("WARNING"):
+        assert reload_dictionary(str(copy), perspectives, 1.0) is None
+    assert "previous dictionary is kept" in caplog.text
+    shutil.copy(parts[1], parts[0])  # a part of the right name but another content
+    with pytest.raises(InputError, match="entities, occurrences differ"):
+        load_dictionary(str(copy), perspectives, 1.0)

@@ -101,6 +101,48 @@ def test_late_and_bad_messages_are_dead_lettered_with_their_message_ids(coco_sta
     assert all("no seed is offered to visual synthesis" in w["image_seeds"] for w in windows)
 
 
+def test_late_records_within_the_allowed_lateness_reach_every_sink_and_their_own_summary(coco_stats, coco_jsonl,
+                                                                                       tmp_path):
+    """On time, then the watermark past the window's end (the on-time pane fires), then records of
+    the same window within --allowed-lateness-secs (a late pane), then the end: every record is in
+    kept/, dropped/ or invalid/, and the two panes' summaries add up to them."""
+    import apache_beam as beam
+    from apache_beam.transforms.window import TimestampedValue
+
+    lines = coco_jsonl.read_text().splitlines()[:90]
+    start = (int(time.time()) // 60 - 2) * 60  # a window that closed a minute ago: within the lateness
+    def message(i, line):
+        return TimestampedValue(Message(line.encode(), {"message_id": f"m{i}"}), start + 1 + i % 50)
+
+    on_time = [message(i, line) for i, line in enumerate(lines[:60])]
+    late = [message(i, line) for i, line in enumerate(lines[60:], start=60)] + [
+        TimestampedValue(Message(b"{late and bad", {"message_id": "bad"}), start + 30)]
+    stream = (BeamTestStream().add_elements(on_time).advance_watermark_to(start + 61)
+              .advance_processing_time(5).add_elements(late).advance_watermark_to_infinity())
+
+    class Messages(beam.PTransform):
+        def expand(self, pbegin):
+            return pbegin | stream
+
+    out = tmp_path / "s"
+    rebalance.run(["--pubsub-subscription", "projects/p/subscriptions/s", "--dictionary", str(coco_stats[0]),
+                   "--output", str(out), "--streaming", "--window-secs", "60", "--allowed-lateness-secs", "600"],
+                  test_pipeline=BeamTestPipeline(options=PipelineOptions(flags=[], streaming=True)),
+                  messages=Messages())
+    summaries = sorted((out / "summary").glob("*.json"))
+    panes = [json.loads(p.read_text()) for p in summaries]
+    # the on-time pane, then late ones (a late pane fires with the late elements that have come)
+    assert [p["pane"] for p in panes] == list(range(len(panes))) and len(panes) >= 2, [p.name for p in summaries]
+    assert panes[0]["input"] == 60 and sum(p["input"] for p in panes[1:]) == 31
+    assert sum(p["invalid"] for p in panes[1:]) == 1
+    files = {f: rows(out / f) for f in ("kept", "dropped", "invalid")}
+    assert {f: len(r) for f, r in files.items()} == {f: sum(p[f] for p in panes) for f in files}
+    ids = sorted(r["id"] for f in ("kept", "dropped") for r in files[f])
+    assert ids == sorted(json.loads(line)["id"] for line in lines)
+    assert any("-pane-001-" in p.name for p in (out / "kept").glob("*.jsonl"))
+    assert not list(out.rglob("_temporary/*"))  # nothing half-written left behind
+
+
 def test_allowed_lateness_is_for_messages_and_a_watch_flag_for_a_watch(coco_stats, tmp_path):
     from adr.errors import ConfigError
 
@@ -200,8 +242,94 @@ def test_records_after_a_refresh_follow_the_new_dictionary(coco_stats, second_st
     assert versions.index(used[0]) < len(versions) - 1 - versions[::-1].index(used[1])
     assert sum(w["input"] for w in windows) == sum(w["kept"] + w["dropped"] + w["invalid"] + w["late"]
                                                     for w in windows) == len(lines)
-    # output files follow --window-secs: one per window (and shard), not one per second
+    # output files follow --window-secs: named by their window's start, not one per second
     kept_files = sorted((out / "kept").glob("*.jsonl"))
-    spans = {f.name.split(")")[0] for f in kept_files}
-    assert len(kept_files) == len(spans) <= len(windows)
-    assert all(float(s.split(", ")[1]) - float(s.split("[")[1].split(",")[0]) == 3.0 for s in spans)
+    starts = {int(f.name.split("-")[1]) for f in kept_files}
+    assert kept_files and all(start % 3 == 0 for start in starts) and len(starts) <= len(windows)
+
+
+# ---- a watch that restarts: the ledger ------------------------------------------------------
+
+def _watch(stats_dir, folder, out, secs="2", graph=False):
+    """The local loop of bounded runs, or (`graph`) the streaming pipeline Dataflow runs, on the
+    streaming DirectRunner."""
+    hooks = {"test_pipeline": BeamTestPipeline(options=PipelineOptions(flags=[], streaming=True))} if graph else {}
+    return rebalance.run(["--input", str(folder), "--dictionary", str(stats_dir), "--output", str(out), "--streaming",
+                          "--window-secs", "5", "--watch-interval-secs", "0.5", "--settle-secs", "0",
+                          "--watch-for-secs", secs, *NLP_ARGS], **hooks)
+
+
+def _decided(out: Path) -> list[str]:
+    return sorted([r["id"] for r in rows(out / "kept")] + [r["id"] for r in rows(out / "dropped")])
+
+
+@pytest.mark.parametrize("graph", [False, True], ids=["local loop", "streaming pipeline"])
+def test_a_restarted_watch_decides_each_file_once_and_refuses_one_that_changed(coco_stats, coco_jsonl, tmp_path,
+                                                                              graph):
+    lines = coco_jsonl.read_text().splitlines()
+    folder, out = tmp_path / "incoming", tmp_path / "out"
+    folder.mkdir()
+    (folder / "a.jsonl").write_text("\n".join(lines[:300]) + "\n")
+    _watch(coco_stats[0], folder, out, graph=graph)
+    first = _decided(out)
+    assert first == sorted(json.loads(line)["id"] for line in lines[:300])
+    # a restart, a new file, and the first one grown after it was decided
+    (folder / "b.jsonl").write_text("\n".join(lines[300:500]) + "\n")
+    with (folder / "a.jsonl").open("a") as f:
+        f.write("\n".join(lines[500:520]) + "\n")
+    _watch(coco_stats[0], folder, out, graph=graph)
+    assert _decided(out) == sorted(json.loads(line)["id"] for line in lines[:500])  # nothing twice
+    letters = rows(out / "invalid")
+    assert [(l["source"], l["reason"]) for l in letters] == [(str(folder / "a.jsonl"), "changed-after-read")]
+    summaries = [json.loads(p.read_text()) for p in (out / "summary").glob("*.json")]
+    assert sum(s["input"] for s in summaries) == 501 and sum(s["invalid"] for s in summaries) == 1
+    _watch(coco_stats[0], folder, out, "1", graph=graph)  # and the refusal is not repeated by the next restart
+    assert len(rows(out / "invalid")) == 1 and _decided(out) == sorted(json.loads(l)["id"] for l in lines[:500])
+
+
+@pytest.mark.parametrize("crash", ["before its files are moved", "after its files are moved"])
+def test_a_batch_cut_short_is_decided_again_whole_and_not_twice(coco_stats, coco_jsonl, tmp_path, monkeypatch, crash):
+    from pipelines.rebalance import ledger, local_watch
+
+    lines = coco_jsonl.read_text().splitlines()
+    folder, out = tmp_path / "incoming", tmp_path / "out"
+    folder.mkdir()
+    (folder / "a.jsonl").write_text("\n".join(lines[:200]) + "\n")
+
+    def killed(*args, **kwargs):
+        raise RuntimeError("killed")
+
+    if crash == "before its files are moved":
+        monkeypatch.setattr(local_watch, "publish", killed)
+    else:
+        monkeypatch.setattr(ledger.Ledger, "commit", killed)
+    with pytest.raises(RuntimeError, match="killed"):
+        _watch(coco_stats[0], folder, out)
+    assert list((out / "_watch").glob("pending-*.json")) and not list((out / "_watch").glob("commit-*"))
+    monkeypatch.undo()
+    _watch(coco_stats[0], folder, out, "1")
+    assert not list((out / "_watch").glob("pending-*.json")) and len(list((out / "_watch").glob("commit-*"))) == 1
+    assert _decided(out) == sorted(json.loads(line)["id"] for line in lines[:200])
+
+
+def test_sources_resume_kafka_from_its_groups_offsets_and_pubsub_drops_repeats_by_id():
+    from pipelines.rebalance.reads import kafka_consumer, pubsub_read
+
+    args, _ = rebalance.parse_args(["--kafka-topic", "t", "--dictionary", "d", "--output", "o", "--streaming"])
+    assert kafka_consumer(args) == {"bootstrap.servers": "localhost:9092", "group.id": "adr-rebalance",
+                                    "auto.offset.reset": "earliest", "enable.auto.commit": "false"}
+    args, _ = rebalance.parse_args(["--kafka-topic", "t", "--kafka-group", "g", "--kafka-bootstrap", "b:1",
+                                    "--dictionary", "d", "--output", "o", "--streaming"])
+    assert kafka_consumer(args)["group.id"] == "g" and kafka_consumer(args)["bootstrap.servers"] == "b:1"
+    args, _ = rebalance.parse_args(["--pubsub-subscription", "projects/p/subscriptions/s", "--pubsub-id-label", "uid",
+                                    "--dictionary", "d", "--output", "o", "--streaming"])
+    assert pubsub_read(args) == {"subscription": "projects/p/subscriptions/s", "with_attributes": True,
+                                 "id_label": "uid"}
+    import inspect
+
+    import apache_beam as beam
+    from apache_beam.io.kafka import ReadFromKafka
+
+    # the arguments are the ones these Beam transforms take
+    assert {"subscription", "with_attributes", "id_label"} <= set(inspect.signature(beam.io.ReadFromPubSub).parameters)
+    assert "commit_offset_in_finalize" in inspect.signature(ReadFromKafka).parameters

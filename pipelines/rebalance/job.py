@@ -31,12 +31,15 @@ from adr.records import DEFAULT_MAX_RECORD_BYTES
 from adr.sampling import factor_for_target
 from pipelines import progress
 from pipelines.checks import ArgumentParser, at_least, stats_manifest
-from pipelines.outputs import join, read_json, read_summary, remove, write_json
+from pipelines.outputs import clear_outputs, join, read_json, read_summary, remove, write_json
 from pipelines.rebalance.decide import (COUNTS, DROPPED, INVALID, SEEDS, STATS, Decide, ParseBatch,
                                         WriteKeptBatch, loaded)
-from pipelines.rebalance.reads import SplitBatch, read_index, read_splits, read_stream
+from pipelines.rebalance.local_watch import is_local, run_local_watch
+from pipelines.rebalance.panes import WritePanes
+from pipelines.rebalance.reads import SplitBatch, ledger_url, read_index, read_splits, read_stream
 from pipelines.rebalance.repeats import split_notes
 from pipelines.rebalance.summary import WriteSummary, describe, tail_entity_stats
+from pipelines.rebalance.watch import CommitWatched
 from udfs.artifacts import COUNTS_SCHEMA, counts_rows, has_repeats, read_entities
 from udfs.rebalance import expected_kept_on_grid
 from udfs.sources import expand_inputs, fingerprint, total_bytes
@@ -54,6 +57,10 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--kafka-topic", help="read raw records from Kafka (streaming; a cross-language "
                     "transform: needs Java and Beam's Kafka expansion service)")
     ap.add_argument("--kafka-bootstrap", default=None, help="Kafka bootstrap servers (default localhost:9092)")
+    ap.add_argument("--kafka-group", default=None,
+                    help="Kafka consumer group whose committed offsets a restart resumes from (default adr-rebalance)")
+    ap.add_argument("--pubsub-id-label", default=None,
+                    help="Pub/Sub attribute holding a publisher's unique message id: Dataflow drops repeats by it")
     ap.add_argument("--dictionary", required=True, help="the output directory of `adr stats`")
     ap.add_argument("--output", required=True)
     ap.add_argument("--seed", type=int, default=42)
@@ -81,6 +88,8 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--done-marker", help="streaming: read a watched file only once FILE+SUFFIX exists, e.g. .done")
     ap.add_argument("--watch-retention-secs", type=at_least(float, 0, strict=True),
                     help="streaming: how long the watch remembers a file it read (default 86400)")
+    ap.add_argument("--watch-ledger", help="streaming: where the watch records the files it decided, so a restart "
+                                           "resumes (default: OUTPUT/_watch)")
     ap.add_argument("--dictionary-refresh-secs", type=at_least(float, 0),
                     help="streaming: read the dictionary again this often (each worker, when it next decides)")
     return ap
@@ -88,9 +97,12 @@ def parser() -> argparse.ArgumentParser:
 
 STREAMING_ONLY = {"window_secs": 60.0, "allowed_lateness_secs": 0.0, "watch_interval_secs": 10.0,
                   "watch_for_secs": 0.0, "settle_secs": 10.0, "done_marker": None, "watch_retention_secs": 86400.0,
-                  "dictionary_refresh_secs": 0.0}
-WATCH_ONLY = ("watch_interval_secs", "watch_for_secs", "settle_secs", "done_marker", "watch_retention_secs")
+                  "watch_ledger": None, "dictionary_refresh_secs": 0.0}
+WATCH_ONLY = ("watch_interval_secs", "watch_for_secs", "settle_secs", "done_marker", "watch_retention_secs",
+              "watch_ledger")
 MESSAGES_ONLY = ("allowed_lateness_secs",)  # files are stamped when read: they are never late
+# What a batch run writes under --output; all of it goes before a run writes anew.
+OUTPUTS = ("summary.json", "kept", "entity_counts", SEEDS, DROPPED, INVALID, "summary")
 
 
 def parse_args(argv=None) -> tuple[argparse.Namespace, list[str]]:
@@ -100,6 +112,7 @@ def parse_args(argv=None) -> tuple[argparse.Namespace, list[str]]:
         if getattr(args, dest) is None:
             setattr(args, dest, default)
     args.kafka_bootstrap = args.kafka_bootstrap or "localhost:9092"
+    args.kafka_group = args.kafka_group or "adr-rebalance"
     return args, beam_args
 
 
@@ -114,8 +127,11 @@ def check_flags(args: argparse.Namespace, streaming: bool) -> None:
         raise ConfigError("one of --input, --pubsub-subscription or --kafka-topic is required")
     if len(sources) > 1:
         raise ConfigError(f"{' and '.join(sources)}: give one source of records")
-    if args.kafka_bootstrap is not None and not args.kafka_topic:
-        raise ConfigError("--kafka-bootstrap is for --kafka-topic")
+    for flag, value, needs in (("--kafka-bootstrap", args.kafka_bootstrap, args.kafka_topic),
+                               ("--kafka-group", args.kafka_group, args.kafka_topic),
+                               ("--pubsub-id-label", args.pubsub_id_label, args.pubsub_subscription)):
+        if value is not None and not needs:
+            raise ConfigError(f"{flag} is for --{'kafka-topic' if flag.startswith('--kafka') else 'pubsub-subscription'}")
     given = [_flag(d) for d in STREAMING_ONLY if getattr(args, d) is not None]
     if not streaming:
         stream = sources[0] if args.pubsub_subscription or args.kafka_topic else None
@@ -207,9 +223,11 @@ class Config:
 
 
 def build(pipeline: beam.Pipeline, batches, cfg: Config, output: str, inputs: list[str] | None,
-          extra_stats=(), extra_invalid=()):
+          extra_stats=(), extra_invalid=(), watched=None, ledger: str | None = None):
     """The rebalancing graph from a PCollection of SplitBatch; returns the summary PCollection.
-    `extra_stats` and `extra_invalid` come from the reads (repeated ids, late messages)."""
+    `extra_stats` and `extra_invalid` come from the reads (repeated ids, late messages, changed
+    files); `watched`, what a watch read of each file, goes into the `ledger` once the window's
+    files are written."""
     parsed = batches | "Parse" >> beam.ParDo(ParseBatch(cfg.max_bytes, cfg.input_bytes)).with_outputs(
         INVALID, STATS, main="valid")
     decided = parsed.valid | "Decide" >> beam.ParDo(Decide(cfg)).with_outputs(
@@ -218,11 +236,14 @@ def build(pipeline: beam.Pipeline, batches, cfg: Config, output: str, inputs: li
               | "EntityCounts" >> beam.FlatMap(lambda pairs: pairs)
               | "SumCounts" >> beam.CombinePerKey(sum))
 
+    written = []
+
     def write(pcoll, name):
-        # Files per window per shard, as --window-secs says, not a flood of one-second files.
-        extra = {"triggering_frequency": max(1, int(cfg.window_secs))} if cfg.streaming else {}
-        return pcoll | f"Write{name.title()}" >> beam.io.WriteToText(
-            join(output, name, "part"), file_name_suffix=".jsonl", **extra)
+        if cfg.streaming:  # files per window, pane and shard: late panes too (panes.py)
+            written.append(pcoll | f"Write{name.title()}" >> WritePanes(join(output, name)))
+            return written[-1]
+        return pcoll | f"Write{name.title()}" >> beam.io.WriteToText(join(output, name, "part"),
+                                                                      file_name_suffix=".jsonl")
 
     if cfg.streaming:
         write(decided.kept | "KeptText" >> beam.Values(), "kept")
@@ -242,8 +263,14 @@ def build(pipeline: beam.Pipeline, batches, cfg: Config, output: str, inputs: li
     combine = beam.CombineGlobally(lambda parts: sum(parts, RebalanceStats()))
     if cfg.streaming:
         combine = combine.without_defaults()
-    return (stats | "Total" >> combine
-            | "Summary" >> beam.ParDo(WriteSummary(cfg, output, inputs)))
+    summary = (stats | "Total" >> combine
+               | "Summary" >> beam.ParDo(WriteSummary(cfg, output, inputs)))
+    if watched is not None:
+        (((watched, summary, *written) | "AllWritten" >> beam.Flatten())
+         | "CommitKey" >> beam.WithKeys("commit")
+         | "WindowDone" >> beam.GroupByKey()
+         | "Commit" >> beam.ParDo(CommitWatched(ledger)))
+    return summary
 
 
 def run(argv=None, test_pipeline=None, raw_batches=None, messages=None):
@@ -277,10 +304,12 @@ def run(argv=None, test_pipeline=None, raw_batches=None, messages=None):
         remove(scratch)
         log.info("target size %d: tau scaled by %.6f", args.target_size, cfg.factor)
     if inputs:
-        remove(join(args.output, "kept"))  # files of an earlier run would mix with this run's
-        remove(join(args.output, "entity_counts"))
+        clear_outputs(args.output, OUTPUTS)
+    if streaming and args.input and test_pipeline is None and is_local(beam_args):
+        run_local_watch(args, beam_args, cfg, build)  # bounded runs: the local runner holds a stream in memory
+        return None, None
     pipeline = test_pipeline or beam.Pipeline(options=options)
-    extra_stats, extra_invalid = [], []
+    extra_stats, extra_invalid, watched = [], [], None
     if raw_batches:
         batches = pipeline | "Source" >> raw_batches | "AsSplitBatch" >> beam.Map(
             lambda b: b if isinstance(b, SplitBatch) else SplitBatch(b))
@@ -297,11 +326,11 @@ def run(argv=None, test_pipeline=None, raw_batches=None, messages=None):
             batches = read_splits(pipeline, cfg.splits, cfg.max_bytes, notes=notes)
         extra_stats.append(repeated_ids)
     else:
-        batches, late, late_stats = read_stream(pipeline, args, cfg.stop_at, messages)
+        batches, late, late_stats, watched = read_stream(pipeline, args, cfg.stop_at, messages)
         if late is not None:
             extra_invalid.append(late)
             extra_stats.append(late_stats)
-    build(pipeline, batches, cfg, args.output, inputs, extra_stats, extra_invalid)
+    build(pipeline, batches, cfg, args.output, inputs, extra_stats, extra_invalid, watched, ledger_url(args))
     with progress.track("rebalance") as shown:
         result = pipeline.run()
         with progress.following(result, ("kept", "dropped"), shown):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
@@ -13,10 +14,12 @@ import pyarrow as pa
 from apache_beam.transforms import window
 
 from adr.rebalance_stats import RebalanceStats
-from pipelines.rebalance.watch import WatchPolicy, watch
+from pipelines.outputs import join
+from pipelines.rebalance.ledger import CHANGED
+from pipelines.rebalance.watch import WatchPolicy, read_watched, watch, watch_pattern
 from udfs.artifacts import read_repeats
 from udfs.records import parse_raw
-from udfs.sources import MAX_ELEMENT_BYTES, raw_batch, read_raw
+from udfs.sources import MAX_ELEMENT_BYTES, raw_batch
 from udfs.splits import read_split
 
 LATE, STATS = "late", "stats"
@@ -150,9 +153,25 @@ class MarkLate(beam.DoFn):
         yield beam.pvalue.TaggedOutput(STATS, window.TimestampedValue(RebalanceStats(input=1, late=1), now))
 
 
+def kafka_consumer(args) -> dict:
+    """The consumer of --kafka-topic: a group whose offsets are committed as bundles finish
+    (commit_offset_in_finalize), so a restarted job goes on from where the last one stopped, and
+    a group's first start reads the topic from its beginning rather than from now."""
+    return {"bootstrap.servers": args.kafka_bootstrap, "group.id": args.kafka_group,
+            "auto.offset.reset": "earliest", "enable.auto.commit": "false"}
+
+
+def pubsub_read(args) -> dict:
+    """ReadFromPubSub's arguments: --pubsub-id-label names the attribute a publisher sets to a
+    unique id, by which Dataflow drops a message published twice."""
+    return {"subscription": args.pubsub_subscription, "with_attributes": True,
+            **({"id_label": args.pubsub_id_label} if args.pubsub_id_label else {})}
+
+
 def read_stream(pipeline: beam.Pipeline, args, stop_at: float | None, messages=None):
-    """(SplitBatches of a streaming source windowed by --window-secs, late dead letters, their
-    statistics). `messages`, a PTransform of Message elements, stands in for Pub/Sub in tests."""
+    """(SplitBatches of a streaming source windowed by --window-secs, dead letters of the source
+    (late messages, changed files), their statistics, and for a watch what was read of each file
+    (for the ledger). `messages`, a PTransform of Message elements, stands in for Pub/Sub in tests."""
     fixed = window.FixedWindows(args.window_secs)
     if messages is not None or args.pubsub_subscription or args.kafka_topic:
         if messages is not None:
@@ -160,15 +179,15 @@ def read_stream(pipeline: beam.Pipeline, args, stop_at: float | None, messages=N
         elif args.pubsub_subscription:
             source = args.pubsub_subscription
             stream = (pipeline
-                      | "ReadPubSub" >> beam.io.ReadFromPubSub(subscription=source, with_attributes=True)
+                      | "ReadPubSub" >> beam.io.ReadFromPubSub(**pubsub_read(args))
                       | "PubSubMessage" >> beam.Map(pubsub_message))
         else:
             from apache_beam.io.kafka import ReadFromKafka
 
             source = f"kafka://{args.kafka_bootstrap}/{args.kafka_topic}"
             stream = (pipeline
-                      | "ReadKafka" >> ReadFromKafka({"bootstrap.servers": args.kafka_bootstrap}, [args.kafka_topic],
-                                                     with_metadata=True, timestamp_policy="CreateTime")
+                      | "ReadKafka" >> ReadFromKafka(kafka_consumer(args), [args.kafka_topic], with_metadata=True,
+                                                     timestamp_policy="CreateTime", commit_offset_in_finalize=True)
                       | "KafkaMessage" >> beam.Map(kafka_message))
         marked = stream | "MarkLate" >> beam.ParDo(
             MarkLate(source, args.window_secs, args.allowed_lateness_secs)).with_outputs(LATE, STATS, main="on_time")
@@ -177,11 +196,18 @@ def read_stream(pipeline: beam.Pipeline, args, stop_at: float | None, messages=N
                    | "Batch" >> beam.BatchElements(min_batch_size=1, max_batch_size=4096)
                    | "ToRaw" >> beam.Map(raw_batch_from_messages, source=source))
         return (batches, marked[LATE] | "WindowLate" >> beam.WindowInto(fixed),
-                marked[STATS] | "WindowLateStats" >> beam.WindowInto(fixed))
-    pattern = args.input[0].rstrip("/") + "/*" if not any(c in args.input[0] for c in "*?[") else args.input[0]
+                marked[STATS] | "WindowLateStats" >> beam.WindowInto(fixed), None)
     policy = WatchPolicy(args.settle_secs, args.watch_retention_secs, args.done_marker)
-    batches = (watch(pipeline, pattern, args.watch_interval_secs, policy, stop_at)
+    paths, watched, changed = watch(pipeline, watch_pattern(args.input[0]), args.watch_interval_secs, policy,
+                                    stop_at, ledger_url(args))
+    batches = (paths
                | "Window" >> beam.WindowInto(fixed)
-               | "ReadFile" >> beam.FlatMap(read_raw)
+               | "ReadFile" >> beam.FlatMap(read_watched)
                | "AsSplitBatch" >> beam.Map(SplitBatch))
-    return batches, None, None
+    letters = changed | "WindowChanged" >> beam.WindowInto(fixed)
+    stats = letters | "ChangedStats" >> beam.Map(lambda _: RebalanceStats(input=1, invalid=Counter({CHANGED: 1})))
+    return batches, letters, stats, watched | "WindowWatched" >> beam.WindowInto(fixed)
+
+
+def ledger_url(args) -> str:
+    return args.watch_ledger or join(args.output, "_watch")

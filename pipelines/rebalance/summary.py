@@ -8,6 +8,7 @@ from apache_beam.transforms import window
 
 from adr.rebalance_stats import RebalanceStats
 from pipelines.outputs import join, write_json
+from pipelines.rebalance.panes import pane_name
 from udfs.sources import fingerprint, input_format
 
 
@@ -29,11 +30,11 @@ class WriteSummary(beam.DoFn):
     def __init__(self, cfg, output: str, inputs: list[str] | None):
         self.cfg, self.output, self.inputs = cfg, output, inputs
 
-    def process(self, stats: RebalanceStats, win=beam.DoFn.WindowParam):
-        yield summarise(stats, self.cfg, self.output, self.inputs, win)
+    def process(self, stats: RebalanceStats, win=beam.DoFn.WindowParam, pane=beam.DoFn.PaneInfoParam):
+        yield summarise(stats, self.cfg, self.output, self.inputs, win, pane.index)
 
 
-def summarise(stats: RebalanceStats, cfg, output: str, inputs: list[str] | None, win) -> dict:
+def summarise(stats: RebalanceStats, cfg, output: str, inputs: list[str] | None, win, pane: int = 0) -> dict:
     stats.check()
     summary = stats.to_summary()
     # tau as the decisions used it: a refreshed dictionary may differ from the one of the launch.
@@ -51,8 +52,11 @@ def summarise(stats: RebalanceStats, cfg, output: str, inputs: list[str] | None,
     if isinstance(win, window.GlobalWindow):
         write_json(join(output, "summary.json"), summary)
     else:
+        # One per pane: a late pane's counts are its own (panes discard what fired), beside the
+        # on-time pane's, never over it.
         summary["window"] = [win.start.to_utc_datetime().isoformat(), win.end.to_utc_datetime().isoformat()]
-        write_json(join(output, "summary", f"window-{win.start.micros // 1_000_000:012d}.json"), summary)
+        summary["pane"] = pane
+        write_json(join(output, "summary", pane_name(win.start.micros // 1_000_000, pane, ".json")), summary)
     return summary
 
 

@@ -32,6 +32,7 @@ log = logging.getLogger("adr.rebalance")
 class Listed:
     path: str
     mtime: float
+    size: int = 0
 
 
 @dataclass(frozen=True)
@@ -75,35 +76,105 @@ def list_files(pattern: str) -> list[Listed]:
             continue
         mtime = info.get("mtime") or info.get("updated") or info.get("LastModified") or 0
         mtime = mtime.timestamp() if hasattr(mtime, "timestamp") else float(mtime)
-        out.append(Listed(url_of(fs, name), mtime))
+        out.append(Listed(url_of(fs, name), mtime, int(info.get("size") or 0)))
     return out
 
 
+def watch_pattern(spec: str) -> str:
+    """The glob a watched --input stands for: a directory's files, or the glob given."""
+    return spec.rstrip("/") + "/*" if not any(c in spec for c in "*?[") else spec
+
+
+def read_watched(url: str):
+    """A watched file's raw batches; one that went away before it was read is a dead letter."""
+    from adr.errors import InputError
+    from udfs.sources import raw_batch, read_raw
+
+    try:
+        yield from read_raw(url)
+    except InputError as err:
+        yield raw_batch(url, [0], [b""], [str(err)])
+
+
 class WatchFiles(beam.DoFn):
-    """On each tick, the new complete files. One key holds the state, so one worker lists."""
+    """On each tick, the new complete files (main output) and what was read of each (WATCHED, for
+    the ledger's commit). One key holds the state, so one worker lists. The first listing of a
+    job skips what the ledger says is decided, and dead-letters (CHANGED) a file changed since."""
     SEEN = ReadModifyWriteStateSpec("seen", PickleCoder())
 
-    def __init__(self, pattern: str, policy: WatchPolicy):
-        self.pattern, self.policy = pattern, policy
+    def __init__(self, pattern: str, policy: WatchPolicy, ledger_url: str | None = None):
+        self.pattern, self.policy, self.ledger_url = pattern, policy, ledger_url
         self.remembered = beam.metrics.Metrics.gauge("adr", "watch_remembered_files")
         self.matched = beam.metrics.Metrics.counter("adr", "watch_files_read")
 
     def process(self, keyed_tick, seen=beam.DoFn.StateParam(SEEN)):
-        new, remembered = new_files(list_files(self.pattern), seen.read(), self.policy, time.time())
+        from pipelines.rebalance.ledger import Ledger, Seen
+        from pipelines.rebalance.local_watch import changed_letter
+
+        now = time.time()
+        listing = list_files(self.pattern)
+        state, decided, changed = seen.read(), {}, []
+        if state is None and self.ledger_url:  # a new job: what an earlier one committed is done
+            committed = Ledger(self.ledger_url).committed()
+            complete = arrivals(listing, self.policy, now)
+            for f in listing:
+                before = committed.get(f.path)
+                if before is not None and f.path in complete:
+                    decided[f.path] = complete[f.path]
+                    now_seen = Seen(f.path, f.mtime, f.size)
+                    if not before.same_as(now_seen):
+                        changed.append((changed_letter(now_seen, before), now_seen))
+            listing = [f for f in listing if f.path not in decided]
+        new, remembered = new_files(listing, state, self.policy, now)
+        remembered.update({p: t for p, t in decided.items() if t >= now - self.policy.retention_secs})
+        grown = {f.path: f for f in listing if state and f.path in state and f.path in remembered
+                 and arrivals([f], self.policy, now).get(f.path, state[f.path]) != state[f.path]}
+        for path, f in grown.items():  # read already, and changed since: refused, not read in part
+            was = Seen(path, state[path], 0)
+            changed.append((changed_letter(Seen(path, f.mtime, f.size), was), Seen(path, f.mtime, f.size)))
+            remembered[path] = f.mtime
         seen.write(remembered)
         self.remembered.set(len(remembered))
         self.matched.inc(len(new))
-        now = time.time()
+        by_path = {f.path: f for f in listing}
+        for letter, now_seen in changed:  # committed as refused, so no later job refuses it again
+            yield beam.pvalue.TaggedOutput(CHANGED_LETTERS, beam.window.TimestampedValue(letter, now))
+            yield beam.pvalue.TaggedOutput(WATCHED, beam.window.TimestampedValue(now_seen, now))
         for path in new:
             log.info("watch: reading %s", path)
             # Stamped when found, not at the tick's nominal time, which lags the clock when
             # ticks queue up: a file's records land in the window of their arrival.
             yield beam.window.TimestampedValue(path, now)
+            f = by_path[path]
+            yield beam.pvalue.TaggedOutput(WATCHED, beam.window.TimestampedValue(Seen(path, f.mtime, f.size), now))
 
 
-def watch(pipeline: beam.Pipeline, pattern: str, interval: float, policy: WatchPolicy, stop_at: float | None):
+WATCHED, CHANGED_LETTERS = "watched", "changed"
+
+
+def watch(pipeline: beam.Pipeline, pattern: str, interval: float, policy: WatchPolicy, stop_at: float | None,
+          ledger_url: str | None = None):
+    """(paths of new files, what was read of them, changed-file dead letters)."""
     stop = {"stop_timestamp": stop_at} if stop_at else {}
-    return (pipeline
-            | "WatchTick" >> PeriodicImpulse(fire_interval=interval, **stop)
-            | "OneKey" >> beam.Map(lambda t: ("watch", t))
-            | "NewFiles" >> beam.ParDo(WatchFiles(pattern, policy)))
+    found = (pipeline
+             | "WatchTick" >> PeriodicImpulse(fire_interval=interval, **stop)
+             | "OneKey" >> beam.Map(lambda t: ("watch", t))
+             | "NewFiles" >> beam.ParDo(WatchFiles(pattern, policy, ledger_url)).with_outputs(
+                 WATCHED, CHANGED_LETTERS, main="paths"))
+    return found.paths, found[WATCHED], found[CHANGED_LETTERS]
+
+
+class CommitWatched(beam.DoFn):
+    """Per window, once every sink has written its files (their URLs are this step's input too,
+    so it fires after them), the files read in it go into the ledger."""
+
+    def __init__(self, ledger_url: str):
+        self.ledger_url = ledger_url
+
+    def process(self, keyed, win=beam.DoFn.WindowParam, pane=beam.DoFn.PaneInfoParam):
+        from pipelines.rebalance.ledger import Ledger, Seen
+
+        files = sorted((v for v in keyed[1] if isinstance(v, Seen)), key=lambda s: s.path)
+        if files:
+            Ledger(self.ledger_url).commit(f"{win.start.micros // 1_000_000:012d}-{pane.index:03d}", files)
+        yield len(files)
