@@ -3,7 +3,7 @@
 One `adr rebalance --streaming` child watches a directory for `--minutes` (plus a margin) and
 then finishes by itself. This process feeds it `--files` files spread over the run: slices of
 the COCO records the tests use (JSON Lines of varied sizes, records repeating across files) and
-a few hostile ones (malformed lines among good ones, an empty file, binary garbage, a file
+a few hostile ones (malformed lines among good ones, an empty file, binary garbage named .jsonl, a file
 written in two halves a second apart, a record above --max-record-bytes, a JSON array). Halfway,
 it replaces the live dictionary (`adr stats` A) with another one (B, other --tail-share) as an
 operator would: B copied beside it, the old renamed away, the new renamed in.
@@ -120,7 +120,7 @@ def plan_files(lines: list[str], n: int, rng: random.Random) -> list[tuple[str, 
                            + lines[210:220]) + "\n").encode(),
         "array": ("[\n" + ",\n".join(lines[300:360]) + "\n]\n").encode(),
     }
-    names = {"malformed": "malformed.jsonl", "empty": "empty.jsonl", "garbage": "garbage.bin", "slow": "slow.jsonl",
+    names = {"malformed": "malformed.jsonl", "empty": "empty.jsonl", "garbage": "garbage.jsonl", "slow": "slow.jsonl",
              "huge": "huge.jsonl", "array": "array.json"}
     slots = {max(1, round(n * (i + 1) / (len(hostile) + 1))): k for i, k in enumerate(hostile)}
     out, start = [], 0
