@@ -212,6 +212,8 @@ class Config:
         # A bounded watch (--watch-for-secs) ends the stream, so the job finishes.
         self.stop_at = time.time() + args.watch_for_secs if streaming and args.watch_for_secs else None
         self.factor = 1.0  # set by run() for --target-size
+        # Names this run's streaming files (panes.pane_name): a restart does not overwrite them.
+        self.job = uuid.uuid4().hex[:8]
         self.target_size = args.target_size
         self.input_bytes = 0  # set by run() for a bounded input; read progress is a share of it
         # The splits `adr stats` read: entities/split=N/ holds the entities of splits[N]'s records.
@@ -240,7 +242,7 @@ def build(pipeline: beam.Pipeline, batches, cfg: Config, output: str, inputs: li
 
     def write(pcoll, name):
         if cfg.streaming:  # files per window, pane and shard: late panes too (panes.py)
-            written.append(pcoll | f"Write{name.title()}" >> WritePanes(join(output, name)))
+            written.append(pcoll | f"Write{name.title()}" >> WritePanes(join(output, name), cfg.job))
             return written[-1]
         return pcoll | f"Write{name.title()}" >> beam.io.WriteToText(join(output, name, "part"),
                                                                       file_name_suffix=".jsonl")
@@ -269,7 +271,7 @@ def build(pipeline: beam.Pipeline, batches, cfg: Config, output: str, inputs: li
         (((watched, summary, *written) | "AllWritten" >> beam.Flatten())
          | "CommitKey" >> beam.WithKeys("commit")
          | "WindowDone" >> beam.GroupByKey()
-         | "Commit" >> beam.ParDo(CommitWatched(ledger)))
+         | "Commit" >> beam.ParDo(CommitWatched(ledger, cfg.job)))
     return summary
 
 

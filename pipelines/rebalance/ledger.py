@@ -1,6 +1,7 @@
 """What a watch has decided, kept where a restart finds it: OUT/_watch/ unless --watch-ledger.
 
-- commit-<batch>.jsonl: the files (path, mtime, size) whose records are all in the output. A
+- commit-<time>-<batch>.jsonl: the files (path, mtime, size) whose records are all in the output,
+  named in the order of the commits (the last word on a file wins). A
   restarted, redeployed or new job skips them; one that changed since (its writer paused longer
   than the settle time, or it was replaced) becomes a `changed-after-read` dead letter, never
   read again in part.
@@ -12,6 +13,7 @@ Every file here is written whole or not at all (panes.write_atomically).
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import asdict, dataclass
 
 import fsspec
@@ -59,7 +61,7 @@ class Ledger:
         return out
 
     def commit(self, batch: str, files: list[Seen]) -> None:
-        write_atomically(join(self.url, f"commit-{batch}.jsonl"),
+        write_atomically(join(self.url, f"commit-{time.time_ns() // 1000:017d}-{batch}.jsonl"),
                          "".join(json.dumps(asdict(f), ensure_ascii=False) + "\n" for f in files))
         remove(join(self.url, f"pending-{batch}.json"))
 

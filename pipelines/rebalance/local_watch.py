@@ -11,6 +11,7 @@ streaming pipeline (reads.read_stream) instead, with the same ledger.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import logging
@@ -103,6 +104,8 @@ def decide(name: str, files: list[Seen], changed: list[Seen], committed: dict, a
         return (values | f"Stamp{label}" >> beam.Map(lambda v: window.TimestampedValue(v, arrived))
                 | f"Window{label}" >> beam.WindowInto(fixed))
 
+    cfg = copy.copy(cfg)
+    cfg.job = f"b{name}"  # its files are named by the batch: decided again, they are written over
     with beam.Pipeline(options=options) as p:
         batches = (stamped("Files", p | "Files" >> beam.Create([f.path for f in files]))
                    | "ReadFile" >> beam.FlatMap(read_watched)
@@ -134,8 +137,8 @@ def dictionary_versions(staging: str) -> list[str]:
 
 
 def publish(staging: str, output: str, name: str) -> None:
-    """Move a batch's files into the output, each named after its batch as well (two batches in
-    one window write the same window names); a batch decided again overwrites its own files."""
+    """Move a batch's files into the output. Their names hold the batch (cfg.job), so a batch
+    decided again writes over its own files and no other's."""
     fs, root = fsspec.core.url_to_fs(staging)
     _, out = fsspec.core.url_to_fs(output)
     for folder in PUBLISHED:
@@ -145,6 +148,5 @@ def publish(staging: str, output: str, name: str) -> None:
             base = path.rsplit("/", 1)[-1]
             if base.startswith(("_", ".")) or not fs.isfile(path):
                 continue
-            stem, dot, suffix = base.rpartition(".")
             fs.makedirs(f"{out}/{folder}", exist_ok=True)
-            fs.mv(path, f"{out}/{folder}/{stem}-b{name}{dot}{suffix}")
+            fs.mv(path, f"{out}/{folder}/{base}")

@@ -21,9 +21,12 @@ from pipelines.outputs import join
 SHARDS = 4  # files per pane: what one worker writes while others write the other shards
 
 
-def pane_name(window_start: int, pane_index: int, suffix: str, shard: int | None = None) -> str:
-    """window-<start, epoch seconds>-pane-<index>[-<shard>]<suffix>: in time order by name."""
-    return f"window-{window_start:012d}-pane-{pane_index:03d}" + ("" if shard is None else f"-{shard:03d}") + suffix
+def pane_name(window_start: int, pane_index: int, suffix: str, shard: int | None = None, job: str = "") -> str:
+    """window-<start, epoch seconds>-pane-<index>[-<shard>][-<job>]<suffix>: in time order by
+    name. `job` names the run: a restarted job writing the same window must not replace the
+    files of the one before it, while a retried bundle of the same job rewrites its own."""
+    return (f"window-{window_start:012d}-pane-{pane_index:03d}" + ("" if shard is None else f"-{shard:03d}")
+            + (f"-{job}" if job else "") + suffix)
 
 
 def write_atomically(url: str, data: str) -> None:
@@ -38,12 +41,12 @@ def write_atomically(url: str, data: str) -> None:
 
 
 class _WritePane(beam.DoFn):
-    def __init__(self, folder: str):
-        self.folder = folder
+    def __init__(self, folder: str, job: str):
+        self.folder, self.job = folder, job
 
     def process(self, shard_lines, win=beam.DoFn.WindowParam, pane=beam.DoFn.PaneInfoParam):
         shard, lines = shard_lines
-        url = join(self.folder, pane_name(win.start.micros // 1_000_000, pane.index, ".jsonl", shard))
+        url = join(self.folder, pane_name(win.start.micros // 1_000_000, pane.index, ".jsonl", shard, self.job))
         write_atomically(url, "".join(line + "\n" for line in lines))
         yield url
 
@@ -51,13 +54,13 @@ class _WritePane(beam.DoFn):
 class WritePanes(beam.PTransform):
     """Lines -> one file per (window, pane, shard) under `folder`; the written URLs."""
 
-    def __init__(self, folder: str, shards: int = SHARDS):
+    def __init__(self, folder: str, job: str, shards: int = SHARDS):
         super().__init__()
-        self.folder, self.shards = folder, shards
+        self.folder, self.job, self.shards = folder, job, shards
 
     def expand(self, lines):
         shards = self.shards
         return (lines
                 | "Shard" >> beam.Map(lambda line: (zlib.crc32(line.encode("utf-8")) % shards, line))
                 | "ByPane" >> beam.GroupByKey()
-                | "WritePane" >> beam.ParDo(_WritePane(self.folder)))
+                | "WritePane" >> beam.ParDo(_WritePane(self.folder, self.job)))

@@ -56,7 +56,8 @@ def summarise(stats: RebalanceStats, cfg, output: str, inputs: list[str] | None,
         # on-time pane's, never over it.
         summary["window"] = [win.start.to_utc_datetime().isoformat(), win.end.to_utc_datetime().isoformat()]
         summary["pane"] = pane
-        write_json(join(output, "summary", pane_name(win.start.micros // 1_000_000, pane, ".json")), summary)
+        write_json(join(output, "summary", pane_name(win.start.micros // 1_000_000, pane, ".json",
+                                                      job=getattr(cfg, "job", ""))), summary)
     return summary
 
 

@@ -168,13 +168,13 @@ class CommitWatched(beam.DoFn):
     """Per window, once every sink has written its files (their URLs are this step's input too,
     so it fires after them), the files read in it go into the ledger."""
 
-    def __init__(self, ledger_url: str):
-        self.ledger_url = ledger_url
+    def __init__(self, ledger_url: str, job: str):
+        self.ledger_url, self.job = ledger_url, job
 
     def process(self, keyed, win=beam.DoFn.WindowParam, pane=beam.DoFn.PaneInfoParam):
         from pipelines.rebalance.ledger import Ledger, Seen
 
         files = sorted((v for v in keyed[1] if isinstance(v, Seen)), key=lambda s: s.path)
         if files:
-            Ledger(self.ledger_url).commit(f"{win.start.micros // 1_000_000:012d}-{pane.index:03d}", files)
+            Ledger(self.ledger_url).commit(f"{win.start.micros // 1_000_000:012d}-{pane.index:03d}-{self.job}", files)
         yield len(files)
