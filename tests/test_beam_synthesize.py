@@ -246,7 +246,8 @@ def test_entity_counts_of_the_synthetic_records_equal_a_recount(corpus, tmp_path
 def test_visual_synthesis_runs_every_model_and_hands_its_shortfall_on(corpus, models, tmp_path):
     """Random weights never write the reply format: every reply fails to parse, the driver
     retries on further seeds until the pool runs out, says so, and hands what visual still owes
-    to the other methods: rewrite (the same random LLM) fails too, and synonym fills it all."""
+    to the other methods: rewrite (the same random LLM) fails the reply checks too, and synonym
+    fills it all."""
     out = tmp_path / "visual"
     summary = synthesize(corpus, out, "--budget", "4", "--mix", "visual=1", "--image-model",
                          str(models["img2img"]), "--image-variant", "img2img", "--caption-model", str(models["captioner"]),
@@ -261,7 +262,10 @@ def test_visual_synthesis_runs_every_model_and_hands_its_shortfall_on(corpus, mo
     failed = read_jsonl(out / "failed")
     visual_failed = [f for f in failed if f["method"] == "visual"]
     assert {f["reason"] for f in visual_failed} == {"bad-image", "unparseable-reply"} and len(visual_failed) == pool
-    assert {f["reason"] for f in failed if f["method"] == "rewrite"} == {"unparseable-reply"}
+    from adr.reply_checks import REASONS
+
+    rewrite_reasons = {f["reason"] for f in failed if f["method"] == "rewrite"}
+    assert rewrite_reasons and rewrite_reasons <= set(REASONS)
     images = sorted((out / "images" / steps.IMAGE_DIR).glob("*.png"))
     assert len(images) == pool - 1
     assert {Image.open(p).size for p in images} == {(64, 64)}
@@ -295,29 +299,52 @@ def test_an_empty_visual_pool_still_refills_the_budget_exactly(coco_jsonl, coco_
     assert len(read_jsonl(out / "refined")) == summary["refined"]
 
 
-def test_a_parsed_reply_becomes_a_record_with_provenance(corpus):
+CAPTION = ("Three people load suitcases and backpacks into a black sport utility vehicle (SUV) parked in an "
+           "underground garage.")
+
+
+def test_a_checked_conversation_becomes_a_record_with_provenance(corpus):
     from pipelines.synthesize.steps import Work
 
     root, _ = corpus
     seeds = {s["key"]: s for s in read_jsonl(root / "rebalanced" / "seeds")}
     seed = next(s for s in seeds.values() if not s["image_shared"])
     work = Work("visual", 0.25, seed["key"], seed["id"], seed["tail_entities"], image="adr-synthetic/abc.png",
-                caption="A cat.", target=("object", "cat"))
-    out = list(steps.parsed_record((work, PredictionResult([], REPLY, "llm-dir")), "visual",
-                                             {"llm": "llm-dir"}, {"seed": 42}, 42))
+                caption=CAPTION, target=("object", "suitcase"))
+    two = REPLY[:REPLY.index("Question:\nWhat challenges")].replace("near the SUV, loading luggage into it",
+                                                                     "by the SUV, loading suitcases into it")
+    out = list(steps.conversation_record((work, PredictionResult([], two, "llm-dir")), {"llm": "llm-dir"},
+                                         {"seed": 42}, 42, None))
     (carried, record), = out
     assert carried == work and record["image"] == "adr-synthetic/abc.png"
-    assert record["id"] == synthetic_id("visual", seed["key"], 42, "object\x1fcat")
-    assert record["adr"]["made_for"] == {"perspective": "object", "entity": "cat"}
-    assert [t["from"] for t in record["conversations"]] == ["human", "gpt"] * 3
+    assert record["id"] == synthetic_id("visual", seed["key"], 42, "object\x1fsuitcase")
+    assert record["adr"]["made_for"] == {"perspective": "object", "entity": "suitcase"}
+    assert [t["from"] for t in record["conversations"]] == ["human", "gpt"] * 2
     assert record["conversations"][0]["value"].startswith("<image>\nWhat type of vehicle")
     assert record["adr"]["method"] == "visual" and record["adr"]["seed_id"] == seed["id"]
     assert record["adr"]["seed_key"] == seed["key"]
     assert record["adr"]["tail_entities"] == seed["tail_entities"]
-    assert record["adr"]["parameters"] == {"seed": 42, "caption": "A cat."}
-    bad = list(steps.parsed_record((work, PredictionResult([], "no blocks here", "m")), "rewrite",
-                                             {}, {}, 42))
-    assert bad[0].tag == beam_synthesize.FAILED and bad[0].value["reason"] == "unparseable-reply"
+    assert record["adr"]["parameters"] == {"seed": 42, "caption": CAPTION}
+
+
+@pytest.mark.parametrize("reply, reason, detail", [
+    ("no blocks here", "unparseable-reply", "no Question/Answer blocks"),
+    (REPLY, "unsupported-noun", "item, packing, trouble"),  # reasoning the caption does not hold
+    ("Question:\nThe vehicle is black.\n===\nAnswer:\nYes.\n===", "not-a-question", "The vehicle is black."),
+    ("Question:\nWhat is parked?\n===\nAnswer:\nA black SUV.\n===", "missing-target", "'suitcase'"),
+    ("Question:\nWhat is in the garage?\n===\nAnswer:\nSure! Here is a suitcase.\n===", "chatty-reply", "Sure"),
+])
+def test_a_conversation_that_fails_a_check_is_refused_with_its_reason(corpus, reply, reason, detail):
+    from pipelines.synthesize.steps import Work
+
+    root, _ = corpus
+    seed = next(s for s in read_jsonl(root / "rebalanced" / "seeds") if not s["image_shared"])
+    work = Work("visual", 0.25, seed["key"], seed["id"], seed["tail_entities"], image="adr-synthetic/abc.png",
+                caption=CAPTION, target=("object", "suitcase"))
+    bad = list(steps.conversation_record((work, PredictionResult([], reply, "m")), {}, {}, 42, None))
+    assert len(bad) == 1 and bad[0].tag == beam_synthesize.FAILED
+    assert bad[0].value["reason"] == reason and detail in bad[0].value["detail"]
+    assert reply[:200] in bad[0].value["detail"]  # what the model wrote, for the user to read
     assert bad[0].value["seed_key"] == seed["key"] and bad[0].value["order"] == 0.25
 
 

@@ -153,12 +153,13 @@ def test_a_diffused_image_lands_under_the_image_folder_the_records_name(image_fo
     from apache_beam.ml.inference.base import PredictionResult
 
     from pipelines.synthesize.steps import Work
-    from tests.test_prompts import REPLY
 
     made = Image.open(next(COCO_IMAGES.glob("*.jpg"))).convert("RGB")
-    key = Work("visual", 0.0, "k", "000000000001", {"token": ["zebra"]}, ("token", "zebra"))
+    key = Work("visual", 0.0, "k", "000000000001", {"token": ["zebra"]}, ("token", "zebra"),
+               caption="Two zebras stand by a tree.")
     saved, _ = steps.save_image((key, PredictionResult(None, made)), str(image_folder))
-    (_, record), = steps.parsed_record((saved, PredictionResult(None, REPLY)), "visual", {}, {}, 42)
+    reply = "Question:\nHow many zebras are there?\n===\nAnswer:\nThere are two zebras by a tree.\n==="
+    (_, record), = steps.conversation_record((saved, PredictionResult(None, reply)), {}, {}, 42, None)
     assert record["image"].startswith("adr-synthetic/") and record["image"].endswith(".png")
     assert Image.open(os.path.join(image_folder, record["image"])).size == made.size
 

@@ -1,4 +1,4 @@
-from adr.prompts import EXAMPLES, conversation_messages, parse_conversation, rewrite_messages
+from adr.prompts import EXAMPLES, conversation_messages, parse_conversation, rephrase_messages
 
 # A reply as LLaVA's GPT-4 conversations were written, including a stray <image> and a
 # missing final separator.
@@ -43,5 +43,7 @@ def test_messages_carry_the_instructions_examples_and_caption():
     messages = conversation_messages("  A cat on a sofa. ")
     assert [m["role"] for m in messages] == ["system", "user", "assistant", "user", "assistant", "user"]
     assert "definite answers" in messages[0]["content"] and messages[-1]["content"] == "A cat on a sofa."
-    rewrite = rewrite_messages(parse_conversation(REPLY), ["automobile", "baggage"])
-    assert "automobile, baggage" in rewrite[0]["content"] and "<image>" not in rewrite[1]["content"]
+    rephrase = rephrase_messages("question", " What is on the table? ", ["automobile", "baggage"])
+    assert "automobile, baggage" in rephrase[0]["content"] and rephrase[-1] == {"role": "user",
+                                                                                "content": "What is on the table?"}
+    assert [m["role"] for m in rephrase] == ["system"] + ["user", "assistant"] * 3 + ["user"]

@@ -139,7 +139,7 @@ def test_tail_sample_is_seeded_and_only_tail():
 
 
 def test_a_visual_record_shows_its_diffused_image_beside_the_seeds(adr_run, tmp_path):
-    """The synthesize stage's own steps (save_image, parsed_record) make a visual record; the
+    """The synthesize stage's own steps (save_image, conversation_record) make a visual record; the
     report finds its image under synthesize/images/ and the page renders it."""
     import shutil
 
@@ -148,8 +148,6 @@ def test_a_visual_record_shows_its_diffused_image_beside_the_seeds(adr_run, tmp_
 
     from pipelines.synthesize.steps import Work
     from tests.conftest import COCO_IMAGES
-    from tests.test_prompts import REPLY
-
     src, _, _ = adr_run
     out = tmp_path / "run"
     shutil.copytree(src, out)
@@ -158,11 +156,14 @@ def test_a_visual_record_shows_its_diffused_image_beside_the_seeds(adr_run, tmp_
     seed = next(s for s in seeds if s.get("image") and (COCO_IMAGES / s["image"]).exists())
     # A stand-in for the diffusion output: the seed image mirrored (the models are tested elsewhere).
     made = ImageOps.mirror(Image.open(COCO_IMAGES / seed["image"]).convert("RGB"))
-    target = next((p, sorted(es)[0]) for p, es in seed["tail_entities"].items() if es)
-    key = Work("visual", 0.0, seed["key"], seed["id"], seed["tail_entities"], target)
+    target = next((p, sorted(es)[0]) for p, es in seed["tail_entities"].items() if es and p in ("token", "object"))
+    # And for the captioner and the LLM: a caption and a conversation that name the target.
+    key = Work("visual", 0.0, seed["key"], seed["id"], seed["tail_entities"], target,
+               caption=f"A photo of a {target[1]}.")
     saved_key, _ = steps.save_image((key, PredictionResult(None, made)), str(out / "synthesize" / "images"))
-    (_, record), = steps.parsed_record((saved_key, PredictionResult(None, REPLY)), "visual",
-                                                 {"llm": "m"}, {"seed": 42}, 42)
+    reply = f"Question:\nIs there a {target[1]} in the photo?\n===\nAnswer:\nYes, there is a {target[1]}.\n==="
+    (_, record), = steps.conversation_record((saved_key, PredictionResult(None, reply)), {"llm": "m"},
+                                             {"seed": 42}, 42, None)
     synthetic = sorted((out / "synthesize" / "synthetic").glob("*.jsonl"))[0]
     synthetic.write_text(json.dumps(record) + "\n" + synthetic.read_text())
 

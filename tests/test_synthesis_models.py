@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from adr.prompts import conversation_messages, parse_conversation, rewrite_messages
+from adr.prompts import conversation_messages, parse_conversation, rephrase_messages
 from adr.records import IMAGE_TOKEN
 from adr.synthesis import synthetic_id
 from pipelines.synthesize import steps
@@ -71,62 +71,57 @@ def test_the_trained_chat_lm_answers_its_reply_through_the_handler(models):
     handler = ChatLLMHandler(str(models["chat_lm"]), device="cpu", max_new_tokens=48)
     chats = [conversation_messages("A giraffe ##q eats leaves from a tall tree next to a zebra."),
              conversation_messages(""),
-             rewrite_messages([{"from": "human", "value": "<image>\nWhat is on the table?"},
-                               {"from": "gpt", "value": "A bowl of fruit."}], ["crockery"])]
+             rephrase_messages("question", "What is on the table?", ["crockery"])]
     replies = handler.run_inference(chats, handler.load_model())  # one batch: left-padded
     assert [r.inference for r in replies] == [tiny.CHAT_REPLY] * 3
 
 
-def test_visual_synthesis_meets_the_budget_with_images_and_provenance(corpus, models, tmp_path):
+def check_refusals(summary: dict, out: Path, method: str) -> list[dict]:
+    """Every try is a record or a failure; the method made nothing, each of its tries refused with
+    a reason the checks name and the reply it refused (what it owed went to synonym replacement)."""
+    from adr.reply_checks import REASONS
+
+    failed = read_jsonl(out / "failed")
+    assert summary["offers_tried"] == summary["synthetic"] + summary["offers_failed"] == len(failed) + \
+        summary["synthetic"]
+    assert summary["made"][method] == 0 and summary["made"]["synonym"] == summary["synthetic"]
+    refused = [f for f in failed if f["method"] == method and f["reason"] != "bad-image"]  # bad-image: a missing file
+    assert refused and all(f["reason"] in REASONS for f in refused)
+    assert all("reply: " in f["detail"] for f in refused)  # what the model wrote, for the user to read
+    assert all(r["adr"]["method"] == "synonym" for r in read_jsonl(out / "synthetic"))
+    return refused
+
+
+def test_visual_replies_that_fail_the_checks_never_become_records(corpus, models, tmp_path):
+    """The trained LM answers one fixed conversation ("What is in the image? The image shows a
+    small object.") whatever the caption: it names no seed's tail entity and says "object", which
+    no caption of the tiny captioner holds, so every reply is refused; the diffused images are
+    still written under their digests."""
     root, rebalanced = corpus
     out = tmp_path / "visual"
-    summary = synthesize(corpus, out, "--budget", "3", "--mix", "visual=1", "--image-model", str(models["img2img"]),
+    summary = synthesize(corpus, out, "--budget", "2", "--mix", "visual=1", "--image-model", str(models["img2img"]),
                          "--image-variant", "img2img", "--caption-model", str(models["captioner"]),
                          "--llm", str(models["chat_lm"]), "--size", "64", "--steps", "2", "--max-new-tokens", "40",
-                         "--caption-max-new-tokens", "6", "--batch-size", "2", "--device", "cpu")
-    assert summary["budget_met"] and summary["made"] == {"visual": 3, "synonym": 0, "rewrite": 0}
-    assert summary["short"] == {} and "unparseable-reply" not in summary["failed_by_reason"]
-    synthetic = read_jsonl(out / "synthetic")
-    assert len(synthetic) == summary["synthetic"] == 3
-    seeds = seeds_by_key(corpus)
-    used = {"image": str(models["img2img"]), "caption": str(models["captioner"]), "llm": str(models["chat_lm"])}
-    for record in synthetic:
-        seed = seeds[record["adr"]["seed_key"]]
-        assert seed["image"] and not seed["image_shared"]  # the visual pool: tail records with their own image
-        params = check_provenance(record, seed, "visual", used)
-        assert params == {"seed": 42, "variant": "img2img", "steps": 2, "guidance": 7.5, "size": 64,
-                          "caption": params["caption"]} and isinstance(params["caption"], str)
-        assert record["image"].startswith(steps.IMAGE_DIR + "/") and record["image"] != seed["image"]
-        with Image.open(out / "images" / record["image"]) as image:
-            image.load()
-            assert image.size == (64, 64) and image.format == "PNG"
-        check_one_image_token(record)
-        assert record["conversations"] == parse_conversation(tiny.CHAT_REPLY)
-    assert len({r["image"] for r in synthetic}) == len({r["adr"]["seed_key"] for r in synthetic}) == 3
-    refined = read_jsonl(out / "refined")
-    assert len(refined) == rebalanced["kept"] + 3 == summary["refined"] and refined[-3:] == synthetic
+                         "--caption-max-new-tokens", "6", "--batch-size", "2", "--device", "cpu", "--overdraw", "1")
+    failed = check_refusals(summary, out, "visual")
+    assert {f["reason"] for f in failed} <= {"unsupported-noun", "missing-target", "not-a-question"}
+    assert all(parse_conversation(tiny.CHAT_REPLY)[1]["value"] in f["detail"] for f in failed)
+    images = list((out / "images" / steps.IMAGE_DIR).glob("*.png"))
+    assert images and all(len(p.stem) >= 16 for p in images)
+    assert len(read_jsonl(out / "refined")) == rebalanced["kept"] + summary["synthetic"] == summary["refined"]
 
 
-def test_rewrite_synthesis_meets_the_budget_keeping_the_seed_image(corpus, models, tmp_path):
+def test_rewrite_replies_that_fail_the_checks_never_become_records(corpus, models, tmp_path):
+    """Asked to reword a question or an answer, the trained LM answers its fixed conversation:
+    a chatty reply ("Question: ..."), refused with its reason."""
     root, rebalanced = corpus
     out = tmp_path / "rewrite"
-    summary = synthesize(corpus, out, "--budget", "3", "--mix", "rewrite=1", "--llm", str(models["chat_lm"]),
-                         "--max-new-tokens", "40", "--batch-size", "2", "--device", "cpu")
-    assert summary["budget_met"] and summary["made"] == {"visual": 0, "synonym": 0, "rewrite": 3}
-    assert summary["short"] == {} and summary["failed_by_reason"] == {}
-    synthetic = read_jsonl(out / "synthetic")
-    assert len(synthetic) == 3 and len({r["adr"]["seed_key"] for r in synthetic}) == 3
-    seeds = seeds_by_key(corpus)
-    for record in synthetic:
-        seed = seeds[record["adr"]["seed_key"]]
-        assert seed["tail_entities"].get("token")  # the text pool: a tail in the text
-        params = check_provenance(record, seed, "rewrite", {"llm": str(models["chat_lm"])})
-        assert params.keys() == {"seed", "words"} and params["seed"] == 42 and isinstance(params["words"], list)
-        assert record.get("image") == seed["record"].get("image") is not None
-        check_one_image_token(record)
-        assert record["conversations"] == parse_conversation(tiny.CHAT_REPLY, with_image=True)
-    refined = read_jsonl(out / "refined")
-    assert len(refined) == rebalanced["kept"] + 3 and refined[-3:] == synthetic
+    summary = synthesize(corpus, out, "--budget", "2", "--mix", "rewrite=1", "--llm", str(models["chat_lm"]),
+                         "--max-new-tokens", "40", "--batch-size", "2", "--device", "cpu",
+                         "--rewrite-alternatives", "1", "--overdraw", "1")
+    failed = check_refusals(summary, out, "rewrite")
+    assert {f["reason"] for f in failed} == {"chatty-reply"}
+    assert len(read_jsonl(out / "refined")) == rebalanced["kept"] + summary["synthetic"]
 
 
 # ---- batch invariance: Beam's BatchElements groups elements differently from run to run ----------
@@ -194,12 +189,10 @@ def test_llm_replies_do_not_depend_on_the_batching(models, lm, temperature):
 
     handler = ChatLLMHandler(str(models[lm]), device="cpu", max_new_tokens=40, temperature=temperature)
     chats = [conversation_messages("a dog"),
-             rewrite_messages([{"from": "human", "value": "<image>\nWhat color is the bus?"},
-                               {"from": "gpt", "value": "Red."}], ["omnibus"]),
+             rephrase_messages("question", "What color is the bus?", ["omnibus"]),
              conversation_messages("Two people ride bicycles down a city street past a parked truck and a bench."),
-             rewrite_messages([{"from": "human", "value": "<image>\nDescribe the image."},
-                               {"from": "gpt", "value": "A bowl of fruit on a wooden kitchen table, next to a knife, "
-                                                        "a cup and a spoon."}], [])]
+             rephrase_messages("answer", "A bowl of fruit on a wooden kitchen table, next to a knife, a cup and "
+                                         "a spoon.", [])]
     # Random weights end a reply at once, or repeat one token: make them write 24 varied tokens.
     forced = {"min_new_tokens": 24, "no_repeat_ngram_size": 2} if lm == "causal_lm" else None
     whole, split, shuffled = by_grouping(handler, chats, str, "reply", forced)

@@ -510,14 +510,14 @@ CHAT_REPLY = "Question:\nWhat is in the image?\n===\nAnswer:\nThe image shows a 
 CHAT_WINDOW = 16
 
 
-def build_trained_chat_lm(path: Path, steps: int = 100) -> Path:
+def build_trained_chat_lm(path: Path, steps: int = 200) -> Path:
     """A two-layer Mistral (width 64, sliding window ``CHAT_WINDOW``) + a byte-level BPE tokenizer
     with ChatML, trained so that greedy decoding answers ``CHAT_REPLY`` (then ``<|im_end|>``) to any
     chat the synthesis stage renders (``pipelines.synthesize.handlers.llm.render_chat``): its conversation
-    prompts (``adr.prompts.conversation_messages``) and rewrite prompts (``rewrite_messages``) on
-    random captions, conversations and words; the plain ``Assistant:`` transcript too.
+    prompts (``adr.prompts.conversation_messages``) and rewrite prompts (``rephrase_messages``) on
+    random captions, questions, answers and words; the plain ``Assistant:`` transcript too.
 
-    Trained on one CPU thread (100 steps, about 9 s of CPU): the last 2-3 windows of a random prompt,
+    Trained on one CPU thread (200 steps, about 18 s of CPU): the last 2-3 windows of a random prompt,
     then the reply, at a random position (RoPE is relative; the random offset makes the model
     indifferent to where the prompt ends). The build checks greedy replies on held-out full-length prompts and fails if any
     differs from ``CHAT_REPLY``.
@@ -530,17 +530,17 @@ def build_trained_chat_lm(path: Path, steps: int = 100) -> Path:
 
 
 def _chat_lm_texts() -> list[str]:
-    from adr.prompts import CONVERSATION_SYSTEM, EXAMPLES, rewrite_messages
+    from adr.prompts import CONVERSATION_SYSTEM, EXAMPLES, REPHRASE_EXAMPLES, REPHRASE_SYSTEM
 
-    return [CONVERSATION_SYSTEM, *(t for pair in EXAMPLES for t in pair), rewrite_messages([], [])[0]["content"],
-            CHAT_REPLY]
+    return [CONVERSATION_SYSTEM, *(t for pair in EXAMPLES for t in pair), *REPHRASE_SYSTEM.values(),
+            *(t for pairs in REPHRASE_EXAMPLES.values() for pair in pairs for t in pair), CHAT_REPLY]
 
 
 def _random_chat(rng) -> list[dict]:
     """A conversation or rewrite prompt as the synthesis stage builds them, on random text."""
     import string
 
-    from adr.prompts import conversation_messages, rewrite_messages
+    from adr.prompts import conversation_messages, rephrase_messages
 
     words = sorted({w for t in CORPUS + _chat_lm_texts() for w in t.split()})
     junk = string.ascii_letters + string.digits + string.punctuation + " \n\u00e9\u00fc\u4e2d"
@@ -555,11 +555,8 @@ def _random_chat(rng) -> list[dict]:
 
     if rng.random() < 0.5:
         return conversation_messages(text(rng.randint(0, 40)))
-    turns = []
-    for i in range(rng.choice([2, 2, 4, 6])):
-        value = text(rng.randint(1, 25))
-        turns.append({"from": "gpt" if i % 2 else "human", "value": ("<image>\n" + value) if i == 0 else value})
-    return rewrite_messages(turns, [rng.choice(words) for _ in range(rng.randint(0, 4))])
+    return rephrase_messages(rng.choice(["question", "answer"]), text(rng.randint(1, 25)),
+                             [rng.choice(words) for _ in range(rng.randint(0, 4))])
 
 
 def _render(tok, messages: list[dict], plain: bool) -> str:
@@ -626,13 +623,13 @@ def _check_chat_lm(model, tok, reply: list[int]) -> None:
 
     import torch
 
-    from adr.prompts import conversation_messages, rewrite_messages
+    from adr.prompts import conversation_messages, rephrase_messages
 
     rng = random.Random(SEED + 1)
     chats = [conversation_messages("A man rides a brown horse along the beach while two dogs run behind him."),
              conversation_messages(""),
-             rewrite_messages([{"from": "human", "value": "<image>\nWhat is the cat doing?"},
-                               {"from": "gpt", "value": "It sleeps on a red sofa."}], ["feline", "couch"]),
+             rephrase_messages("question", "What is the cat doing?", ["feline", "couch"]),
+             rephrase_messages("answer", "It sleeps on a red sofa.", []),
              *(_random_chat(rng) for _ in range(5))]
     for i, chat in enumerate(chats):
         prompt = _render(tok, chat, plain=i == len(chats) - 1)

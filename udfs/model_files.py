@@ -1,7 +1,9 @@
-"""Where a model's files are: a local directory, a URL copied down once per worker, or a hub id.
+"""Where a model's files are: a local directory, a URL copied down once per worker, or a hub id;
+for a language model also a GGUF file (or a folder that holds one), which transformers reads with
+the `gguf` package, tokenizer and chat template included.
 
-Weights are loaded only from safetensors: a directory that holds pickled weights
-(*.bin, *.pt, *.pth, *.ckpt, *.pkl) and no safetensors is refused.
+Weights are loaded only from safetensors or GGUF (neither runs code when read): a directory that
+holds pickled weights (*.bin, *.pt, *.pth, *.ckpt, *.pkl) and neither is refused.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import hashlib
 import os
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import fsspec
@@ -18,6 +21,37 @@ import fsspec
 from adr.errors import ConfigError
 
 PICKLED = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+GGUF = ".gguf"
+
+
+@dataclass(frozen=True)
+class ModelFiles:
+    """What `from_pretrained` is given: a folder, and the GGUF file in it when the model is one."""
+    folder: str
+    gguf_file: str | None = None
+
+    def load_kwargs(self) -> dict:
+        return {"gguf_file": self.gguf_file} if self.gguf_file else {"use_safetensors": True}
+
+
+@functools.lru_cache(maxsize=16)
+def language_model_files(spec: str, cache_dir: str | None = None) -> ModelFiles:
+    """A language model's files: a `.gguf` file (local or a URL), a folder that holds exactly one
+    `.gguf` and no config.json, or a Hugging Face folder (or hub id)."""
+    if spec.endswith(GGUF):
+        if "://" in spec and not spec.startswith("file://"):
+            return _copy_down_file(spec, cache_dir)
+        path = Path(spec.removeprefix("file://")).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"model {spec!r}: no such file")
+        return ModelFiles(str(path.parent), path.name)
+    folder = Path(local_model_dir(spec, cache_dir))
+    if not folder.is_dir() or (folder / "config.json").exists():
+        return ModelFiles(str(folder))
+    ggufs = sorted(p.name for p in folder.glob(f"*{GGUF}"))
+    if len(ggufs) > 1:
+        raise ConfigError(f"model {spec!r} holds {len(ggufs)} GGUF files ({', '.join(ggufs[:3])}): name one")
+    return ModelFiles(str(folder), ggufs[0] if ggufs else None)
 
 
 @functools.lru_cache(maxsize=16)
@@ -35,11 +69,15 @@ def local_model_dir(spec: str, cache_dir: str | None = None) -> str:
 
 
 def check_model(spec: str) -> None:
-    """Fail now, in one line, when a model directory is missing (a URL is looked at, not copied)."""
+    """Fail now, in one line, when a model directory (or GGUF file) is missing (a URL is looked
+    at, not copied)."""
     if "://" in spec and not spec.startswith("file://"):
         fs, root = fsspec.core.url_to_fs(spec)
-        if not fs.isdir(root):
-            raise ConfigError(f"model {spec!r}: no such directory")
+        if not (fs.isfile(root) if spec.endswith(GGUF) else fs.isdir(root)):
+            raise ConfigError(f"model {spec!r}: no such {'file' if spec.endswith(GGUF) else 'directory'}")
+        return
+    if spec.endswith(GGUF):
+        language_model_files(spec)
         return
     local_model_dir(spec)
 
@@ -76,8 +114,29 @@ def _copy_down(url: str, cache_dir: str | None) -> str:
     return str(target)
 
 
+def _copy_down_file(url: str, cache_dir: str | None) -> ModelFiles:
+    """A GGUF file at a URL, copied once per worker into the private cache (see _copy_down)."""
+    fs, root = fsspec.core.url_to_fs(url)
+    if not fs.isfile(root):
+        raise ConfigError(f"model {url!r}: no such file")
+    key = hashlib.sha256(f"{url}\x1f{fs.checksum(root)}".encode()).hexdigest()[:16]
+    folder = (Path(cache_dir) if cache_dir else model_cache()) / key
+    target = folder / Path(root).name
+    if not target.is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, partial = tempfile.mkstemp(prefix=f".{target.name}-", dir=folder)
+        os.close(fd)
+        try:
+            fs.get(root, partial)
+            os.replace(partial, target)
+        except OSError:
+            Path(partial).unlink(missing_ok=True)
+            raise
+    return ModelFiles(str(folder), target.name)
+
+
 def check_safetensors(path: Path) -> None:
     files = [p for p in Path(path).rglob("*") if p.is_file()]
     pickled = [p for p in files if p.suffix in PICKLED]
-    if pickled and not any(p.suffix == ".safetensors" for p in files):
+    if pickled and not any(p.suffix in (".safetensors", GGUF) for p in files):
         raise ConfigError(f"model {path}: weights are pickled ({pickled[0].name}); only safetensors are loaded")

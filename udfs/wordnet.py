@@ -153,3 +153,33 @@ def _compounds() -> dict[str, frozenset[str]]:
             pairs.setdefault(parts[1], set()).add(parts[0])
             pairs.setdefault(parts[0], set()).add(parts[1])
     return {w: frozenset(others) for w, others in pairs.items()}
+
+
+@functools.lru_cache(maxsize=65536)
+def related_nouns(noun: str) -> frozenset[str]:
+    """Words a rewrite may say for `noun` without saying more than it: the lemmas of its noun
+    senses (synonyms) and of their hypernyms two levels up ("zebra" -> "equine"; never a
+    hyponym, which would be more specific than the seed: "dog" -> "poodle")."""
+    wn = _wordnet()
+    with _READER:
+        senses = wn.synsets(noun.replace(" ", "_"), wn.NOUN)
+        near = [*senses, *(h for s in senses for h in s.hypernyms() + s.instance_hypernyms())]
+        near += [h for s in near[len(senses):] for h in s.hypernyms()]
+        return frozenset(l.name().lower().replace("_", " ") for s in near for l in s.lemmas())
+
+
+def rewrite_support(nouns) -> frozenset[str]:
+    """The seed's nouns and every word related to one of them (`related_nouns`)."""
+    out = set(nouns)
+    for noun in nouns:
+        out |= related_nouns(noun)
+    return frozenset(out)
+
+
+@functools.lru_cache(maxsize=65536)
+def word_bases(word: str) -> frozenset[str]:
+    """A word's dictionary forms in any part of speech, itself included ("holding" -> hold,
+    holding; "cats" -> cat, cats): what a rewrite may inflect a seed word to."""
+    wn = _wordnet()
+    with _READER:
+        return frozenset({word, *(b for pos in (wn.NOUN, wn.VERB, wn.ADJ, wn.ADV) for b in wn._morphy(word, pos))})

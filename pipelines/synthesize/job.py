@@ -53,7 +53,7 @@ from pipelines.synthesize.rounds import read_tallies, round_counts, run_round, w
 from pipelines.synthesize.offers import PlanContext, offered
 from pipelines.synthesize.steps import FAILED
 from udfs.artifacts import read_dictionary
-from udfs.model_files import local_model_dir
+from udfs.model_files import language_model_files, local_model_dir
 from udfs.sources import total_bytes
 
 REFINED_NAMES = {"llava-json": "refined.json"}  # one file; the other formats are part-* shards in refined/
@@ -86,6 +86,9 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--strength", type=float, default=0.75, help="img2img strength")
     ap.add_argument("--candidates", type=at_least(int, 1), default=2, help="image variations per seed, closest kept")
     ap.add_argument("--max-new-tokens", type=int, default=512, help="LLM reply length")
+    ap.add_argument("--rewrite-alternatives", type=int, default=4,
+                    help="replies the LLM writes per rewritten piece (the greedy one, then sampled ones): the "
+                         "first that passes the checks is used")
     ap.add_argument("--caption-max-new-tokens", type=int, default=128)
     ap.add_argument("--batch-size", type=at_least(int, 1), default=4, help="largest model batch")
     ap.add_argument("--batched-inference", action="store_true",
@@ -108,6 +111,8 @@ def parse_args(argv=None):
     parse_mix(args.mix)  # a malformed --mix fails here, in one line
     if args.ceiling:
         parse_ceilings(args.ceiling, {"token": 1})  # its form fails here; the perspectives once the dictionary is read
+    if args.rewrite_alternatives < 1:
+        raise ConfigError(f"--rewrite-alternatives must be at least 1, got {args.rewrite_alternatives}")
     if not 0.0 <= args.min_tail_share <= 1.0:
         raise ConfigError(f"--min-tail-share must be a number in [0, 1], got {args.min_tail_share}")
     visual = {"--image-model": args.image_model, "--caption-model": args.caption_model, "--llm": args.llm}
@@ -136,9 +141,11 @@ class Plan:
         self.work = join(args.output, "_work")
         nlp = manifest["parameters"].get("nlp", "default")
         self.nlp = None if nlp == "default" else nlp
-        for flag in ("image_model", "caption_model", "llm"):
+        for flag in ("image_model", "caption_model"):
             if getattr(args, flag):
                 local_model_dir(getattr(args, flag))  # a missing model is a one-line error, now
+        if args.llm:
+            language_model_files(args.llm)
         self.enabled = enabled = {"synonym": "token" in manifest["perspectives"],
                    "visual": bool(args.image_model and args.caption_model and args.llm),
                    "rewrite": bool(args.llm)}
@@ -222,7 +229,11 @@ def run(argv=None) -> dict:
             reassigned += [{"round": round_no, "from": m, "to": to, "records": sum(to.values())}
                            for m, to in moved.items()]
             need = {m: target[m] - made()[m] for m in METHODS}
-            ranges = {m: (start[m], next_bins(pools[m], start[m], max(need[m], math.ceil(need[m] * args.overdraw))))
+            # Offers drawn for what a method still needs, divided by the share of its tries that
+            # became records so far: a model whose replies are mostly refused (a small LLM) gets
+            # as many seeds as it needs in one round, not a round per few records.
+            drawn = {m: math.ceil(need[m] * args.overdraw / share_made(made_bins[m], tried[m])) for m in METHODS}
+            ranges = {m: (start[m], next_bins(pools[m], start[m], max(need[m], drawn[m])))
                       for m in METHODS if need[m] > 0 and left[m]}
             if not ranges:
                 break
@@ -293,6 +304,18 @@ def run(argv=None) -> dict:
     }
     write_json(join(args.output, "summary.json"), summary)
     return summary
+
+
+# The least share of tries assumed to become records: bounds one round's draw at 20 times
+# what a method still needs.
+MIN_SHARE_MADE = 0.05
+
+
+def share_made(made_bins: dict[int, int], tried: int) -> float:
+    """The share of a method's tries so far that became candidates (1 before any try)."""
+    if not tried:
+        return 1.0
+    return min(1.0, max(MIN_SHARE_MADE, sum(made_bins.values()) / tried))
 
 
 def describe(summary: dict) -> str:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import apache_beam as beam
 
 from adr.entities.registry import extract_record
+from adr.rewrite import rewritable_pieces
 from adr.synonyms import fitting, replaceable_nouns, sentence_context, word_synonyms
 from adr.synthesis import bin_of, capacity, draw, is_target, offer_order
 from adr.tail_turns import turns_for, word_pattern
@@ -189,6 +190,8 @@ def offer_lines(lines: list[str], ctx: PlanContext, nlp: str | None):
         for method, p, e, choice in seed_offers(row, found or (), ctx):
             word = choice["noun"] if choice else e  # the word the record's turns are kept for
             turns = turns_for(row["record"], word) if method != "visual" else []
+            if method == "rewrite" and not rewritable_pieces(turns):
+                continue  # nothing in these turns is the model's to reword: no record could come of it
             carrying = carried(row, method, (p, e), choice, turns, ctx)
             tail = sum(1 for q, _ in carrying if q == "token")
             if method != "visual" and tail < ctx.min_tail_share * (tail + head_tokens(found or (), word, turns, ctx)):

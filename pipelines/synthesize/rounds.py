@@ -24,9 +24,9 @@ from pipelines.synthesize.handlers.captioning import CaptionHandler
 from pipelines.synthesize.handlers.diffusion import DiffusionHandler
 from pipelines.synthesize.handlers.llm import ChatLLMHandler
 from pipelines.synthesize.offers import PlanContext, order_of, read_offer_counts, split_offer
-from pipelines.synthesize.steps import (FAILED, Seed, candidate_line, failure, load_seed_image, parsed_record,
-                                        rewrite_prompt, save_image, synonym_record, to_conversation_request,
-                                        with_entities)
+from pipelines.synthesize.steps import (FAILED, Seed, by_candidate, candidate_line, conversation_record, failure,
+                                        load_seed_image, rewrite_requests, rewritten_record, save_image,
+                                        synonym_record, to_conversation_request, with_entities)
 from pipelines.torch_env import on_accelerator
 
 
@@ -123,11 +123,17 @@ def run_round(plan, ranges: dict[str, tuple[int, int]], round_dir: str, beam_arg
             results.append(out.records)
             failures.append(out[FAILED])
         if "rewrite" in ranges:
-            replies = (drawn["rewrite"]
-                       | "RewritePrompt" >> beam.Map(rewrite_prompt, tokens, tau)
-                       | "Rewrite" >> on_accelerator(RunInference(KeyedModelHandler(llm)), args.accelerator))
-            out = replies | "ParseRewrite" >> beam.FlatMap(
-                parsed_record, "rewrite", {"llm": args.llm}, params, args.seed).with_outputs(FAILED, main="records")
+            requests = drawn["rewrite"] | "RewritePieces" >> beam.FlatMap(
+                rewrite_requests, tokens, tau).with_outputs(FAILED, main="pieces")
+            failures.append(requests[FAILED])
+            replies = (requests.pieces
+                       | "Rewrite" >> on_accelerator(RunInference(
+                           KeyedModelHandler(llm), inference_args={"alternatives": args.rewrite_alternatives}),
+                           args.accelerator)
+                       | "ByCandidate" >> beam.Map(by_candidate)
+                       | "PiecesOfCandidate" >> beam.GroupByKey())
+            out = replies | "CheckRewrite" >> beam.FlatMap(
+                rewritten_record, {"llm": args.llm}, params, args.seed, plan.nlp).with_outputs(FAILED, main="records")
             results.append(out.records)
             failures.append(out[FAILED])
         if "visual" in ranges:
@@ -150,8 +156,9 @@ def run_round(plan, ranges: dict[str, tuple[int, int]], round_dir: str, beam_arg
                        | "Converse" >> on_accelerator(RunInference(KeyedModelHandler(llm)), args.accelerator))
             visual_params = {**params, "variant": args.image_variant, "steps": diffusion._steps,
                              "guidance": diffusion._guidance, "size": args.size}
-            out = replies | "ParseConversation" >> beam.FlatMap(
-                parsed_record, "visual", plan.models, visual_params, args.seed).with_outputs(FAILED, main="records")
+            out = replies | "CheckConversation" >> beam.FlatMap(
+                conversation_record, plan.models, visual_params, args.seed, plan.nlp).with_outputs(
+                    FAILED, main="records")
             results.append(out.records)
             failures.append(out[FAILED])
 

@@ -16,8 +16,9 @@ import apache_beam as beam
 import fsspec
 
 from adr.errors import InputError
-from adr.prompts import conversation_messages, parse_conversation, rewrite_messages
-from adr.protected import keeps_short_answers
+from adr.prompts import conversation_messages, parse_conversation, rephrase_messages
+from adr.reply_checks import UNCHANGED, conversation_problem, meaning_problem, piece_problem, rewrite_problem
+from adr.rewrite import assembled, rewritable_pieces
 from adr.synonyms import Replacement, replace_in_conversation
 from adr.synthesis import provenance, synthetic_id
 from adr.tail_turns import turns_for, word_pattern
@@ -65,6 +66,9 @@ class Work:
     caption: str | None = None     # visual: the captioner's text
     words: tuple | None = None     # rewrite: the synonyms offered
     seed_turns: tuple | None = None  # rewrite: the seed's turns, whose short answers must survive
+    pieces: tuple = ()             # rewrite: what of seed_turns the LLM is asked to reword
+    swaps: tuple = ()              # rewrite: (synonym, the noun it may stand for), as offered
+    nouns: tuple = ()              # rewrite: the seed's noun lemmas (what a rewrite may name)
 
     @classmethod
     def of(cls, seed: Seed, **fields) -> "Work":
@@ -123,15 +127,84 @@ def synonym_record(seed: Seed, seed_value: int):
                                    {"replacements": [chosen.to_dict()]}, tuple(seed.target))}
 
 
-def rewrite_prompt(seed: Seed, counts: dict, tau: int) -> tuple[Work, list]:
-    """The turns that hold the target, offered the safe synonyms of their nouns."""
+def rewrite_requests(seed: Seed, counts: dict, tau: int):
+    """One LLM request per piece of the turns that hold the target (adr.rewrite), each offered the
+    safe synonyms of the turns' nouns; keyed by (work, piece index)."""
     from pipelines.synthesize.offers import synonym_choices
 
     turns = turns_for(seed.record, seed.target[1])
-    words = tuple(sorted({c["synonym"] for c in synonym_choices(turns, seed.nouns, counts, tau,
-                                                                bool(seed.record.get("image")))}))
-    work = Work.of(seed, image=seed.record.get("image"), words=words, seed_turns=tuple(turns))
-    return work, rewrite_messages(turns, list(words))
+    choices = synonym_choices(turns, seed.nouns, counts, tau, bool(seed.record.get("image")))
+    swaps = tuple(sorted({(c["synonym"], c["noun"]) for c in choices}))
+    words = tuple(sorted({synonym for synonym, _ in swaps}))
+    pieces = tuple(rewritable_pieces(turns))
+    work = Work.of(seed, image=seed.record.get("image"), words=words, seed_turns=tuple(turns), pieces=pieces,
+                   nouns=seed.nouns, swaps=swaps)
+    if not pieces:
+        yield beam.pvalue.TaggedOutput(FAILED, failure(work, "no-rewritable-piece"))
+    for i, piece in enumerate(pieces):
+        yield (work, i), rephrase_messages(piece.kind, piece.text, list(words))
+
+
+def by_candidate(keyed) -> tuple[str, tuple]:
+    """A piece's reply keyed by its candidate, so that a record's pieces meet again."""
+    (work, i), result = keyed
+    return json.dumps([work.seed_key, list(work.target)]), (i, work, result.inference)
+
+
+def chosen_rewrite(piece, replies: tuple[str, ...], swaps: dict[str, str]) -> tuple[str, tuple | None]:
+    """The first of a piece's alternative replies that passes the piece's checks and changes its
+    wording; else the first that passes unchanged; else (the greedy reply, why it is refused)."""
+    from udfs.wordnet import word_bases
+
+    passing = []
+    first_problem = None
+    for text in (r.strip() for r in replies):
+        problem = piece_problem(piece.kind, piece.text, text) or meaning_problem(piece.text, text, word_bases, swaps)
+        if problem is None:
+            return text, None
+        if problem[0] == UNCHANGED:
+            passing.append(text)
+        first_problem = first_problem or problem
+    if passing:
+        return piece.text, (UNCHANGED, "")
+    return replies[0].strip(), first_problem
+
+
+def rewritten_record(kv, plan_models: dict, params: dict, seed_value: int, nlp: str | None):
+    """A candidate's piece replies -> its synthetic record, or the reason the replies are refused
+    (adr.reply_checks), with what the model wrote."""
+    from udfs.entities import entities_of
+    from udfs.wordnet import related_nouns, rewrite_support
+
+    _, replies = kv
+    replies = sorted(replies, key=lambda r: r[0])
+    work = replies[0][1]
+    alternatives = [r[2] if isinstance(r[2], (tuple, list)) else (r[2],) for r in replies]
+    said = " | ".join(a[0] for a in alternatives)[:1500]
+    swaps = dict(work.swaps)
+    texts, unchanged = [], 0
+    for piece, options in zip(work.pieces, alternatives):
+        text, problem = chosen_rewrite(piece, tuple(options), swaps)
+        if problem and problem[0] != UNCHANGED:
+            yield beam.pvalue.TaggedOutput(FAILED, failure(work, problem[0], f"{problem[1]} | reply: {said}"))
+            return
+        unchanged += bool(problem)
+        texts.append(text)
+    if unchanged == len(texts):
+        yield beam.pvalue.TaggedOutput(FAILED, failure(work, UNCHANGED, f"every piece came back as it was | reply: {said}"))
+        return
+    turns = assembled(list(work.seed_turns), list(work.pieces), texts)
+    seed_found, found = entities_of([{"conversations": list(work.seed_turns)}, {"conversations": turns}],
+                                    ("token",), nlp)
+    support = rewrite_support(set(work.nouns) | set(work.words or ()))
+    problem = rewrite_problem(list(work.seed_turns), turns, work.target[1], found["token"], support,
+                              {n: related_nouns(n) for n in seed_found["token"]})
+    if problem:
+        yield beam.pvalue.TaggedOutput(FAILED, failure(work, problem[0], f"{problem[1]} | reply: {said}"))
+        return
+    yield work, {"id": _record_id(work, seed_value), "image": work.image, "conversations": turns,
+                 "adr": provenance("rewrite", work.seed_key, work.seed_id, work.tail, plan_models,
+                                   {**params, "words": list(work.words or ())}, tuple(work.target))}
 
 
 def load_seed_image(seed: Seed, images_root: str):
@@ -162,19 +235,32 @@ def to_conversation_request(keyed: tuple[Work, Any]) -> tuple[Work, list]:
     return replace(work, caption=result.inference), conversation_messages(result.inference)
 
 
-def parsed_record(keyed: tuple[Work, Any], method: str, plan_models: dict, params: dict, seed_value: int):
-    """An LLM reply -> (its Work, a synthetic record), or a failure."""
+# The longest answer a conversation from a caption may hold: LLaVA's detailed answers run to
+# about 200 words; longer is a model that does not stop.
+MAX_ANSWER_WORDS = 200
+
+
+def conversation_record(keyed: tuple[Work, Any], plan_models: dict, params: dict, seed_value: int,
+                        nlp: str | None):
+    """An LLM's conversation about a caption -> (its Work, a visual synthetic record), or the
+    reason it is refused (adr.reply_checks): it must parse, ask, name the target, and say nothing
+    in its answers that the caption (what the captioner saw in the new image) does not."""
+    from udfs.entities import tag_texts
+    from udfs.wordnet import rewrite_support
+    from adr.entities.token import noun_lemmas
+
     work, result = keyed
     turns = parse_conversation(result.inference, with_image=bool(work.image))
-    if turns is None:
-        yield beam.pvalue.TaggedOutput(FAILED, failure(work, "unparseable-reply", result.inference[:2000]))
+    answers = [t["value"] for t in turns or () if t["from"] == "gpt"]
+    tags = tag_texts(dict.fromkeys([work.caption or "", *answers]), nlp)
+    caption_nouns = noun_lemmas(tags[work.caption or ""])
+    answer_nouns = noun_lemmas(pair for a in answers for pair in tags[a])
+    problem = conversation_problem(work.caption or "", turns, work.target[1], answer_nouns,
+                                   rewrite_support(caption_nouns), MAX_ANSWER_WORDS)
+    if problem:
+        yield beam.pvalue.TaggedOutput(FAILED, failure(work, problem[0],
+                                                       f"{problem[1]} | reply: {result.inference[:1500]}"))
         return
-    changed = keeps_short_answers(list(work.seed_turns), turns) if work.seed_turns is not None else None
-    if changed:  # a rewrite that changes a fact about the image is not a variant of its seed
-        yield beam.pvalue.TaggedOutput(FAILED, failure(work, "changed-short-answer", changed))
-        return
-    made = {k: v for k, v in (("caption", work.caption),
-                              ("words", list(work.words) if work.words is not None else None)) if v is not None}
     yield work, {"id": _record_id(work, seed_value), "image": work.image, "conversations": turns,
-                 "adr": provenance(method, work.seed_key, work.seed_id, work.tail, plan_models, {**params, **made},
-                                   tuple(work.target))}
+                 "adr": provenance("visual", work.seed_key, work.seed_id, work.tail, plan_models,
+                                   {**params, "caption": work.caption}, tuple(work.target))}

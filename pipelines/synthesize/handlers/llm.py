@@ -11,7 +11,7 @@ from typing import Iterable, Sequence
 from apache_beam.ml.inference.base import PredictionResult
 
 from pipelines.torch_env import BatchedHandler, dtype_for, resolve_device, seed_value
-from udfs.model_files import local_model_dir
+from udfs.model_files import language_model_files
 
 Messages = list[dict[str, str]]
 
@@ -34,12 +34,17 @@ class ChatLLMHandler(BatchedHandler):
 
         transformers.utils.logging.disable_progress_bar()
         device = resolve_device(self._device_spec)
-        path = local_model_dir(self._model)
-        tokenizer = AutoTokenizer.from_pretrained(path, padding_side="left")
+        files = language_model_files(self._model)
+        gguf = {"gguf_file": files.gguf_file} if files.gguf_file else {}
+        tokenizer = AutoTokenizer.from_pretrained(files.folder, padding_side="left", **gguf)
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype_for(device), use_safetensors=True)
+        # A GGUF file's quantised weights are dequantised to the device's float type as they load.
+        model = AutoModelForCausalLM.from_pretrained(files.folder, dtype=dtype_for(device), **files.load_kwargs())
         return ChatModel(tokenizer, model.to(device).eval(), device)
+
+    def validate_inference_args(self, inference_args) -> None:
+        """Any `generate` keyword, and `alternatives` (see ChatModel.reply)."""
 
     def run_inference(self, batch: Sequence[Messages], model, inference_args=None) -> Iterable[PredictionResult]:
         replies = [reply for group in self.model_calls(batch) for reply in model.reply(
@@ -55,9 +60,25 @@ class ChatModel:
         self.tokenizer, self.model, self.device = tokenizer, model, device
 
     def reply(self, conversations: list[Messages], max_new_tokens: int, temperature: float, extra: dict,
-              seed: int = 42) -> list[str]:
+              seed: int = 42) -> list:
         """Greedy replies (temperature 0), or sampled ones from the torch RNG seeded from (seed, the
-        prompts): one conversation at a time, a reply is the same whatever ran before it."""
+        prompts): one conversation at a time, a reply is the same whatever ran before it.
+
+        `alternatives` N > 1 (an inference argument): each reply is a tuple of N, the greedy one
+        then N - 1 sampled at `ALTERNATIVE_TEMPERATURE`, so that a caller whose checks refuse the
+        first can take another without a second pass over the seeds."""
+        extra = dict(extra)
+        alternatives = int(extra.pop("alternatives", 1))
+        first = self._generate(conversations, max_new_tokens, temperature, extra, seed, 1)
+        if alternatives <= 1:
+            return first
+        more = self._generate(conversations, max_new_tokens, max(temperature, ALTERNATIVE_TEMPERATURE), extra,
+                              seed, alternatives - 1)
+        step = alternatives - 1
+        return [(reply, *more[i * step:(i + 1) * step]) for i, reply in enumerate(first)]
+
+    def _generate(self, conversations: list[Messages], max_new_tokens: int, temperature: float, extra: dict,
+                  seed: int, n: int) -> list[str]:
         import contextlib
 
         import torch
@@ -66,6 +87,8 @@ class ChatModel:
         prompts = [render_chat(tokenizer, messages) for messages in conversations]
         inputs = tokenizer(prompts, return_tensors="pt", padding=True).to(self.device)
         sampling = {"do_sample": True, "temperature": temperature} if temperature > 0 else {"do_sample": False}
+        if n > 1:
+            sampling["num_return_sequences"] = n
         rng = contextlib.nullcontext()
         if temperature > 0:
             rng = torch.random.fork_rng(devices=[torch.device(self.device).index or 0]
@@ -77,6 +100,10 @@ class ChatModel:
                                       **sampling, **extra)
         new_tokens = out[:, inputs["input_ids"].shape[1]:]
         return [r.strip() for r in tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
+
+
+# Alternatives are sampled warm enough to differ from the greedy reply and from each other.
+ALTERNATIVE_TEMPERATURE = 0.8
 
 
 def render_chat(tokenizer, messages: Messages) -> str:

@@ -1,0 +1,192 @@
+"""Checks an LLM's reply passes before it becomes a training record.
+
+The model is an untrusted writer: a small one answers a question instead of rewording it, turns
+a yes/no question into a "what" question, swaps the zebras for sheep or opens with "Sure! Here
+is...". Each check names what it refuses (a reason, with a detail), so a user can read in
+failed/ why every reply was not used. Pure functions: the nouns come from the statistics'
+tagger and the related words from WordNet, computed by the caller.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Iterable
+
+from adr.entities.interrogation import CATCH_ALL, INSTRUCTION_VERBS, turn_types
+from adr.protected import keeps_short_answers
+
+UNPARSEABLE = "unparseable-reply"
+CHATTY = "chatty-reply"
+NOT_A_QUESTION = "not-a-question"
+QUESTION_TYPE = "question-type-changed"
+PROTECTED = "changed-protected-span"
+SHORT_ANSWER = "changed-short-answer"
+MISSING_TARGET = "missing-target"
+UNSUPPORTED = "unsupported-noun"
+LENGTH = "length-out-of-bounds"
+UNCHANGED = "unchanged"
+DROPPED = "dropped-noun"
+CHANGED_MEANING = "changed-meaning"
+REASONS = (UNPARSEABLE, CHATTY, NOT_A_QUESTION, QUESTION_TYPE, PROTECTED, SHORT_ANSWER, MISSING_TARGET,
+           UNSUPPORTED, DROPPED, CHANGED_MEANING, LENGTH, UNCHANGED)
+
+# Nouns any answer about an image may use without the seed naming them: the image itself, where
+# things are in it, and words of quantity and kind. They assert nothing that could be false.
+GENERIC_NOUNS = frozenset("""
+image picture photo photograph scene view shot frame side left right front back top bottom middle center centre
+corner edge background foreground distance area part color colour shade number amount kind type sort variety
+thing something anything nothing one ones lot bit way time moment presence appearance setting position
+direction place spot detail feature element aspect shape size total pair group couple
+""".split())
+_LEAD_IN = re.compile(r"^\s*(?:sure|certainly|of course|okay|ok|here(?:'s| is| are)|rewritten|rephrased|the "
+                      r"(?:rewritten|rephrased|new|reworded)|(?:new |rewritten |rephrased )?(?:question|answer)\s*:)",
+                      re.IGNORECASE)
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+_QUOTED = re.compile(r"\"[^\"\n]*\"|“[^”\n]*”|\[[^\]\n]*\]")
+MIN_LENGTH_RATIO, MAX_LENGTH_RATIO, LENGTH_SLACK_WORDS = 0.5, 2.0, 3
+
+
+def piece_problem(kind: str, seed: str, reply: str) -> tuple[str, str] | None:
+    """(reason, detail) that refuses `reply` as a rewrite of one question line or answer `seed`."""
+    reply = reply.strip()
+    if not reply:
+        return UNPARSEABLE, "empty reply"
+    if _LEAD_IN.match(reply):
+        return CHATTY, reply[:200]
+    if kind == "question":
+        if "\n" in reply or not reply.endswith("?") or reply.count("?") > 1:
+            return NOT_A_QUESTION, reply[:200]
+        before, after = question_types(seed), question_types(reply)
+        if before != after:
+            return QUESTION_TYPE, f"{'/'.join(sorted(before))} became {'/'.join(sorted(after))}: {reply[:160]}"
+    kept = [s for s in _NUMBER.findall(seed) + _QUOTED.findall(seed) if s not in reply]
+    if kept or sorted(_NUMBER.findall(reply)) != sorted(_NUMBER.findall(seed)):
+        return PROTECTED, f"{(kept or _NUMBER.findall(reply))[:3]}: {reply[:160]}"
+    n, m = len(seed.split()), len(reply.split())
+    if not MIN_LENGTH_RATIO * n - LENGTH_SLACK_WORDS <= m <= MAX_LENGTH_RATIO * n + LENGTH_SLACK_WORDS:
+        return LENGTH, f"{m} words for the seed's {n}: {reply[:160]}"
+    return None
+
+
+# Words that carry no content of their own: a rewrite may add, drop or move them. Everything
+# else (nouns, verbs, adjectives, adverbs, prepositions of place, "you") is content.
+FUNCTION_WORDS = frozenset("""
+a an the this that these those it its it's he she they him them his her their there here
+is are was were be been being am do does did done can could will would shall should may might must
+what which who whom whose where when why how
+of to for with by from as and or but so if than then also just very really
+any some each every all both either neither another other
+""".split())
+_WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
+
+
+def content_words(text: str) -> list[str]:
+    return [w for w in _WORD.findall(text.lower()) if w not in FUNCTION_WORDS]
+
+
+def meaning_problem(seed: str, reply: str, bases, swaps: dict[str, str]) -> tuple[str, str] | None:
+    """(reason, detail) when `reply` does not say what `seed` says in other words: each content
+    word must be the seed's in some form (`bases(word)`: its dictionary forms, "holding" ->
+    {"hold", "holding"}), or an offered synonym for it (`swaps`: synonym -> the seed's noun), one
+    for one; and some content word must change form, place or word, or it is the seed again.
+    Stricter than meaning: "What is the plate made of?" -> "What does the plate have on it?" is
+    refused (made is not have), as is any synonym no sense check offered."""
+    before, after = content_words(seed), content_words(reply)
+    if before == after:
+        return UNCHANGED, "only function words changed"
+    left = list(after)
+    lost = []
+    for word in before:
+        forms = bases(word)
+        match = next((i for i, w in enumerate(left) if bases(w) & forms or bases(swaps.get(w, w)) & forms), None)
+        if match is None:
+            lost.append(word)
+        else:
+            left.pop(match)
+    if lost or left:
+        return CHANGED_MEANING, f"lost {', '.join(lost) or '-'}; added {', '.join(left) or '-'}: {reply[:160]}"
+    return None
+
+
+def question_types(text: str) -> set[str]:
+    """The interrogation perspective's types of a question, read after a fronted phrase too
+    ("In the image, how many zebras ...?" is a "how many" question)."""
+    found = turn_types(text)
+    if found == {CATCH_ALL} and "," in text:
+        found = turn_types(text.split(",", 1)[1])
+    return found
+
+
+def unsupported_nouns(nouns: Iterable[str], support: Iterable[str]) -> list[str]:
+    """The reply's noun lemmas that neither the seed (or its caption) nor its related words hold."""
+    allowed = set(support) | GENERIC_NOUNS
+    return sorted(n for n in set(nouns) if n not in allowed and not _compound_of(n, allowed))
+
+
+def _compound_of(noun: str, allowed: set[str]) -> bool:
+    """A multi-word lemma whose every word is allowed ('tennis racket' beside 'tennis', 'racket')."""
+    words = noun.split()
+    return len(words) > 1 and all(w in allowed for w in words)
+
+
+def rewrite_problem(seed_turns: list[dict], turns: list[dict], target: str, nouns: Iterable[str],
+                    support: Iterable[str], seed_nouns: dict[str, frozenset[str]]) -> tuple[str, str] | None:
+    """(reason, detail) that refuses the assembled rewrite of `seed_turns`: the same turns and
+    short answers, not the seed word for word, the target noun present, no noun the seed does
+    not support, and every noun of the seed's turns still there or said by a related word
+    (`seed_nouns`: noun -> its related words), so that nothing the seed said is left out."""
+    changed = keeps_short_answers(seed_turns, turns)
+    if changed:
+        return SHORT_ANSWER, changed
+    if [_normal(t.get("value", "")) for t in turns] == [_normal(t.get("value", "")) for t in seed_turns]:
+        return UNCHANGED, "every piece came back as it was"
+    nouns = set(nouns)
+    if target not in nouns:
+        return MISSING_TARGET, f"'{target}' is gone"
+    extra = unsupported_nouns(nouns, support)
+    if extra:
+        return UNSUPPORTED, ", ".join(extra[:8])
+    dropped = sorted(n for n, related in seed_nouns.items()
+                     if n not in nouns and not (related & nouns) and n not in GENERIC_NOUNS)
+    if dropped:
+        return DROPPED, ", ".join(dropped[:8])
+    return None
+
+
+def conversation_problem(caption: str, turns: list[dict] | None, target: str, answer_nouns: Iterable[str],
+                         support: Iterable[str], max_words: int) -> tuple[str, str] | None:
+    """(reason, detail) that refuses a conversation written from a caption: it parses, each
+    human turn asks (a question, or a task such as "Describe ..."), the target is named, the
+    answers name nothing the caption does not, and no answer is empty or past `max_words`."""
+    if not turns:
+        return UNPARSEABLE, "no Question/Answer blocks"
+    for turn in turns:
+        text = turn["value"].replace("<image>", "").strip()
+        if turn["from"] == "human" and not (text.endswith("?") or _first_word(text) in INSTRUCTION_VERBS):
+            return NOT_A_QUESTION, text[:200]
+        if turn["from"] == "gpt":
+            if _LEAD_IN.match(text):
+                return CHATTY, text[:200]
+            if not text or len(text.split()) > max_words:
+                return LENGTH, f"an answer of {len(text.split())} words (at most {max_words})"
+    extra = unsupported_nouns(answer_nouns, support)
+    if extra:
+        return UNSUPPORTED, ", ".join(extra[:8])
+    if not any(_holds(t["value"], target) for t in turns):
+        return MISSING_TARGET, f"'{target}' is not in the conversation (caption: {caption[:120]})"
+    return None
+
+
+def _holds(text: str, word: str) -> bool:
+    from adr.tail_turns import word_pattern
+
+    return bool(word_pattern(word).search(text))
+
+
+def _first_word(text: str) -> str:
+    found = re.match(r"[a-z]+", text.lower())
+    return found.group(0) if found else ""
+
+
+def _normal(text: str) -> str:
+    return " ".join(text.split()).lower()
