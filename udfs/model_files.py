@@ -95,7 +95,7 @@ def _copy_down(url: str, cache_dir: str | None) -> str:
     fs, root = fsspec.core.url_to_fs(url)
     if not fs.isdir(root):
         raise ConfigError(f"model {url!r}: no such directory")
-    key = hashlib.sha256(f"{url}\x1f{fs.checksum(root)}".encode()).hexdigest()[:16]
+    key = _cache_key(url, fs, root)
     cache = Path(cache_dir) if cache_dir else model_cache()
     target = cache / key
     if not target.is_dir():
@@ -114,13 +114,17 @@ def _copy_down(url: str, cache_dir: str | None) -> str:
     return str(target)
 
 
+def _cache_key(url: str, fs, root: str) -> str:
+    """The cache folder of a model at a URL: a new upload (another checksum) is copied again."""
+    return hashlib.sha256(f"{url}\x1f{fs.checksum(root)}".encode()).hexdigest()[:16]
+
+
 def _copy_down_file(url: str, cache_dir: str | None) -> ModelFiles:
     """A GGUF file at a URL, copied once per worker into the private cache (see _copy_down)."""
     fs, root = fsspec.core.url_to_fs(url)
     if not fs.isfile(root):
         raise ConfigError(f"model {url!r}: no such file")
-    key = hashlib.sha256(f"{url}\x1f{fs.checksum(root)}".encode()).hexdigest()[:16]
-    folder = (Path(cache_dir) if cache_dir else model_cache()) / key
+    folder = (Path(cache_dir) if cache_dir else model_cache()) / _cache_key(url, fs, root)
     target = folder / Path(root).name
     if not target.is_file():
         folder.mkdir(parents=True, exist_ok=True)

@@ -153,21 +153,19 @@ def by_candidate(keyed) -> tuple[str, tuple]:
 
 def chosen_rewrite(piece, replies: tuple[str, ...], swaps: dict[str, str]) -> tuple[str, tuple | None]:
     """The first of a piece's alternative replies that passes the piece's checks and changes its
-    wording; else the first that passes unchanged; else (the greedy reply, why it is refused)."""
+    wording; else the seed's own text when some reply only repeated it (the record as a whole must
+    still change, rewrite_problem); else (the greedy reply, why it is refused)."""
     from udfs.wordnet import word_bases
 
-    passing = []
-    first_problem = None
+    problems = []
     for text in (r.strip() for r in replies):
         problem = piece_problem(piece.kind, piece.text, text) or meaning_problem(piece.text, text, word_bases, swaps)
         if problem is None:
             return text, None
-        if problem[0] == UNCHANGED:
-            passing.append(text)
-        first_problem = first_problem or problem
-    if passing:
-        return piece.text, (UNCHANGED, "")
-    return replies[0].strip(), first_problem
+        problems.append(problem)
+    if any(reason == UNCHANGED for reason, _ in problems):
+        return piece.text, None
+    return replies[0].strip(), problems[0]
 
 
 def rewritten_record(kv, plan_models: dict, params: dict, seed_value: int, nlp: str | None):
@@ -182,17 +180,13 @@ def rewritten_record(kv, plan_models: dict, params: dict, seed_value: int, nlp: 
     alternatives = [r[2] if isinstance(r[2], (tuple, list)) else (r[2],) for r in replies]
     said = " | ".join(a[0] for a in alternatives)[:1500]
     swaps = dict(work.swaps)
-    texts, unchanged = [], 0
+    texts = []
     for piece, options in zip(work.pieces, alternatives):
         text, problem = chosen_rewrite(piece, tuple(options), swaps)
-        if problem and problem[0] != UNCHANGED:
+        if problem:
             yield beam.pvalue.TaggedOutput(FAILED, failure(work, problem[0], f"{problem[1]} | reply: {said}"))
             return
-        unchanged += bool(problem)
         texts.append(text)
-    if unchanged == len(texts):
-        yield beam.pvalue.TaggedOutput(FAILED, failure(work, UNCHANGED, f"every piece came back as it was | reply: {said}"))
-        return
     turns = assembled(list(work.seed_turns), list(work.pieces), texts)
     seed_found, found = entities_of([{"conversations": list(work.seed_turns)}, {"conversations": turns}],
                                     ("token",), nlp)
@@ -245,9 +239,9 @@ def conversation_record(keyed: tuple[Work, Any], plan_models: dict, params: dict
     """An LLM's conversation about a caption -> (its Work, a visual synthetic record), or the
     reason it is refused (adr.reply_checks): it must parse, ask, name the target, and say nothing
     in its answers that the caption (what the captioner saw in the new image) does not."""
+    from adr.entities.token import noun_lemmas
     from udfs.entities import tag_texts
     from udfs.wordnet import rewrite_support
-    from adr.entities.token import noun_lemmas
 
     work, result = keyed
     turns = parse_conversation(result.inference, with_image=bool(work.image))
