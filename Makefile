@@ -8,7 +8,7 @@ DEMO   := demo-output
 # COCO images for the report's examples, where the shared data is beside the checkout (optional).
 IMAGES ?= $(wildcard ../shared/data/coco_tiny/val2017)
 
-.PHONY: install demo test clean
+.PHONY: install demo test test-fast clean
 
 install: $(STAMP)
 
@@ -30,6 +30,10 @@ demo: install
 
 test: install
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 --dist loadfile
+
+# The pure and small tests: no Spark, no browser, nothing marked slow.
+test-fast: install
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 --dist loadfile -m "not slow and not spark and not browser"
 
 clean:
 	rm -rf $(DEMO) .pytest_cache

@@ -83,20 +83,23 @@ def parse_conversation(reply: str, *, with_image: bool = True) -> list[dict[str,
 
 
 # One piece at a time (adr.rewrite): a question line or a long answer, with worked examples that
-# keep the kind of question (a yes/no question stays one) and every object, name and number.
+# keep the kind of question and every word that names something, and change only the grammar and
+# the order: what the reply checks accept (tests hold each example to them).
 REPHRASE_SYSTEM = {
-    "question": "Reword the question. Ask exactly the same thing in other words: keep the kind of "
-                "question (a yes/no question stays a yes/no question), and every object, name and number in "
-                "it. Do not answer it. Reply with the reworded question only.",
-    "answer": "Reword the answer. Say exactly the same thing in other words: keep every fact, object, name "
-              "and number, and add nothing. Reply with the reworded answer only.",
+    "question": "Reword the question. Keep every word that names a thing, a person, a place, a color or a number, "
+                "and keep the kind of question (a yes/no question stays a yes/no question). Change only the "
+                "order of the words or the grammar. Do not answer it. Reply with the reworded question only.",
+    "answer": "Reword the answer. Keep every word that names a thing, a person, a place, a color or a number, "
+              "and add nothing. Change only the order of the words or the grammar. Reply with the reworded "
+              "answer only.",
 }
 REPHRASE_EXAMPLES = {
-    "question": (("What is the man holding in his left hand?", "What does the man have in his left hand?"),
-                 ("Is there a bicycle in the image?", "Does the image show a bicycle?"),
+    "question": (("What is the man holding in his left hand?", "In his left hand, what is the man holding?"),
+                 ("Is the man wearing a hat?", "Is a hat being worn by the man?"),
+                 ("Where is the cat sitting?", "Where does the cat sit?"),
                  ("How many zebras are standing in the field?", "How many zebras stand in the field?")),
     "answer": (("The dog is lying on a blue rug next to the sofa.", "Next to the sofa, the dog lies on a blue rug."),
-               ("There are 3 zebras in the image.", "The image shows 3 zebras.")),
+               ("There are 3 zebras grazing in the field.", "3 zebras graze in the field.")),
 }
 
 

@@ -9,6 +9,7 @@ tagger and the related words from WordNet, computed by the caller.
 
 from __future__ import annotations
 
+import collections
 import re
 from typing import Iterable
 
@@ -25,10 +26,11 @@ MISSING_TARGET = "missing-target"
 UNSUPPORTED = "unsupported-noun"
 LENGTH = "length-out-of-bounds"
 UNCHANGED = "unchanged"
+GARBLED = "garbled-reply"
 DROPPED = "dropped-noun"
 CHANGED_MEANING = "changed-meaning"
 REASONS = (UNPARSEABLE, CHATTY, NOT_A_QUESTION, QUESTION_TYPE, PROTECTED, SHORT_ANSWER, MISSING_TARGET,
-           UNSUPPORTED, DROPPED, CHANGED_MEANING, LENGTH, UNCHANGED)
+           UNSUPPORTED, DROPPED, CHANGED_MEANING, LENGTH, UNCHANGED, GARBLED)
 
 # Nouns any answer about an image may use without the seed naming them: the image itself, where
 # things are in it, and words of quantity and kind. They assert nothing that could be false.
@@ -65,19 +67,34 @@ def piece_problem(kind: str, seed: str, reply: str) -> tuple[str, str] | None:
     n, m = len(seed.split()), len(reply.split())
     if not MIN_LENGTH_RATIO * n - LENGTH_SLACK_WORDS <= m <= MAX_LENGTH_RATIO * n + LENGTH_SLACK_WORDS:
         return LENGTH, f"{m} words for the seed's {n}: {reply[:160]}"
+    garbled = _garbled(seed, reply, kind)
+    if garbled:
+        return GARBLED, f"{garbled}: {reply[:160]}"
     return None
 
 
 # Words that carry no content of their own: a rewrite may add, drop or move them. Everything
 # else (nouns, verbs, adjectives, adverbs, prepositions of place, "you") is content.
 FUNCTION_WORDS = frozenset("""
-a an the this that these those it its it's he she they him them his her their there here
+a an the this that these those it its it's he she they him them his her their there
 is are was were be been being am do does did done can could will would shall should may might must
 what which who whom whose where when why how
 of to for with by from as and or but so if than then also just very really
 any some each every all both either neither another other
 """.split())
 _WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
+# Function words that carry the logic of a question: "both ... and" is not "either ... or", and
+# "the reason for the group being here" is not "the reason for the group", and "What is it doing?"
+# is not "What is doing?". A rewording keeps them.
+LOGIC_WORDS = frozenset("or nor either neither both all every each any some if than but only here "
+                        "it its it's he she they him them his her their".split())
+
+
+# Every question and answer in an image record is about the image: saying so, or not, changes
+# nothing ("What color is the device in the image?" is "What color is the device?").
+_ABOUT_THE_IMAGE = re.compile(r"\b(?:in|of|from|on)\s+(?:the|this)\s+(?:image|picture|photo|photograph|scene)\b",
+                              re.IGNORECASE)
+DETERMINERS = frozenset("a an the this that these those".split())
 
 
 def content_words(text: str) -> list[str]:
@@ -88,12 +105,10 @@ def meaning_problem(seed: str, reply: str, bases, swaps: dict[str, str]) -> tupl
     """(reason, detail) when `reply` does not say what `seed` says in other words: each content
     word must be the seed's in some form (`bases(word)`: its dictionary forms, "holding" ->
     {"hold", "holding"}), or an offered synonym for it (`swaps`: synonym -> the seed's noun), one
-    for one; and some content word must change form, place or word, or it is the seed again.
-    Stricter than meaning: "What is the plate made of?" -> "What does the plate have on it?" is
-    refused (made is not have), as is any synonym no sense check offered."""
-    before, after = content_words(seed), content_words(reply)
-    if before == after:
-        return UNCHANGED, "only function words changed"
+    for one; and the wording must change by two words or more, determiners and "in the image"
+    aside, or use an offered synonym, or it is the seed again. Stricter than meaning: "What is the plate made of?" -> "What does the plate have on
+    it?" is refused (made is not have), as is any synonym no sense check offered."""
+    before, after = content_words(_ABOUT_THE_IMAGE.sub(" ", seed)), content_words(_ABOUT_THE_IMAGE.sub(" ", reply))
     left = list(after)
     lost = []
     for word in before:
@@ -105,7 +120,70 @@ def meaning_problem(seed: str, reply: str, bases, swaps: dict[str, str]) -> tupl
             left.pop(match)
     if lost or left:
         return CHANGED_MEANING, f"lost {', '.join(lost) or '-'}; added {', '.join(left) or '-'}: {reply[:160]}"
+    logic_before, logic_after = _logic(seed), _logic(reply)
+    if logic_before != logic_after:
+        return CHANGED_MEANING, f"{' '.join(logic_before) or '-'} became {' '.join(logic_after) or '-'}: {reply[:160]}"
+    edits = _word_edits(_wording(seed), _wording(reply))
+    if edits < MIN_WORD_EDITS and not any(w in swaps for w in after):
+        return UNCHANGED, (f"{edits} word changed" if edits else "only determiners or 'in the image' changed")
     return None
+
+
+def _logic(text: str) -> list[str]:
+    return sorted(w for w in _WORD.findall(text.lower()) if w in LOGIC_WORDS)
+
+
+# A rewording changes at least two words (or uses an offered synonym): one word's difference
+# ("might" for "could") is a near-copy of a record the corpus already holds.
+MIN_WORD_EDITS = 2
+
+
+def _word_edits(a: list[str], b: list[str]) -> int:
+    """Words inserted, deleted or replaced to turn `a` into `b` (Levenshtein over words)."""
+    row = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        prev, row[0] = row[0], i
+        for j, y in enumerate(b, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (x != y))
+    return row[-1]
+
+
+def _wording(text: str) -> list[str]:
+    """The words of `text` in order, but for determiners and saying it is about the image: a reply
+    that changes only these is its seed again, a near-copy that deduplication would remove."""
+    return [w for w in _WORD.findall(_ABOUT_THE_IMAGE.sub(" ", text.lower())) if w not in DETERMINERS]
+
+
+INTERROGATIVES = frozenset("what which who whom whose where when why how".split())
+
+
+def _garbled(seed: str, reply: str, kind: str) -> str | None:
+    """What makes `reply` word salad that the word-level checks would let through: a question
+    word the seed does not have ("What number is shown, is what?"), an answer of another number
+    of sentences (a merge: "water, might indicate that..."), a grammar word used more often
+    than the seed uses it, or once if it has none ("What is made of is the stare?"), or a run of
+    words repeated more often than the seed repeats it ("The scene is a scene of a scene")."""
+    before, after = _WORD.findall(seed.lower()), _WORD.findall(reply.lower())
+    if kind == "question":
+        asked = sorted(w for w in before if w in INTERROGATIVES)
+        if sorted(w for w in after if w in INTERROGATIVES) != asked:
+            return f"asks {' '.join(w for w in after if w in INTERROGATIVES) or '-'} for {' '.join(asked) or '-'}"
+    seed_words = collections.Counter(before)
+    for word, n in collections.Counter(w for w in after if w in FUNCTION_WORDS and w not in DETERMINERS).items():
+        if n > max(seed_words[word], 1):
+            return f"'{word}' {n} times for the seed's {seed_words[word]}"
+    if kind == "answer" and _sentences(reply) != _sentences(seed):
+        return f"{_sentences(reply)} sentence(s) for the seed's {_sentences(seed)}"
+    seed_pairs = collections.Counter(zip(before, before[1:]))
+    for pair, n in collections.Counter(zip(after, after[1:])).items():
+        if n > 1 and n > seed_pairs[pair]:
+            return f"'{' '.join(pair)}' {n} times"
+    return None
+
+
+def _sentences(text: str) -> int:
+    """Sentences of an answer: a merge leaves one without its subject ("..., might indicate")."""
+    return len(re.findall(r"[.!?]+(?:\s|$)", text.strip() + " ")) or 1
 
 
 def question_types(text: str) -> set[str]:

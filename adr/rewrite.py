@@ -19,6 +19,14 @@ QUESTION, ANSWER = "question", "answer"
 # hundred words is beyond the reply length a rewrite is given, and checking it word by word
 # against its seed is what the checks cannot do reliably.
 MAX_PIECE_CHARS = 600
+# A piece whose rewrite would not fit the reply (`--max-new-tokens`) is cut short and refused:
+# about four characters a token, with a quarter to spare for the rewording.
+CHARS_PER_TOKEN, REPLY_SLACK = 4, 1.25
+
+
+def piece_chars(max_new_tokens: int) -> int:
+    """The longest piece handed to a model whose replies stop at `max_new_tokens`."""
+    return min(MAX_PIECE_CHARS, int(max_new_tokens * CHARS_PER_TOKEN / REPLY_SLACK))
 
 
 @dataclass(frozen=True)
@@ -31,18 +39,19 @@ class Piece:
     kind: str  # QUESTION or ANSWER
 
 
-def rewritable_pieces(turns: list[dict]) -> list[Piece]:
-    """The question lines and long answers of `turns` that no protected span touches."""
+def rewritable_pieces(turns: list[dict], max_chars: int = MAX_PIECE_CHARS) -> list[Piece]:
+    """The question lines and long answers (of at most `max_chars`) of `turns` that no protected
+    span touches."""
     pieces: list[Piece] = []
     question = ""
     for i, (turn, spans) in enumerate(zip(turns, protected_spans(turns))):
         text = turn.get("value", "")
         if turn.get("from") == "gpt":
-            if not is_short_answer(question, text) and len(text.strip()) <= MAX_PIECE_CHARS:
+            if not is_short_answer(question, text) and len(text.strip()) <= max_chars:
                 pieces += _unprotected(i, text, spans, ANSWER, whole=True)
             continue
         question = text
-        pieces += _unprotected(i, text, spans, QUESTION, whole=False)
+        pieces += [p for p in _unprotected(i, text, spans, QUESTION, whole=False) if len(p.text) <= max_chars]
     return pieces
 
 

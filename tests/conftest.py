@@ -39,6 +39,18 @@ def pytest_configure(config):
         raise pytest.UsageError(f"shared test data not found at {SHARED} (set ADR_SHARED_DATA)")
 
 
+# What a test needs, read from what it asks for: `make test-fast` leaves out these three.
+SPARK_FIXTURES = {"spark"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if SPARK_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.spark)
+        if "chromium" in item.name:
+            item.add_marker(pytest.mark.browser)
+
+
 @pytest.fixture(scope="session")
 def coco():
     """The official COCO captions and instances, loaded once."""

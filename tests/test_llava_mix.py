@@ -25,6 +25,8 @@ from pipelines.rebalance import job as beam_rebalance
 from scripts.make_llava_mix import generate, write
 from tests.conftest import COCO_IMAGES, NLP_ARGS, SHARED
 
+pytestmark = pytest.mark.slow  # adr run on a 2,000-record LLaVA-shaped array
+
 RECORDS = 2000
 
 

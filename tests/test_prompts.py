@@ -1,4 +1,4 @@
-from adr.prompts import EXAMPLES, conversation_messages, parse_conversation, rephrase_messages
+from adr.prompts import EXAMPLES, REPHRASE_EXAMPLES, conversation_messages, parse_conversation, rephrase_messages
 
 # A reply as LLaVA's GPT-4 conversations were written, including a stray <image> and a
 # missing final separator.
@@ -46,4 +46,4 @@ def test_messages_carry_the_instructions_examples_and_caption():
     rephrase = rephrase_messages("question", " What is on the table? ", ["automobile", "baggage"])
     assert "automobile, baggage" in rephrase[0]["content"] and rephrase[-1] == {"role": "user",
                                                                                 "content": "What is on the table?"}
-    assert [m["role"] for m in rephrase] == ["system"] + ["user", "assistant"] * 3 + ["user"]
+    assert [m["role"] for m in rephrase] == ["system"] + ["user", "assistant"] * len(REPHRASE_EXAMPLES["question"]) + ["user"]

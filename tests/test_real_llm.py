@@ -6,6 +6,7 @@ tests hold the checks to what it really writes: nothing it says becomes a record
 check passes, and each refusal names its reason and carries the reply.
 """
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +16,6 @@ from apache_beam.ml.inference.base import PredictionResult
 
 from adr.errors import ConfigError
 from adr.reply_checks import REASONS
-from adr.rewrite import rewritable_pieces
 from pipelines.synthesize import steps
 from pipelines.synthesize.handlers.llm import ChatLLMHandler, render_chat
 from tests.test_beam_synthesize import corpus, read_jsonl  # noqa: F401  (corpus: a fixture)
@@ -54,34 +54,56 @@ def test_the_gguf_model_answers_through_its_own_chat_template(smollm2):
     assert len(again.inference) == 3 and again.inference[0] == result.inference  # greedy first
 
 
-def test_real_rewrites_become_records_only_when_every_check_passes(corpus, smollm2):
-    """The first seeds with rewritable pieces, through the stage's own steps."""
-    from udfs.artifacts import read_dictionary
+@pytest.fixture(scope="module")
+def llm_run(spark, tmp_path_factory):
+    """`adr run --llm SmolLM2.gguf --mix rewrite=1` on a small LLaVA-shaped corpus, as a user runs
+    it: (run directory, its records, the synthesize summary)."""
+    from pipelines import run
+    from scripts.make_llava_mix import generate, write
+    from tests.conftest import NLP_ARGS, SHARED
 
-    root, _ = corpus
-    handler, model = smollm2
-    counts = read_dictionary(str(root / "stats"), ("token",), "count")["token"]
-    rows = [r for r in read_jsonl(root / "rebalanced" / "seeds") if r["tail_entities"].get("token")]
-    made, refused = [], []
-    for row in rows[:3]:
-        target = min(row["tail_entities"]["token"], key=lambda e: (counts.get(e, 0), e))
-        seed = steps.Seed("rewrite", 0.5, row["key"], row["id"], row.get("image"), row["tail_entities"],
-                          row["record"], ("token", target), None, tuple(row["entities"]["token"]))
-        requests = [e for e in steps.rewrite_requests(seed, counts, 10 ** 6) if isinstance(e, tuple)]
-        assert len(requests) == len(rewritable_pieces(requests[0][0][0].seed_turns))
-        results = handler.run_inference([m for _, m in requests], model, {"alternatives": 2})
-        grouped = [steps.by_candidate((key, r)) for (key, _), r in zip(requests, results)]
-        for out in steps.rewritten_record((grouped[0][0], [g[1] for g in grouped]), {"llm": str(GGUF)},
-                                          {"seed": 42}, 42, None):
-            (refused if hasattr(out, "tag") else made).append(out)
-    assert len(made) + len(refused) == 3
-    for failure in refused:
-        assert failure.tag == steps.FAILED and failure.value["reason"] in REASONS
-        assert "reply: " in failure.value["detail"] and failure.value["made_for"][0] == "token"
-    for work, record in made:
-        target = work.target[1]
+    root = tmp_path_factory.mktemp("llm-run")
+    records = list(generate(300, seed=11, data_dir=SHARED))
+    write(root / "mix.json", records)
+    run.run(["--input", str(root / "mix.json"), "--output", str(root / "run"), "--master", "local[2]",
+             "--mix", "rewrite=1", "--budget", str(BUDGET), "--llm", str(GGUF), "--device", "cpu",
+             "--rewrite-alternatives", "4", "--max-new-tokens", "32", "--ceiling", "1000", "--min-tail-share", "0",
+             *NLP_ARGS], spark=spark)
+    summary = json.loads((root / "run" / "synthesize" / "summary.json").read_text())
+    return root / "run", records, summary
+
+
+BUDGET = 2
+
+
+@pytest.mark.slow
+def test_adr_run_with_the_real_llm_meets_a_rewrite_budget_with_records_that_pass_every_check(llm_run):
+    from adr.protected import keeps_short_answers
+    from adr.tail_turns import turns_for
+
+    out, records, summary = llm_run
+    assert summary["made"]["rewrite"] == BUDGET and summary["budget_met"] and summary["reassigned"] == []
+    seeds = {r["key"]: r for r in read_jsonl(out / "rebalance" / "seeds")}
+    made = read_jsonl(out / "synthesize" / "synthetic")
+    assert len(made) == BUDGET
+    for record in made:
+        prov = record["adr"]
+        seed = seeds[prov["seed_key"]]
+        target = prov["made_for"]["entity"]
+        before = turns_for(seed["record"], target)
+        assert prov["method"] == "rewrite" and record["image"] == seed["record"].get("image")
+        assert record["conversations"] != before and len(record["conversations"]) == len(before)
+        assert keeps_short_answers(before, record["conversations"]) is None
         assert any(target in t["value"].lower() for t in record["conversations"])
-        assert record["conversations"] != list(work.seed_turns)
+        kept = prov["parameters"]["kept_as_seed"]
+        assert len(kept) < prov["parameters"]["pieces"] and all(k["reason"] in REASONS for k in kept)
+    refined = json.loads((out / "synthesize" / "refined" / "refined.json").read_text())
+    assert len(refined) == summary["refined"] and sum(1 for r in refined if "adr" in r) == BUDGET
+    failed = [f for f in read_jsonl(out / "synthesize" / "failed") if f["method"] == "rewrite"]
+    assert failed, "a 135M model's replies are refused too"
+    assert {f["reason"] for f in failed} <= set(REASONS) | {"no-rewritable-piece"}
+    assert all("reply: " in f["detail"] for f in failed if f["reason"] != "no-rewritable-piece")
+    assert sum(summary["failed_by_reason"].values()) == len(read_jsonl(out / "synthesize" / "failed"))
 
 
 def test_a_conversation_from_a_real_caption_is_checked_against_it(smollm2):

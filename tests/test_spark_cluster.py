@@ -188,6 +188,7 @@ def sorted_rows(path: Path, key) -> list[dict]:
     return sorted(pq.read_table(path).to_pylist(), key=key)
 
 
+@pytest.mark.slow
 def test_stats_submitted_to_a_standalone_cluster_equal_a_local_run(packing, cluster, corpus, spark, tmp_path):
     args = ["--input", str(corpus), "--reverse-index", *NLP_ARGS]
     local = tmp_path / "local"

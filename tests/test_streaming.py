@@ -182,6 +182,7 @@ def wait_for(predicate, timeout: float, what: str):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+@pytest.mark.slow
 def test_records_after_a_refresh_follow_the_new_dictionary(coco_stats, second_stats, coco_jsonl, tmp_path):
     first, manifest = coco_stats
     perspectives = manifest["parameters"]["perspectives"]

@@ -117,7 +117,8 @@ def test_rewrite_replies_that_fail_the_checks_never_become_records(corpus, model
     root, rebalanced = corpus
     out = tmp_path / "rewrite"
     summary = synthesize(corpus, out, "--budget", "2", "--mix", "rewrite=1", "--llm", str(models["chat_lm"]),
-                         "--max-new-tokens", "40", "--batch-size", "2", "--device", "cpu",
+                         # replies long enough for the five-caption answers to be handed to it
+                         "--max-new-tokens", "160", "--batch-size", "2", "--device", "cpu",
                          "--rewrite-alternatives", "1", "--overdraw", "1")
     failed = check_refusals(summary, out, "rewrite")
     assert {f["reason"] for f in failed} == {"chatty-reply"}

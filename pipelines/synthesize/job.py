@@ -40,6 +40,7 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, WorkerOptions
 
 from adr.errors import ConfigError
+from adr.rewrite import piece_chars
 from adr.entities.registry import CATCH_ALLS
 from adr.synthesis import (METHODS, boundary, kept_per_bin, next_bins, parse_ceilings, parse_mix,
                            plan_budget, reassign_shortfall, shard_of_cells)
@@ -166,7 +167,8 @@ class Plan:
                                           ("llm", args.llm)) if v}
         self.context = PlanContext(
             args.seed, tuple(m for m in METHODS if enabled[m]), self.taus, self.ceilings,
-            read_dictionary(args.dictionary, self.perspectives, "count"), args.min_tail_share)
+            read_dictionary(args.dictionary, self.perspectives, "count"), args.min_tail_share,
+            piece_chars(args.max_new_tokens))
 
 
 def offer_histograms(plan: Plan, beam_args) -> dict[str, dict[int, int]]:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import apache_beam as beam
 
 from adr.entities.registry import extract_record
-from adr.rewrite import rewritable_pieces
+from adr.rewrite import MAX_PIECE_CHARS, rewritable_pieces
 from adr.synonyms import fitting, replaceable_nouns, sentence_context, word_synonyms
 from adr.synthesis import bin_of, capacity, draw, is_target, offer_order
 from adr.tail_turns import turns_for, word_pattern
@@ -40,6 +40,7 @@ class PlanContext:
     ceilings: dict          # perspective -> ceiling
     counts: dict            # perspective -> entity -> records holding it (the dictionary)
     min_tail_share: float = 0.0  # of the tokens a language record adds, at least this share tail
+    piece_chars: int = MAX_PIECE_CHARS  # rewrite: the longest piece the LLM's replies can hold
     _synonyms: dict = field(default_factory=dict, compare=False, repr=False)  # per worker, per noun
 
     def is_target(self, perspective: str, entity: str) -> bool:
@@ -190,7 +191,7 @@ def offer_lines(lines: list[str], ctx: PlanContext, nlp: str | None):
         for method, p, e, choice in seed_offers(row, found or (), ctx):
             word = choice["noun"] if choice else e  # the word the record's turns are kept for
             turns = turns_for(row["record"], word) if method != "visual" else []
-            if method == "rewrite" and not rewritable_pieces(turns):
+            if method == "rewrite" and not rewritable_pieces(turns, ctx.piece_chars):
                 continue  # nothing in these turns is the model's to reword: no record could come of it
             carrying = carried(row, method, (p, e), choice, turns, ctx)
             tail = sum(1 for q, _ in carrying if q == "token")

@@ -124,7 +124,7 @@ def run_round(plan, ranges: dict[str, tuple[int, int]], round_dir: str, beam_arg
             failures.append(out[FAILED])
         if "rewrite" in ranges:
             requests = drawn["rewrite"] | "RewritePieces" >> beam.FlatMap(
-                rewrite_requests, tokens, tau).with_outputs(FAILED, main="pieces")
+                rewrite_requests, tokens, tau, ctx.piece_chars).with_outputs(FAILED, main="pieces")
             failures.append(requests[FAILED])
             replies = (requests.pieces
                        | "Rewrite" >> on_accelerator(RunInference(

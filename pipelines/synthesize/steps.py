@@ -18,7 +18,7 @@ import fsspec
 from adr.errors import InputError
 from adr.prompts import conversation_messages, parse_conversation, rephrase_messages
 from adr.reply_checks import UNCHANGED, conversation_problem, meaning_problem, piece_problem, rewrite_problem
-from adr.rewrite import assembled, rewritable_pieces
+from adr.rewrite import MAX_PIECE_CHARS, assembled, rewritable_pieces
 from adr.synonyms import Replacement, replace_in_conversation
 from adr.synthesis import provenance, synthetic_id
 from adr.tail_turns import turns_for, word_pattern
@@ -127,16 +127,16 @@ def synonym_record(seed: Seed, seed_value: int):
                                    {"replacements": [chosen.to_dict()]}, tuple(seed.target))}
 
 
-def rewrite_requests(seed: Seed, counts: dict, tau: int):
-    """One LLM request per piece of the turns that hold the target (adr.rewrite), each offered the
-    safe synonyms of the turns' nouns; keyed by (work, piece index)."""
+def rewrite_requests(seed: Seed, counts: dict, tau: int, max_chars: int = MAX_PIECE_CHARS):
+    """One LLM request per piece (of at most `max_chars`) of the turns that hold the target
+    (adr.rewrite), each offered the safe synonyms of the turns' nouns; keyed by (work, piece index)."""
     from pipelines.synthesize.offers import synonym_choices
 
     turns = turns_for(seed.record, seed.target[1])
     choices = synonym_choices(turns, seed.nouns, counts, tau, bool(seed.record.get("image")))
     swaps = tuple(sorted({(c["synonym"], c["noun"]) for c in choices}))
     words = tuple(sorted({synonym for synonym, _ in swaps}))
-    pieces = tuple(rewritable_pieces(turns))
+    pieces = tuple(rewritable_pieces(turns, max_chars))
     work = Work.of(seed, image=seed.record.get("image"), words=words, seed_turns=tuple(turns), pieces=pieces,
                    nouns=seed.nouns, swaps=swaps)
     if not pieces:
@@ -152,9 +152,9 @@ def by_candidate(keyed) -> tuple[str, tuple]:
 
 
 def chosen_rewrite(piece, replies: tuple[str, ...], swaps: dict[str, str]) -> tuple[str, tuple | None]:
-    """The first of a piece's alternative replies that passes the piece's checks and changes its
-    wording; else the seed's own text when some reply only repeated it (the record as a whole must
-    still change, rewrite_problem); else (the greedy reply, why it is refused)."""
+    """(the first of a piece's alternative replies that passes the piece's checks, None), else
+    (the seed's own text, why the greedy reply is refused): a piece no reply rewrites stays as the
+    seed says it, and the record as a whole must still change (rewrite_problem)."""
     from udfs.wordnet import word_bases
 
     problems = []
@@ -163,14 +163,13 @@ def chosen_rewrite(piece, replies: tuple[str, ...], swaps: dict[str, str]) -> tu
         if problem is None:
             return text, None
         problems.append(problem)
-    if any(reason == UNCHANGED for reason, _ in problems):
-        return piece.text, None
-    return replies[0].strip(), problems[0]
+    return piece.text, problems[0]
 
 
 def rewritten_record(kv, plan_models: dict, params: dict, seed_value: int, nlp: str | None):
     """A candidate's piece replies -> its synthetic record, or the reason the replies are refused
-    (adr.reply_checks), with what the model wrote."""
+    (adr.reply_checks), with what the model wrote. Pieces whose replies are all refused keep the
+    seed's text, and the record's provenance says which and why."""
     from udfs.entities import entities_of
     from udfs.wordnet import related_nouns, rewrite_support
 
@@ -180,14 +179,13 @@ def rewritten_record(kv, plan_models: dict, params: dict, seed_value: int, nlp: 
     alternatives = [r[2] if isinstance(r[2], (tuple, list)) else (r[2],) for r in replies]
     said = " | ".join(a[0] for a in alternatives)[:1500]
     swaps = dict(work.swaps)
-    texts = []
-    for piece, options in zip(work.pieces, alternatives):
-        text, problem = chosen_rewrite(piece, tuple(options), swaps)
-        if problem:
-            yield beam.pvalue.TaggedOutput(FAILED, failure(work, problem[0], f"{problem[1]} | reply: {said}"))
-            return
-        texts.append(text)
-    turns = assembled(list(work.seed_turns), list(work.pieces), texts)
+    chosen = [chosen_rewrite(piece, tuple(options), swaps) for piece, options in zip(work.pieces, alternatives)]
+    refused = [(i, problem) for i, (_, problem) in enumerate(chosen) if problem]
+    if len(refused) == len(chosen):
+        reason, detail = next(((r, d) for _, (r, d) in refused if r != UNCHANGED), refused[0][1])
+        yield beam.pvalue.TaggedOutput(FAILED, failure(work, reason, f"{detail} | reply: {said}"))
+        return
+    turns = assembled(list(work.seed_turns), list(work.pieces), [text for text, _ in chosen])
     seed_found, found = entities_of([{"conversations": list(work.seed_turns)}, {"conversations": turns}],
                                     ("token",), nlp)
     support = rewrite_support(set(work.nouns) | set(work.words or ()))
@@ -196,9 +194,11 @@ def rewritten_record(kv, plan_models: dict, params: dict, seed_value: int, nlp: 
     if problem:
         yield beam.pvalue.TaggedOutput(FAILED, failure(work, problem[0], f"{problem[1]} | reply: {said}"))
         return
+    kept = [{"piece": i, "reason": reason, "reply": alternatives[i][0][:300]} for i, (reason, _) in refused]
     yield work, {"id": _record_id(work, seed_value), "image": work.image, "conversations": turns,
                  "adr": provenance("rewrite", work.seed_key, work.seed_id, work.tail, plan_models,
-                                   {**params, "words": list(work.words or ())}, tuple(work.target))}
+                                   {**params, "words": list(work.words or ()), "pieces": len(chosen),
+                                    "kept_as_seed": kept}, tuple(work.target))}
 
 
 def load_seed_image(seed: Seed, images_root: str):

@@ -6,6 +6,8 @@ On a GPU worker with vLLM installed, Beam's own VLLMChatModelHandler
 
 from __future__ import annotations
 
+import contextlib
+import functools
 from typing import Iterable, Sequence
 
 from apache_beam.ml.inference.base import PredictionResult
@@ -40,7 +42,8 @@ class ChatLLMHandler(BatchedHandler):
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
         # A GGUF file's quantised weights are dequantised to the device's float type as they load.
-        model = AutoModelForCausalLM.from_pretrained(files.folder, dtype=dtype_for(device), **files.load_kwargs())
+        with _quiet_gguf_load():
+            model = AutoModelForCausalLM.from_pretrained(files.folder, dtype=dtype_for(device), **files.load_kwargs())
         return ChatModel(tokenizer, model.to(device).eval(), device)
 
     def validate_inference_args(self, inference_args) -> None:
@@ -51,6 +54,20 @@ class ChatLLMHandler(BatchedHandler):
             group, self._max_new_tokens, self._temperature, inference_args or {}, self._seed)]
         return [PredictionResult(messages, reply, self._model) for messages, reply in zip(batch, replies)]
 
+
+
+@contextlib.contextmanager
+def _quiet_gguf_load():
+    """transformers dequantises a GGUF file under its own tqdm bar, which its progress-bar switch
+    does not reach: on a worker that is hundreds of lines of carriage returns in the log."""
+    from transformers import modeling_gguf_pytorch_utils as gguf_utils
+
+    bar = gguf_utils.tqdm
+    gguf_utils.tqdm = functools.partial(bar, disable=True)
+    try:
+        yield
+    finally:
+        gguf_utils.tqdm = bar
 
 
 class ChatModel:
@@ -79,8 +96,6 @@ class ChatModel:
 
     def _generate(self, conversations: list[Messages], max_new_tokens: int, temperature: float, extra: dict,
                   seed: int, n: int) -> list[str]:
-        import contextlib
-
         import torch
 
         tokenizer = self.tokenizer
