@@ -154,6 +154,9 @@ def _wording(text: str) -> list[str]:
     return [w for w in _WORD.findall(_ABOUT_THE_IMAGE.sub(" ", text.lower())) if w not in DETERMINERS]
 
 
+# Finite auxiliaries and modals: a reword that has more than its seed stacked two ("What does
+# the food is doing?", "Where does the dog is?").
+AUXILIARIES = frozenset("is are was were am do does did can could will would shall should may might must".split())
 INTERROGATIVES = frozenset("what which who whom whose where when why how".split())
 
 
@@ -172,6 +175,9 @@ def _garbled(seed: str, reply: str, kind: str) -> str | None:
     for word, n in collections.Counter(w for w in after if w in FUNCTION_WORDS and w not in DETERMINERS).items():
         if n > max(seed_words[word], 1):
             return f"'{word}' {n} times for the seed's {seed_words[word]}"
+    finite = sum(1 for w in after if w in AUXILIARIES)
+    if finite > sum(1 for w in before if w in AUXILIARIES):
+        return f"{finite} auxiliaries for the seed's {sum(1 for w in before if w in AUXILIARIES)}"
     if kind == "answer" and _sentences(reply) != _sentences(seed):
         return f"{_sentences(reply)} sentence(s) for the seed's {_sentences(seed)}"
     seed_pairs = collections.Counter(zip(before, before[1:]))

@@ -40,6 +40,8 @@ def test_only_questions_and_long_answers_are_handed_to_the_model():
      "Are there in this picture are there both classics and bikes?", "garbled-reply"),
     ("question", "what number is shown?", "What number is shown, is what?", "garbled-reply"),
     ("question", "What is the stare made of?", "What is made of is the stare?", "garbled-reply"),
+    ("question", "What is the food doing?", "What does the food is doing?", "garbled-reply"),
+    ("question", "Where is the dog?", "Where does the dog is?", "garbled-reply"),
     ("answer", "The image shows a pink flower with green leaves.",
      "The scene is a scene of a scene of a scene.", "garbled-reply"),
     ("answer", "There are 3 zebras in the image.", "There are three zebras in the image.", "changed-protected-span"),
