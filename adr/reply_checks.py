@@ -106,8 +106,9 @@ def meaning_problem(seed: str, reply: str, bases, swaps: dict[str, str]) -> tupl
     word must be the seed's in some form (`bases(word)`: its dictionary forms, "holding" ->
     {"hold", "holding"}), or an offered synonym for it (`swaps`: synonym -> the seed's noun), one
     for one; and the wording must change by two words or more, determiners and "in the image"
-    aside, or use an offered synonym, or it is the seed again. Stricter than meaning: "What is the plate made of?" -> "What does the plate have on
-    it?" is refused (made is not have), as is any synonym no sense check offered."""
+    aside, or use an offered synonym, or it is the seed again. Stricter than meaning: "What is the
+    plate made of?" -> "What does the plate have on it?" is refused (made is not have), as is any
+    synonym no sense check offered."""
     before, after = content_words(_ABOUT_THE_IMAGE.sub(" ", seed)), content_words(_ABOUT_THE_IMAGE.sub(" ", reply))
     left = list(after)
     lost = []
@@ -175,9 +176,9 @@ def _garbled(seed: str, reply: str, kind: str) -> str | None:
     for word, n in collections.Counter(w for w in after if w in FUNCTION_WORDS and w not in DETERMINERS).items():
         if n > max(seed_words[word], 1):
             return f"'{word}' {n} times for the seed's {seed_words[word]}"
-    finite = sum(1 for w in after if w in AUXILIARIES)
-    if finite > sum(1 for w in before if w in AUXILIARIES):
-        return f"{finite} auxiliaries for the seed's {sum(1 for w in before if w in AUXILIARIES)}"
+    finite, seed_finite = (sum(1 for w in words if w in AUXILIARIES) for words in (after, before))
+    if finite > seed_finite:
+        return f"{finite} auxiliaries for the seed's {seed_finite}"
     if kind == "answer" and _sentences(reply) != _sentences(seed):
         return f"{_sentences(reply)} sentence(s) for the seed's {_sentences(seed)}"
     seed_pairs = collections.Counter(zip(before, before[1:]))

@@ -40,8 +40,8 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, WorkerOptions
 
 from adr.errors import ConfigError
-from adr.rewrite import piece_chars
 from adr.entities.registry import CATCH_ALLS
+from adr.rewrite import piece_chars
 from adr.synthesis import (METHODS, boundary, kept_per_bin, next_bins, parse_ceilings, parse_mix,
                            plan_budget, reassign_shortfall, shard_of_cells)
 from pipelines import progress
