@@ -95,7 +95,7 @@ REPHRASE_SYSTEM = {
 }
 REPHRASE_EXAMPLES = {
     "question": (("What is the man holding in his left hand?", "In his left hand, what is the man holding?"),
-                 ("Is the man wearing a hat?", "Is a hat being worn by the man?"),
+                 ("Is the cat sleeping on the bed?", "Is the cat on the bed sleeping?"),
                  ("Where is the cat sitting?", "Where does the cat sit?"),
                  ("How many zebras are standing in the field?", "How many zebras stand in the field?")),
     "answer": (("The dog is lying on a blue rug next to the sofa.", "Next to the sofa, the dog lies on a blue rug."),

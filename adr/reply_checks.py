@@ -110,23 +110,113 @@ def meaning_problem(seed: str, reply: str, bases, swaps: dict[str, str]) -> tupl
     plate made of?" -> "What does the plate have on it?" is refused (made is not have), as is any
     synonym no sense check offered."""
     before, after = content_words(_ABOUT_THE_IMAGE.sub(" ", seed)), content_words(_ABOUT_THE_IMAGE.sub(" ", reply))
-    left = list(after)
-    lost = []
+    same = _same_word(bases, swaps)
+    left = list(enumerate(after))
+    lost, placed = [], []
     for word in before:
-        forms = bases(word)
-        match = next((i for i, w in enumerate(left) if bases(w) & forms or bases(swaps.get(w, w)) & forms), None)
+        match = next((k for k, (_, w) in enumerate(left) if same(word, w)), None)
         if match is None:
             lost.append(word)
         else:
-            left.pop(match)
+            place, said = left.pop(match)
+            placed.append(place)
+            if _number_changed(word, said):
+                return CHANGED_MEANING, f"{word} became {said}: {reply[:160]}"
     if lost or left:
-        return CHANGED_MEANING, f"lost {', '.join(lost) or '-'}; added {', '.join(left) or '-'}: {reply[:160]}"
+        added = [w for _, w in left]
+        return CHANGED_MEANING, f"lost {', '.join(lost) or '-'}; added {', '.join(added) or '-'}: {reply[:160]}"
+    moved = _moved_more_than_one_phrase(placed)
+    if moved:
+        return CHANGED_MEANING, f"word order: {moved}: {reply[:160]}"
+    rebound = _rebound(_bindings(seed), _bindings(reply), same)
+    if rebound:
+        return CHANGED_MEANING, f"{rebound}: {reply[:160]}"
     logic_before, logic_after = _logic(seed), _logic(reply)
     if logic_before != logic_after:
         return CHANGED_MEANING, f"{' '.join(logic_before) or '-'} became {' '.join(logic_after) or '-'}: {reply[:160]}"
     edits = _word_edits(_wording(seed), _wording(reply))
     if edits < MIN_WORD_EDITS and not any(w in swaps for w in after):
         return UNCHANGED, (f"{edits} word changed" if edits else "only determiners or 'in the image' changed")
+    return None
+
+
+def _same_word(bases, swaps: dict[str, str]):
+    """Whether a reply's word says a seed's word: a form of it, or an offered synonym for it."""
+    def same(seed_word: str, word: str) -> bool:
+        forms = bases(seed_word)
+        return bool(bases(word) & forms or bases(swaps.get(word, word)) & forms)
+    return same
+
+
+# Nouns whose plural is not the singular and an ending.
+IRREGULAR_PLURALS = {"man": "men", "woman": "women", "person": "people", "child": "children", "foot": "feet",
+                     "tooth": "teeth", "mouse": "mice", "goose": "geese"}
+
+
+def _number_changed(word: str, said: str) -> bool:
+    """Whether `said` is `word` in the other number ("coaches" for "coach", "cat" for "cats"): one
+    thing is not several, whatever the rest of the sentence says."""
+    if word == said:
+        return False
+    one, other = sorted((word, said), key=len)
+    return (other in (one + "s", one + "es") or (one.endswith("y") and other == one[:-1] + "ies")
+            or IRREGULAR_PLURALS.get(word) == said or IRREGULAR_PLURALS.get(said) == word)
+
+
+def _moved_more_than_one_phrase(placed: list[int]) -> str | None:
+    """Whether the seed's content words, at their places in the reply (`placed`, in the seed's
+    order), are the seed's order with at most one run of them moved: "In his left hand, what is
+    the man holding?" moves one phrase; "Is the cat chasing the dog?" for "Is the dog chasing the
+    cat?" moves two words apart, which changes who does what."""
+    order = sorted(range(len(placed)), key=placed.__getitem__)  # seed positions in reply order
+    if order == sorted(order):
+        return None
+    for i in range(len(order)):
+        for j in range(i + 1, len(order) + 1):
+            run, rest = order[i:j], order[:i] + order[j:]
+            if run == list(range(run[0], run[0] + len(run))) and rest == sorted(rest):
+                return None
+    return " ".join(str(k) for k in order)
+
+
+# Prepositions and what they bind: "What is the tomato made of?" is not "What is made of a tomato?".
+PREPOSITIONS = frozenset("""
+of in on at by with from to for into onto inside outside under over above below beneath behind beside
+near next between among across through along around against toward towards without within about off
+""".split())
+_TOKEN = re.compile(r"[a-z]+(?:'[a-z]+)?|[,.;:?!]")
+
+
+def _bindings(text: str) -> list[tuple[str, str | None]]:
+    """Each preposition of `text` with the first content word after it, or None where nothing
+    follows before a question word or punctuation ("made of?", "on what")."""
+    tokens = _TOKEN.findall(_ABOUT_THE_IMAGE.sub(" ", text.lower()))
+    found = []
+    for i, token in enumerate(tokens):
+        if token in PREPOSITIONS:
+            head = None
+            for word in tokens[i + 1:]:
+                if word in INTERROGATIVES or not word[0].isalpha():
+                    break
+                if word not in FUNCTION_WORDS and word not in PREPOSITIONS:
+                    head = word
+                    break
+            found.append((token, head))
+    return found
+
+
+def _rebound(before: list, after: list, same) -> str | None:
+    """A preposition of the seed bound to another word in the reply, or one the reply adds."""
+    left = list(after)
+    for preposition, head in before:
+        match = next((k for k, (p, h) in enumerate(left) if p == preposition
+                      and (h == head or (h and head and same(head, h)))), None)
+        if match is None:
+            return f"'{preposition} {head or '?'}' is not in the reply"
+        left.pop(match)
+    if left:
+        preposition, head = left[0]
+        return f"'{preposition} {head or '?'}' is not in the seed"
     return None
 
 

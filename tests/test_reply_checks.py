@@ -71,6 +71,15 @@ def test_a_reply_that_is_not_a_rewording_is_refused(kind, seed, reply, reason):
     ("What could be the reason for the group being here?", "What could be the reason for the group?",
      "changed-meaning"),
     ("What is doing a jump?", "What is it doing a jump?", "changed-meaning"),
+    # what SmolLM2-135M wrote that kept every word but changed number, order or what a word binds
+    ("How many coaches are in the picture?", "How many is a coach?", "changed-meaning"),
+    ("What is the tomato made of?", "What is made of a tomato?", "changed-meaning"),
+    ("What are the cats sitting on?", "What is the cat sitting on?", "changed-meaning"),
+    ("How many children are there?", "How many child are there?", "changed-meaning"),
+    ("Is the dog chasing the cat?", "Is the cat chasing the dog?", "changed-meaning"),
+    ("Is the man to the left of the woman?", "Is the woman to the left of the man?", "changed-meaning"),
+    ("Is the red car next to the blue truck?", "Is the blue car next to the red truck?", "changed-meaning"),
+    ("What is the man holding in his left hand?", "What is the left man holding in his hand?", "changed-meaning"),
 ])
 def test_a_rewording_must_say_the_same_thing(seed, reply, reason):
     assert piece_problem("question", seed, reply) is None
@@ -80,8 +89,9 @@ def test_a_rewording_must_say_the_same_thing(seed, reply, reason):
 @pytest.mark.parametrize("seed, reply, swaps", [
     ("What is the man holding in his left hand?", "In his left hand, what is the man holding?", {}),
     ("What is the boy holding?", "What is the lad holding?", {"lad": "boy"}),  # an offered, sense-checked synonym
-    ("What are the cats sitting on?", "What is the cat sitting on?", {}),
     ("Where is the cat sitting?", "Where does the cat sit?", {}),  # the same words, another grammar
+    ("Is the dog lying on the rug next to the sofa?", "Next to the sofa, is the dog lying on the rug?", {}),
+    ("Is the man walking his dog in the park?", "In the park, is the man walking his dog?", {}),
 ])
 def test_a_rewording_that_keeps_every_content_word_passes(seed, reply, swaps):
     assert piece_problem("question", seed, reply) is None
