@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import collections
 import re
-from typing import Iterable
+from collections.abc import Iterable
 
 from adr.entities.interrogation import CATCH_ALL, INSTRUCTION_VERBS, turn_types
 from adr.protected import keeps_short_answers
@@ -86,7 +86,7 @@ _WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
 # Function words that carry the logic of a question: "both ... and" is not "either ... or", and
 # "the reason for the group being here" is not "the reason for the group", and "What is it doing?"
 # is not "What is doing?". A rewording keeps them.
-LOGIC_WORDS = frozenset("or nor either neither both all every each any some if than but only here "
+LOGIC_WORDS = frozenset("and or nor either neither both all every each any some if than but only here "
                         "it its it's he she they him them his her their".split())
 
 
@@ -122,6 +122,9 @@ def meaning_problem(seed: str, reply: str, bases, swaps: dict[str, str]) -> tupl
             placed.append(place)
             if _number_changed(word, said):
                 return CHANGED_MEANING, f"{word} became {said}: {reply[:160]}"
+            if said != word and _do_forms(reply) > _do_forms(seed) and not word.endswith("ing"):
+                # "does" turns "is sitting" into "sits", never "is made" into "make"
+                return CHANGED_MEANING, f"{word} became {said} with 'do': {reply[:160]}"
     if lost or left:
         added = [w for _, w in left]
         return CHANGED_MEANING, f"lost {', '.join(lost) or '-'}; added {', '.join(added) or '-'}: {reply[:160]}"
@@ -138,6 +141,10 @@ def meaning_problem(seed: str, reply: str, bases, swaps: dict[str, str]) -> tupl
     if edits < MIN_WORD_EDITS and not any(w in swaps for w in after):
         return UNCHANGED, (f"{edits} word changed" if edits else "only determiners or 'in the image' changed")
     return None
+
+
+def _do_forms(text: str) -> int:
+    return sum(1 for w in _WORD.findall(text.lower()) if w in ("do", "does", "did"))
 
 
 def _same_word(bases, swaps: dict[str, str]):
@@ -269,6 +276,9 @@ def _garbled(seed: str, reply: str, kind: str) -> str | None:
     finite, seed_finite = (sum(1 for w in words if w in AUXILIARIES) for words in (after, before))
     if finite > seed_finite:
         return f"{finite} auxiliaries for the seed's {seed_finite}"
+    bare, seed_bare = (_bare_be(words) for words in (after, before))
+    if bare > seed_bare:
+        return f"'be' with no modal or 'to' before it ({bare} for the seed's {seed_bare})"
     if kind == "answer" and _sentences(reply) != _sentences(seed):
         return f"{_sentences(reply)} sentence(s) for the seed's {_sentences(seed)}"
     seed_pairs = collections.Counter(zip(before, before[1:]))
@@ -276,6 +286,12 @@ def _garbled(seed: str, reply: str, kind: str) -> str | None:
         if n > 1 and n > seed_pairs[pair]:
             return f"'{' '.join(pair)}' {n} times"
     return None
+
+
+def _bare_be(words: list[str]) -> int:
+    """Uses of "be" that no modal or "to" licenses: "How many coaches do there be?"."""
+    allowed = AUXILIARIES - {"is", "are", "was", "were", "am", "do", "does", "did"} | {"to", "not"}
+    return sum(1 for i, w in enumerate(words) if w == "be" and not (i and words[i - 1] in allowed))
 
 
 def _sentences(text: str) -> int:

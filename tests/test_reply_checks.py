@@ -42,6 +42,7 @@ def test_only_questions_and_long_answers_are_handed_to_the_model():
     ("question", "What is the stare made of?", "What is made of is the stare?", "garbled-reply"),
     ("question", "What is the food doing?", "What does the food is doing?", "garbled-reply"),
     ("question", "Where is the dog?", "Where does the dog is?", "garbled-reply"),
+    ("question", "How many coaches are there?", "How many coaches do there be?", "garbled-reply"),
     ("answer", "The image shows a pink flower with green leaves.",
      "The scene is a scene of a scene of a scene.", "garbled-reply"),
     ("answer", "There are 3 zebras in the image.", "There are three zebras in the image.", "changed-protected-span"),
@@ -80,6 +81,8 @@ def test_a_reply_that_is_not_a_rewording_is_refused(kind, seed, reply, reason):
     ("Is the man to the left of the woman?", "Is the woman to the left of the man?", "changed-meaning"),
     ("Is the red car next to the blue truck?", "Is the blue car next to the red truck?", "changed-meaning"),
     ("What is the man holding in his left hand?", "What is the left man holding in his hand?", "changed-meaning"),
+    ("What is the smiles made of?", "What does the smiles make of?", "changed-meaning"),
+    ("Are there both couples and laughs in this picture?", "Are there both couples laughing?", "changed-meaning"),
 ])
 def test_a_rewording_must_say_the_same_thing(seed, reply, reason):
     assert piece_problem("question", seed, reply) is None
@@ -90,6 +93,8 @@ def test_a_rewording_must_say_the_same_thing(seed, reply, reason):
     ("What is the man holding in his left hand?", "In his left hand, what is the man holding?", {}),
     ("What is the boy holding?", "What is the lad holding?", {"lad": "boy"}),  # an offered, sense-checked synonym
     ("Where is the cat sitting?", "Where does the cat sit?", {}),  # the same words, another grammar
+    ("Is the game to the left or to the right of the freebie?",  # SmolLM2-135M's, accepted and right
+     "Is the game to the right or to the left of the freebie?", {}),
     ("Is the dog lying on the rug next to the sofa?", "Next to the sofa, is the dog lying on the rug?", {}),
     ("Is the man walking his dog in the park?", "In the park, is the man walking his dog?", {}),
 ])
