@@ -8,7 +8,7 @@ DEMO   := demo-output
 # COCO images for the report's examples, where the shared data is beside the checkout (optional).
 IMAGES ?= $(wildcard ../shared/data/coco_tiny/val2017)
 
-.PHONY: install demo test test-fast clean
+.PHONY: install demo test test-fast lint clean
 
 install: $(STAMP)
 
@@ -34,6 +34,11 @@ test: install
 # The pure and small tests: no Spark, no browser, nothing marked slow.
 test-fast: install
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 --dist loadfile -m "not slow and not spark and not browser"
+
+# Ruff over everything (pyproject's [tool.ruff]); mypy over the engine-free core, adr/ and udfs/.
+lint: install
+	$(BIN)/ruff check
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(DEMO) .pytest_cache

@@ -23,9 +23,9 @@ import bisect
 import math
 import statistics
 from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Iterable, Mapping, Sequence
 
 UNSEEN, TAIL, HEAD = "unseen", "tail", "head"
 
@@ -128,7 +128,8 @@ def table2(failed_counts: Sequence[int], training_counts: Iterable[int], share: 
 
 def rare_failed_entities(items: Sequence[Graded], tau: int, k: int) -> list[dict]:
     """The tail entities held by the most failed items (rarest first on ties), with their failure rate."""
-    failed, held = Counter(), Counter()
+    failed: Counter = Counter()
+    held: Counter = Counter()
     counts: dict[str, int] = {}
     for item in items:
         for e, c in item.entities.items():

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping
 
 from adr.thresholds import Threshold, histogram, probability, threshold
 
@@ -24,7 +24,7 @@ class EntityCounts:
         for perspective, values in entities.items():
             self.counts.setdefault(perspective, Counter()).update(set(values))
 
-    def __add__(self, other: "EntityCounts") -> "EntityCounts":
+    def __add__(self, other: EntityCounts) -> EntityCounts:
         merged = {k: Counter(v) for k, v in self.counts.items()}
         for k, v in other.counts.items():
             merged.setdefault(k, Counter()).update(v)

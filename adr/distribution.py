@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
-from typing import Iterable, Mapping
 
 
 def gini(counts: Iterable[int]) -> float:
@@ -114,7 +114,8 @@ def synthesis_lift(before: Mapping[str, int], added: Mapping[str, int], tau: int
                 len(lifted), sum(1 for e in lifted if before.get(e, 0) == 0),
                 statistics.fmean(lifted.values()) if lifted else 0.0,
                 float(statistics.median(lifted.values())) if lifted else 0.0,
-                highest, reached.get(highest, 0), sum(1 for c in reached.values() if c > ceiling),
+                highest, reached[highest] if highest is not None else 0,
+                sum(1 for c in reached.values() if c > ceiling),
                 {e: gains[e] for e in sorted(catch_alls) if e in gains})
 
 

@@ -21,8 +21,16 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from adr.records import (BAD_CONVERSATIONS, BAD_OBJECTS, MISSING_ID, NOT_AN_OBJECT, ROLES, UNSAFE_IMAGE_PATH,
-                         InvalidRecord, is_safe_relative_path)
+from adr.records import (
+    BAD_CONVERSATIONS,
+    BAD_OBJECTS,
+    MISSING_ID,
+    NOT_AN_OBJECT,
+    ROLES,
+    UNSAFE_IMAGE_PATH,
+    InvalidRecord,
+    is_safe_relative_path,
+)
 
 # The answer-format instructions LLaVA's evaluation scripts append to every question of a benchmark.
 # They are not what the question is about: left in, their nouns (option, letter, choice, ...) are

@@ -4,8 +4,8 @@ with the record's nouns')."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 from adr.entities.objects import normalise_object
 
@@ -45,8 +45,8 @@ def merge(detections: Iterable[Detection], candidates: list[str], threshold: flo
     for d in detections:
         label = match_label(d.label, candidates)
         if label is not None and d.score >= threshold:
-            kept.append(Detection(normalise_object(label), round(float(d.score), 4),
-                                  tuple(round(float(v), 1) for v in d.box)))
+            x0, y0, x1, y1 = (round(float(v), 1) for v in d.box)
+            kept.append(Detection(normalise_object(label), round(float(d.score), 4), (x0, y0, x1, y1)))
     return sorted(kept, key=lambda d: (-d.score, d.label, d.box))
 
 

@@ -26,7 +26,7 @@ class RebalanceStats:
     # the dictionary version (JSON of fingerprint, tau, factor) -> records decided with it
     dictionaries: Counter = field(default_factory=Counter)
 
-    def __add__(self, other: "RebalanceStats") -> "RebalanceStats":
+    def __add__(self, other: RebalanceStats) -> RebalanceStats:
         return RebalanceStats(
             self.input + other.input, self.kept + other.kept, self.dropped + other.dropped,
             self.invalid + other.invalid, self.expected_kept + other.expected_kept,

@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Callable, Iterable, Mapping
 
 from adr.protected import protected_spans
 from adr.records import IMAGE_TOKEN
@@ -153,7 +153,8 @@ def safe_synonyms(noun: str, sense_of: Callable[[str], Sense | None], token_coun
     if fits is None:
         return []
     found = word_synonyms(noun, sense_of, token_counts, tau)
-    return fitting(noun, found, sense_of(noun).name, context, fits) if found else []
+    sense = sense_of(noun)
+    return fitting(noun, found, sense.name, context, fits) if found and sense is not None else []
 
 
 def _noun_pattern(nouns: Iterable[str]) -> re.Pattern:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 from adr.entities.registry import CATCH_ALLS
 from adr.errors import ConfigError
@@ -54,7 +54,7 @@ def provenance(method: str, seed_key: str, seed_id: str, tail: Mapping[str, list
     """The `adr` field of a synthetic record: how it was made, from which record (its key, and its
     `id`, which in LLaVA's mix names the image and is shared by other records), and the tail
     entity (perspective, entity) the plan made it for."""
-    out = {"method": method, "seed_key": seed_key, "seed_id": seed_id}
+    out: dict = {"method": method, "seed_key": seed_key, "seed_id": seed_id}
     if made_for is not None:
         out["made_for"] = {"perspective": made_for[0], "entity": made_for[1]}
     return {**out, "tail_entities": {k: list(v) for k, v in tail.items()},
@@ -68,7 +68,7 @@ def reassign_shortfall(target: Mapping[str, int], made: Mapping[str, int], open_
     refilled while any method can still produce. Returns the new targets and {from: {to: n}}."""
     open_methods = [m for m in METHODS if m in set(open_methods)]
     owed = {m: target[m] - made.get(m, 0) for m in METHODS if m not in open_methods and target[m] > made.get(m, 0)}
-    new, moved = dict(target), {}
+    new, moved = dict(target), {}  # type: dict, dict
     if not open_methods or not owed:
         return new, moved
     weights = {m: mix.get(m, 0.0) for m in open_methods}

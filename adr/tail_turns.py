@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import re
-from typing import Callable
+from collections.abc import Callable
 
 from adr.protected import is_short_answer
 from adr.records import IMAGE_TOKEN
@@ -32,7 +32,7 @@ def pairs(turns: list[dict]) -> list[tuple[dict, dict]] | None:
 def independent_pairs(turns: list[dict]) -> bool:
     """Whether the record is several independent question-answer pairs: every answer short."""
     found = pairs(turns)
-    return bool(found) and len(found) > 1 and all(
+    return found is not None and len(found) > 1 and all(
         is_short_answer(h.get("value", ""), g.get("value", "")) for h, g in found)
 
 
@@ -40,12 +40,12 @@ def _without_image_token(text: str) -> str:
     return text.replace(IMAGE_TOKEN + "\n", "").replace(IMAGE_TOKEN, "").lstrip("\n")
 
 
-def turns_holding(turns: list[dict], holds: Callable[[str], bool], with_image: bool) -> list[dict]:
+def turns_holding(turns: list[dict], holds: Callable[[str], object], with_image: bool) -> list[dict]:
     """The pairs whose question or answer `holds` the entity, for a record of independent pairs
     (the first kept question opens with the `<image>` token when the record has an image); the
     whole conversation otherwise, or when no single pair holds it."""
     found = pairs(turns)
-    if not independent_pairs(turns):
+    if found is None or not independent_pairs(turns):
         return [dict(t) for t in turns]
     kept = [(h, g) for h, g in found if holds(h.get("value", "")) or holds(g.get("value", ""))]
     if not kept or len(kept) == len(found):

@@ -28,8 +28,12 @@ LABELS = ("person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", 
 def build_real_grounding_dino(path: Path) -> Path:
     """Grounding DINO base shapes: Swin-B backbone (embed 128, depths 2-2-18-2), BERT-base text,
     900 queries, 6+6 layers; the processor resizes to 800 px on the short side."""
-    from transformers import (GroundingDinoConfig, GroundingDinoForObjectDetection, GroundingDinoImageProcessor,
-                              GroundingDinoProcessor)
+    from transformers import (
+        GroundingDinoConfig,
+        GroundingDinoForObjectDetection,
+        GroundingDinoImageProcessor,
+        GroundingDinoProcessor,
+    )
 
     from tests.tiny_models import bert_tokenizer
 

@@ -71,7 +71,7 @@ if __name__ == "__main__":
     import torch
 
     torch.set_num_threads(1)
-    from pipelines.outputs import read_jsonl
+    from pipelines.outputs import iter_jsonl
 
     speed = tokens_per_second(args.llm, args.rebalanced, args.max_new_tokens)
     command = [sys.executable, "-m", "pipelines.cli", "synthesize", "--rebalanced", args.rebalanced,
@@ -83,8 +83,8 @@ if __name__ == "__main__":
     subprocess.run(command, check=True, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"})
     took = time.perf_counter() - start
     summary = json.loads(Path(args.output, "summary.json").read_text())
-    made = read_jsonl(str(Path(args.output, "synthetic", "*.jsonl")))
-    failed = [f for f in read_jsonl(str(Path(args.output, "failed", "*.jsonl"))) if f["method"] == "rewrite"]
+    made = list(iter_jsonl(str(Path(args.output, "synthetic", "*.jsonl"))))
+    failed = [f for f in iter_jsonl(str(Path(args.output, "failed", "*.jsonl"))) if f["method"] == "rewrite"]
     # Every drawn offer is tried; the accepted ones past the budget are left out of synthetic/.
     tries, refused = summary["offers_tried"], summary["offers_failed"]
     report = {"model": args.llm, "tokens_per_s_by_batch": speed, "budget": args.budget,

@@ -44,7 +44,6 @@ import time
 from collections import Counter
 from pathlib import Path
 
-
 from benchmarks.llava_mix import Memory
 
 ROOT = Path(__file__).resolve().parents[1]

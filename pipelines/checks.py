@@ -47,9 +47,15 @@ def rebalance_summary(url: str, flag: str = "--rebalanced") -> dict:
 
 
 def run_outputs(url: str, flag: str = "--run") -> tuple[dict, dict]:
-    """(stats manifest, rebalance summary) of an `adr run` output directory."""
-    return tuple(_finished(url, flag, marker, "an `adr run` output directory")
-                 for marker in ("stats/manifest.json", "rebalance/summary.json"))
+    """(stats manifest, rebalance summary) of an `adr run` output directory whose two stages read
+    the same input: counts before and after are only comparable then."""
+    manifest, rebalance = (_finished(url, flag, marker, "an `adr run` output directory")
+                           for marker in ("stats/manifest.json", "rebalance/summary.json"))
+    read, counted = rebalance.get("input_fingerprint"), manifest["input"]["fingerprint"]
+    if read and read != counted:
+        raise ConfigError(f"{flag} {url}: rebalance read other input (fingerprint {read}) than the statistics "
+                          f"counted ({counted}); rerun both on one input (`adr run` does)")
+    return manifest, rebalance
 
 
 def _finished(url: str, flag: str, marker: str, what: str, stage: str | None = None) -> dict:

@@ -28,13 +28,9 @@ def read_json_or_none(url: str) -> dict | None:
     return read_json(url) if exists(url) else None
 
 
-def read_jsonl(pattern: str) -> list[dict]:
-    """Every row of the JSON Lines files a glob names, file by file in name order."""
-    return list(iter_jsonl(pattern))
-
-
 def iter_jsonl(pattern: str):
-    """The rows of read_jsonl, one at a time (for outputs that grow with the corpus)."""
+    """Every row of the JSON Lines files a glob names, file by file in name order, one at a time
+    (outputs grow with the corpus)."""
     fs, path = fsspec.core.url_to_fs(pattern)
     for name in sorted(fs.glob(path)):
         with fs.open(name, "r") as f:

@@ -1,8 +1,8 @@
 """Progress of a long step: records done, rate and time left.
 
 On a terminal one line is redrawn in place; otherwise (CI, a log file) a plain line is written
-every `interval` seconds (ADR_PROGRESS_SECS, default 10). Pipeline code calls the module-level `advance()`: it reaches the
-active tracker when the runner executes in this process (DirectRunner, local Spark through
+every `interval` seconds (ADR_PROGRESS_SECS, default 10). Pipeline code calls the module-level
+`advance()`: it reaches the active tracker when the runner executes in this process (DirectRunner, local Spark through
 accumulators) and does nothing on remote workers, where the engine's own UI shows progress.
 """
 
@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 
-_active: "Progress | None" = None
+_active: Progress | None = None
 
 
 def format_eta(seconds: float) -> str:

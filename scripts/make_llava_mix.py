@@ -43,8 +43,8 @@ import random
 import re
 import sys
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Iterable, Iterator
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = Path(os.environ.get("ADR_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -489,7 +489,7 @@ def _with_image(rng: random.Random, q: str, prefix_only: bool = True) -> str:
 def _box(rng: random.Random) -> str:
     w, h = rng.uniform(0.05, 1.0), rng.uniform(0.05, 1.0)
     x1, y1 = rng.uniform(0.0, 1.0 - w), rng.uniform(0.0, 1.0 - h)
-    return "[%.2f, %.2f, %.2f, %.2f]" % (x1, y1, x1 + w, y1 + h)
+    return f"[{x1:.2f}, {y1:.2f}, {x1 + w:.2f}, {y1 + h:.2f}]"
 
 
 def _pad(rng: random.Random, f: _Facts, k: int) -> str:
@@ -770,7 +770,7 @@ def generate(n: int = FULL_RECORDS, seed: int = 0, exact_duplicates: float = 0.0
         gqa_ids[k] = f"n{x}"
     rng.shuffle(gqa_ids)
     ocr_ids = _unique(rng, base["ocr_vqa"], _isbn10)
-    tv_ids = _unique(rng, base["textvqa"], lambda r: "%016x" % r.getrandbits(64))
+    tv_ids = _unique(rng, base["textvqa"], lambda r: f"{r.getrandbits(64):016x}")
     chat_ids = _unique(rng, base["sharegpt"], lambda r: "".join(r.choices(ID_CHARS, k=7))
                        + "_" + str(r.choice((0, 0, 0, 0, 0, 1, 1, 2, 3))))
 
@@ -808,7 +808,7 @@ def generate(n: int = FULL_RECORDS, seed: int = 0, exact_duplicates: float = 0.0
         name = KIND_NAMES[k]
         if k < coco_codes:
             cid, j = coco_ents[e]
-            rid = "%012d" % cid
+            rid = f"{cid:012d}"
             facts = corpus.facts(j)
             for _ in range(20):  # short records of one image can coincide: keep duplicates planned only
                 rec = make_coco(rng, corpus, name, rid, f"coco/train2017/{rid}.jpg", facts)

@@ -28,6 +28,10 @@ import shutil
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from spacy.lookups import Lookups
 
 SCRIPTS = Path(__file__).resolve().parent
 REPO = SCRIPTS.parent
@@ -73,7 +77,7 @@ def ewt_tokenizer():
         from spacy.lang.char_classes import ALPHA, HYPHENS
         from spacy.util import compile_infix_regex
 
-        split_hyphen = r"(?<=[{a}0-9])(?:{h})(?=[{a}])".format(a=ALPHA, h=HYPHENS)
+        split_hyphen = rf"(?<=[{ALPHA}0-9])(?:{HYPHENS})(?=[{ALPHA}])"
         keep = "".join(
             "(?<!^" + "".join(f"[{c}{c.upper()}]" for c in prefix) + ")" for prefix in EWT_HYPHEN_PREFIXES
         )
@@ -91,7 +95,7 @@ def ewt_tokenizer():
 
 
 @registry.misc("adr_ewt.brown_cluster_norms.v1")
-def brown_cluster_norms(max_words: int = 100000) -> "Lookups":
+def brown_cluster_norms(max_words: int = 100000) -> Lookups:
     """A ``lexeme_norm`` table mapping the ``max_words`` most frequent words to their Brown cluster.
 
     spaCy has no struct attribute for Brown clusters, but hashes NORM into the tok2vec

@@ -9,10 +9,10 @@ from apache_beam.ml.inference.base import PredictionResult
 from PIL import Image
 
 from adr.synthesis import parse_mix, plan_budget, synthetic_id
-from pipelines.synthesize import steps
-from pipelines.stats import job as spark_stats
 from pipelines.rebalance import job as beam_rebalance
+from pipelines.stats import job as spark_stats
 from pipelines.synthesize import job as beam_synthesize
+from pipelines.synthesize import steps
 from tests import tiny_models as tiny
 from tests.conftest import COCO_IMAGES, NLP_ARGS
 from tests.test_prompts import REPLY
@@ -195,7 +195,7 @@ def test_refined_formats_are_the_one_writer_bytes_and_parquet_shards_in_order(co
     the kept lines then the synthetic ones; parquet: shards whose rows are, in order, those lines."""
     import pyarrow.parquet as pq
 
-    from pipelines.synthesize.refined_writers import kept_lines, parquet_row, write_llava_json
+    from pipelines.synthesize.refined_writers import kept_lines, parquet_row
 
     root, _ = corpus
     flags = ["--budget", "6", "--direct_num_workers", "2", "--direct_running_mode", "multi_threading"]
@@ -203,7 +203,7 @@ def test_refined_formats_are_the_one_writer_bytes_and_parquet_shards_in_order(co
     lines = [line for f in sorted((root / "rebalanced" / "kept").glob("*.jsonl")) for line in kept_lines(str(f))]
     lines += [line for f in sorted((tmp_path / "a" / "synthetic").glob("*.jsonl"))
               for line in f.read_text().splitlines() if line]
-    write_llava_json(str(tmp_path / "one.json"), lines)
+    (tmp_path / "one.json").write_text("[" + ", ".join(lines) + "]", encoding="utf-8")  # one writer, all at once
     assert summary["refined_path"] == str(tmp_path / "a" / "refined" / "refined.json")
     assert [p.name for p in (tmp_path / "a" / "refined").iterdir()] == ["refined.json"]
     assert (tmp_path / "a" / "refined" / "refined.json").read_bytes() == (tmp_path / "one.json").read_bytes()

@@ -19,9 +19,9 @@ from PIL import Image
 
 from adr.records import canonical_json
 from pipelines import run
-from pipelines.synthesize import steps
-from pipelines.stats import job as spark_stats
 from pipelines.rebalance import job as beam_rebalance
+from pipelines.stats import job as spark_stats
+from pipelines.synthesize import steps
 from scripts.make_llava_mix import generate, write
 from tests.conftest import COCO_IMAGES, NLP_ARGS, SHARED
 

@@ -8,11 +8,21 @@ from collections import Counter
 import numpy as np
 import pytest
 
+from adr.distribution import (
+    Shape,
+    Verdict,
+    best_gini,
+    gini,
+    normalised_entropy,
+    sample_tail,
+    shape,
+    synthesis_lift,
+    top_head,
+    verdict,
+)
 from adr.entities.registry import CATCH_ALLS
-from adr.distribution import (Shape, Verdict, best_gini, gini, normalised_entropy, sample_tail, shape,
-                              synthesis_lift, top_head, verdict)
-from pipelines.synthesize import steps
 from pipelines.report import job as report
+from pipelines.synthesize import steps
 from tests.browser import chromium, open_page
 from tests.conftest import COCO_IMAGES
 
@@ -31,6 +41,25 @@ def test_after_counts_equal_a_recount_of_the_refined_corpus(adr_run):
     for p in data.taus:
         assert data.after[p] == +recount[p], p
     assert any(data.after[p] != data.before[p] for p in data.taus)
+
+
+def test_a_run_whose_rebalance_read_other_input_is_refused_in_one_line(adr_run, tmp_path, capsys):
+    """Counts after subtract the dropped records' entities from the statistics' counts: from
+    another input they would be false numbers, so the report refuses instead of drawing them."""
+    import shutil
+
+    out, _, _ = adr_run
+    run = tmp_path / "run"
+    for stage in ("stats", "rebalance"):
+        shutil.copytree(out / stage, run / stage)
+    summary = json.loads((run / "rebalance" / "summary.json").read_text())
+    (run / "rebalance" / "summary.json").write_text(json.dumps({**summary, "input_fingerprint": "0" * 32}))
+    from pipelines import cli
+
+    assert cli.main(["report", "--run", str(run)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "rebalance read other input" in err[0] and "0" * 32 in err[0]
+    assert not (run / "report").exists()
 
 
 def test_report_page_opens_in_headless_chromium_with_every_image_rendered(adr_run):

@@ -116,8 +116,8 @@ def test_changed_input_reruns_every_stage_and_config_file_drives_the_run(spark, 
 
 
 def test_options_reach_their_stages_from_config_and_command_line(tmp_path):
-    from pipelines.stats import job as spark_stats
     from pipelines.rebalance import job as beam_rebalance
+    from pipelines.stats import job as spark_stats
     from pipelines.synthesize import job as beam_synthesize
 
     path = tmp_path / "adr.toml"

@@ -11,9 +11,9 @@ import pytest
 
 from adr import records as R
 from adr.entities.registry import ALL
+from pipelines.outputs import read_json
 from pipelines.stats import job as spark_stats
 from pipelines.stats.local import local_stats
-from pipelines.outputs import read_json
 from tests.conftest import BAD_LINES, NLP_ARGS, SCIENCEQA, write_bad_corpus
 
 
@@ -28,7 +28,7 @@ def read_rows(path):
 
 
 def test_spark_entities_equal_the_plain_python_extraction(coco_stats, reference):
-    (out, manifest), (counts, entities, invalid, lines) = coco_stats, reference
+    (out, manifest), (_counts, entities, invalid, lines) = coco_stats, reference
     rows = read_rows(out / "entities")
     # entities/split=N/ holds the records read from the manifest's splits[N]: rebalance reads the
     # same splits and finds a batch's entities there
@@ -60,7 +60,7 @@ def test_spark_counts_and_probabilities_equal_the_reference(coco_stats, referenc
 
 
 def test_tail_statistics_match_an_independent_computation(coco_stats, reference):
-    (out, manifest), (counts, *_rest) = coco_stats, reference
+    (_out, manifest), (counts, *_rest) = coco_stats, reference
     for p, stats in manifest["perspectives"].items():
         n = np.sort(np.array(list(counts.counts[p].values())))[::-1]
         running = np.cumsum(n)

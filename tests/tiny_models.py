@@ -478,8 +478,12 @@ def _owlvit(out: Path) -> None:
 
 
 def _grounding_dino(out: Path) -> None:
-    from transformers import (GroundingDinoConfig, GroundingDinoForObjectDetection,
-                              GroundingDinoImageProcessor, GroundingDinoProcessor)
+    from transformers import (
+        GroundingDinoConfig,
+        GroundingDinoForObjectDetection,
+        GroundingDinoImageProcessor,
+        GroundingDinoProcessor,
+    )
 
     tok = bert_tokenizer()
     config = GroundingDinoConfig(

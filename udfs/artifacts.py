@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import Iterable
+from collections.abc import Iterable
 
 import fsspec
 import pyarrow as pa
@@ -57,7 +57,7 @@ def dictionary_parts(stats_dir: str) -> list[str]:
 def dictionary_shape(table: pa.Table, perspectives: Iterable[str]) -> dict:
     """Per perspective, how many entities and occurrences a dictionary table holds: what the
     manifest vouches for, to check a read against."""
-    out = {"entities": {}, "occurrences": {}}
+    out: dict[str, dict] = {"entities": {}, "occurrences": {}}
     for p in perspectives:
         counts = table.filter(pc.equal(table["perspective"], p))["count"]
         out["entities"][p] = len(counts)

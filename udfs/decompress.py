@@ -42,7 +42,8 @@ class Decompressing(io.RawIOBase):
         self._restart()
 
     def _restart(self) -> None:
-        self.d, self.buffer, self.error, self.done, self.pos = _decompressor(self.kind), b"", None, False, 0
+        self.d, self.buffer, self.done, self.pos = _decompressor(self.kind), b"", False, 0
+        self.error: Exception | None = None
 
     def readable(self) -> bool:
         return True

@@ -21,7 +21,7 @@ from udfs.nlp import load_nlp, tagged_tokens
 # nearly all distinct and would only churn the cache.
 CACHED_TEXT_CHARS = 256
 CACHE_ENTRIES = 50_000  # ~100 MB per process at LLaVA's turn lengths
-_tag_cache: dict[tuple[str | None, str], list[tuple[str, str]]] = {}
+_tag_cache: dict[tuple[str | None, str], tuple[tuple[str, str], ...]] = {}
 
 
 def entities_schema(perspectives: tuple[str, ...]) -> pa.Schema:
@@ -38,7 +38,8 @@ def extract_entities(batch: pa.RecordBatch, perspectives: tuple[str, ...],
         schema=entities_schema(perspectives))
 
 
-def entities_of(records: list[dict], perspectives: tuple[str, ...], nlp: str | None = None) -> list[dict[str, list[str]]]:
+def entities_of(records: list[dict], perspectives: tuple[str, ...],
+                nlp: str | None = None) -> list[dict[str, list[str]]]:
     """Per parsed record, perspective -> its sorted entities: what `extract_entities` puts in its columns."""
     tagged = tag_records(records, nlp) if any(PERSPECTIVES[p].needs_tagger for p in perspectives) \
         else [[] for _ in records]
@@ -53,7 +54,7 @@ def tag_records(records: list[dict], nlp_name: str | None) -> list[list[tuple[st
     return [[pair for t in texts for pair in tags[t]] for texts in per_record]
 
 
-def tag_texts(texts, nlp_name: str | None) -> dict[str, list[tuple[str, str]]]:
+def tag_texts(texts, nlp_name: str | None) -> dict[str, tuple[tuple[str, str], ...]]:
     """text -> (tag, lemma) pairs, tagging only texts this process has not tagged before."""
     out, todo = {}, []
     for text in texts:

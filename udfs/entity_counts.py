@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import functools
 from collections import Counter
-from typing import Iterable
+from collections.abc import Iterable
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from udfs.entities import extract_entities
 from udfs.artifacts import Counts, read_dictionary
+from udfs.entities import extract_entities
 from udfs.records import parse_raw
 from udfs.sources import read_raw
+
 
 def count_batches(batches: Iterable[pa.RecordBatch], perspectives: tuple[str, ...]) -> Counts:
     """Records containing each entity (an entity counts once per record, as in the statistics)."""
@@ -53,6 +54,7 @@ def counts_of_files(urls: Iterable[str], perspectives: tuple[str, ...], nlp: str
 
     counts: Counts = {p: Counter() for p in perspectives}
     records = 0
+    parts: Iterable[tuple[Counts, int]]
     if processes == 1:
         parts = (_count_batch(b, perspectives, nlp) for b in valid_batches())
         pool = None

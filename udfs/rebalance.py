@@ -33,11 +33,13 @@ def attach_entities(records: pa.RecordBatch, perspectives: tuple[str, ...], inde
     rows = [index.row.get(key) for key in ids] if index is not None else [None] * len(ids)
     missing = [i for i, r in enumerate(rows) if r is None]
     if not missing:
+        assert index is not None  # every row found: there is an index
         return index.table.take(pa.array(rows, pa.int64())).combine_chunks().to_batches()[0]
     fresh = pa.Table.from_batches([extract_entities(records.take(missing), perspectives, nlp)])
     if len(missing) == len(ids):
         return fresh.to_batches()[0]
     found = [i for i, r in enumerate(rows) if r is not None]
+    assert index is not None  # some rows found: there is an index
     known = index.table.take(pa.array([rows[i] for i in found], pa.int64()))
     both = pa.concat_tables([known, fresh])
     order = {pos: k for k, pos in enumerate(found + missing)}
@@ -89,17 +91,18 @@ def decide_batch(entities: pa.RecordBatch, probs: Probabilities, seed: int,
 
 def expected_kept_fn(entities: pa.Table, probs: Probabilities):
     """f -> closed-form expected kept count under tau scaled by f, vectorised with numpy."""
-    record_of, ps = [], []
+    record_of_parts: list[np.ndarray] = []
+    p_parts: list[np.ndarray] = []
     perspectives = [name for name in entities.schema.names if name != "key"]
     for p in perspectives:
         table = probs.get(p, {})
         flat = entities[p].combine_chunks()
         offsets = flat.offsets.to_numpy()
         values = flat.values.to_pylist()
-        record_of.append(np.repeat(np.arange(len(flat)), np.diff(offsets)))
-        ps.append(np.array([table.get(e, np.inf) for e in values], dtype=float))
-    record_of = np.concatenate(record_of) if record_of else np.zeros(0, int)
-    ps = np.concatenate(ps) if ps else np.zeros(0)
+        record_of_parts.append(np.repeat(np.arange(len(flat)), np.diff(offsets)))
+        p_parts.append(np.array([table.get(e, np.inf) for e in values], dtype=float))
+    record_of = np.concatenate(record_of_parts) if record_of_parts else np.zeros(0, int)
+    ps = np.concatenate(p_parts) if p_parts else np.zeros(0)
     n = entities.num_rows
     has_entities = np.bincount(record_of, minlength=n) > 0
 

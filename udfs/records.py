@@ -6,8 +6,14 @@ import json
 
 import pyarrow as pa
 
-from adr.records import (DEFAULT_MAX_RECORD_BYTES, UNREADABLE_FILE, InvalidRecord, content_digest, parse_record,
-                         record_id)
+from adr.records import (
+    DEFAULT_MAX_RECORD_BYTES,
+    UNREADABLE_FILE,
+    InvalidRecord,
+    content_digest,
+    parse_record,
+    record_id,
+)
 
 PARSED_SCHEMA = pa.schema([
     ("source", pa.string()), ("position", pa.int64()),
@@ -23,7 +29,13 @@ RAW_EXCERPT_CHARS = 4096
 
 
 def parse_raw(batch: pa.RecordBatch, *, max_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> pa.RecordBatch:
-    keys, ids, images, records, reasons, details, raws = [], [], [], [], [], [], []
+    keys: list[str | None] = []
+    ids: list[str | None] = []
+    images: list[str | None] = []
+    records: list[str | None] = []
+    reasons: list[str | None] = []
+    details: list[str | None] = []
+    raws: list[str | None] = []
     errors = (batch.column("error").to_pylist() if "error" in batch.schema.names else [None] * batch.num_rows)
     for raw, error in zip(batch.column("raw").to_pylist(), errors):
         try:

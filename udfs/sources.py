@@ -49,7 +49,8 @@ import codecs
 import io
 import json
 import re
-from typing import BinaryIO, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from typing import BinaryIO
 
 import fsspec
 import pyarrow as pa
@@ -69,6 +70,14 @@ EXTENSIONS = (*TEXT_EXTENSIONS, ".parquet", *(e + c for e in TEXT_EXTENSIONS for
 SKIPPED_FOLDER_PREFIXES = (".", "_", "beam-temp-")
 CHUNK_BYTES = 1 << 22
 MAX_ELEMENT_BYTES = 2 * DEFAULT_MAX_RECORD_BYTES
+
+
+def max_element_bytes(max_record_bytes: int) -> int:
+    """The largest element a reader holds before the record-size check sees it: twice the
+    largest record, so that one a little too large is a dead letter with its reason, not a
+    read that stops."""
+    return max(MAX_ELEMENT_BYTES, 2 * max_record_bytes)
+
 _GLOB_CHARS = set("*?[")
 _BOM = codecs.BOM_UTF8
 _NEXT_ELEMENT = re.compile(r",\s*(?=\{)")
@@ -184,9 +193,9 @@ def _batches(url: str, rows: Iterator[tuple[int, bytes]], size: int, first: int 
 
 def raw_batch(url: str, positions: list[int], raws: list[bytes], errors: list | None = None) -> pa.RecordBatch:
     """Raw elements of one source, with their positions in it (RAW_SCHEMA)."""
-    return pa.RecordBatch.from_arrays([pa.array([url] * len(raws), pa.string()), pa.array(positions, pa.int64()),
-                                       pa.array(raws, pa.binary()), pa.array(errors or [None] * len(raws), pa.string())],
-                                      schema=RAW_SCHEMA)
+    columns = [pa.array([url] * len(raws), pa.string()), pa.array(positions, pa.int64()),
+               pa.array(raws, pa.binary()), pa.array(errors or [None] * len(raws), pa.string())]
+    return pa.RecordBatch.from_arrays(columns, schema=RAW_SCHEMA)
 
 
 def _json_rows(url: str, chunk_size: int, max_element_bytes: int) -> Iterator[tuple[int, bytes]]:
@@ -323,7 +332,7 @@ def _array_elements(f: BinaryIO, head: bytes, chunk_size: int, max_chars: int, *
     index = first_index
     stop = None if limit is None else first_index + limit
     while index != stop:
-        pos = skip(buf, pos).end()
+        pos = skip(buf, pos).end()  # type: ignore[union-attr]  # matches "" too: never None
         if pos >= len(buf):
             if text.eof:
                 return

@@ -18,15 +18,23 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import fsspec
 import pyarrow as pa
 
 from adr.errors import InputError
-from udfs.sources import (_BOM, _SEPARATORS, CHUNK_BYTES, MAX_ELEMENT_BYTES, _array_elements, _batches, json_lines,
-                          read_raw)
+from udfs.sources import (
+    _BOM,
+    _SEPARATORS,
+    CHUNK_BYTES,
+    MAX_ELEMENT_BYTES,
+    _array_elements,
+    _batches,
+    json_lines,
+    read_raw,
+)
 
 SPLIT_BYTES = 4 << 20       # ~3.5K LLaVA records: a progress step every ~25 s per core
 MIN_SPLIT_BYTES = 256 << 10
@@ -117,7 +125,7 @@ def _plan_array(url: str, f, sizes: Iterator[int]) -> list[Split]:
     starts: list[tuple[int, int]] = [(0, 0)]  # (first index, byte offset) of each split; 0: the file
     target = next(sizes)
     while True:
-        pos = skip(buf, pos).end()
+        pos = skip(buf, pos).end()  # type: ignore[union-attr]  # matches "" too: never None
         if pos >= len(buf) - 1 and not eof:
             more = f.read(CHUNK_BYTES)
             eof = not more

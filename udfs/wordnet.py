@@ -131,7 +131,7 @@ def _signature(synset_name: str) -> frozenset[str]:
             *synset.substance_holonyms(), *synset.topic_domains(), *synset.region_domains()]
     far = [h for s in synset.hypernyms() + synset.instance_hypernyms() for h in s.hypernyms()]
     far += [h for s in synset.hyponyms() for h in s.hyponyms()]
-    out = set()
+    out: set[str] = set()
     for s in near:
         text = " ".join([s.definition(), *s.examples(), *(l.name() for l in s.lemmas())]).lower()
         out.update(wn.morphy(w, wn.NOUN) or w for w in _WORD.findall(text.replace("_", " ")))

@@ -8,14 +8,15 @@ leading instruction verb, or 'other'.
 from __future__ import annotations
 
 import re
-from typing import Iterable
+from collections.abc import Iterable
 
 # Specific phrases first: the first pattern matching at a clause's start names its type.
-_PHRASES: tuple[tuple[str, str], ...] = (
+_PHRASES: tuple[tuple[str, str | None], ...] = (
     (r"what colou?rs?\b", "what color"),
     (r"what (?:kinds?|types?|sorts?|brands?|breeds?|species) of\b", "what kind of"),
     (r"what time\b", "what time"),
-    (r"what (?:is|are) (?:the )?(?:\w+ )?(?:man|woman|person|people|boy|girl|child|dog|cat|he|she|they) doing\b", "what doing"),
+    (r"what (?:is|are) (?:the )?(?:\w+ )?(?:man|woman|person|people|boy|girl|child|dog|cat|he|she|they) "
+     r"doing\b", "what doing"),
     (r"how many\b", "how many"),
     (r"how much\b", "how much"),
     (r"how (?:old|big|large|tall|long|far|high)\b", "how big"),

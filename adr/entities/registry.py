@@ -6,8 +6,8 @@ passes (tag, lemma) pairs in; everything else reads the record alone.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from adr.entities.interrogation import CATCH_ALL, interrogation_types
 from adr.entities.objects import cooccurrence_pairs, object_set

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 NOUN_TAGS = frozenset({"NN", "NNS", "NNP", "NNPS"})
 _STRIP = " \t\r\n'\"`\u00b4\u2018\u2019\u201c\u201d"

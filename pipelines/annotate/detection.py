@@ -7,8 +7,9 @@ detections above the thresholds, matched back to those labels (adr.grounding).
 from __future__ import annotations
 
 import inspect
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from apache_beam.ml.inference.base import PredictionResult
 
@@ -36,7 +37,7 @@ class DetectionHandler(BatchedHandler):
         self._text_threshold = text_threshold
         self._labels_per_call = labels_per_call
 
-    def load_model(self) -> "Detector":
+    def load_model(self) -> Detector:
         import transformers
         from transformers import AutoModelForZeroShotObjectDetection, AutoProcessor
 
@@ -47,7 +48,8 @@ class DetectionHandler(BatchedHandler):
                                                                     use_safetensors=True)
         return Detector(AutoProcessor.from_pretrained(path), model.to(device).eval(), device)
 
-    def run_inference(self, batch: Sequence[GroundingRequest], model, inference_args=None) -> Iterable[PredictionResult]:
+    def run_inference(self, batch: Sequence[GroundingRequest], model,
+                      inference_args=None) -> Iterable[PredictionResult]:
         found = model.detect([r.image for r in batch], [list(r.labels) for r in batch], self._box_threshold,
                              self._text_threshold, self._labels_per_call)
         return [PredictionResult(r, detections, self._model) for r, detections in zip(batch, found)]

@@ -29,11 +29,11 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from adr.errors import InputError
 from adr.grounding import objects_of, prompt_labels
 from adr.records import DEFAULT_MAX_RECORD_BYTES
-from pipelines.annotate.detection import DetectionHandler, GroundingRequest
-from pipelines.torch_env import on_accelerator
 from pipelines import progress
+from pipelines.annotate.detection import DetectionHandler, GroundingRequest
 from pipelines.checks import ArgumentParser
 from pipelines.outputs import clear_outputs, join, read_summary, write_json
+from pipelines.torch_env import on_accelerator
 from udfs.entities import extract_entities
 from udfs.images import load_image
 from udfs.model_files import local_model_dir
@@ -60,7 +60,8 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--overwrite", action="store_true", help="re-detect records that already have objects")
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--accelerator", default=None,
-                    help="Beam resource hint for the detector step only, e.g. 'type:nvidia-l4;count:1;install-nvidia-driver'")
+                    help="Beam resource hint for the detector step only, "
+                         "e.g. 'type:nvidia-l4;count:1;install-nvidia-driver'")
     ap.add_argument("--max-record-bytes", type=int, default=DEFAULT_MAX_RECORD_BYTES)
     return ap
 
@@ -126,7 +127,8 @@ def run(argv=None) -> dict:
     splits = plan_splits(files, split_bytes_for(total_bytes(files), 2))
     routed = (p | "Splits" >> beam.Create([s.to_dict() for s in splits]) | "Spread" >> beam.Reshuffle()
               | "Read" >> beam.FlatMap(read_split)
-              | "Route" >> beam.ParDo(Route(args, total_bytes(files))).with_outputs(DETECT, INVALID, STATS, main="through"))
+              | "Route" >> beam.ParDo(Route(args, total_bytes(files)))
+              .with_outputs(DETECT, INVALID, STATS, main="through"))
     keyed = (routed[DETECT]
              | "Requests" >> beam.FlatMap(request, args.images_root).with_outputs(FAILED, main="requests"))
     annotated = (keyed.requests

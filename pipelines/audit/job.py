@@ -28,10 +28,26 @@ import pyarrow as pa
 from adr.audit import Graded, lookup, movement, perspective_audit
 from adr.entities.registry import resolve
 from adr.errors import ConfigError, InputError
-from adr.graded_results import (BAD_LABEL, NO_LABEL, UNKNOWN_QUESTION, Item, canonical_item, pope_category,
-                                pope_item, scienceqa_item)
-from adr.records import (DEFAULT_MAX_RECORD_BYTES, MISSING_ID, NOT_AN_OBJECT, UNREADABLE_FILE, UNSAFE_IMAGE_PATH,
-                         InvalidRecord, is_safe_relative_path, parse_json)
+from adr.graded_results import (
+    BAD_LABEL,
+    NO_LABEL,
+    UNKNOWN_QUESTION,
+    Item,
+    canonical_item,
+    pope_category,
+    pope_item,
+    scienceqa_item,
+)
+from adr.records import (
+    DEFAULT_MAX_RECORD_BYTES,
+    MISSING_ID,
+    NOT_AN_OBJECT,
+    UNREADABLE_FILE,
+    UNSAFE_IMAGE_PATH,
+    InvalidRecord,
+    is_safe_relative_path,
+    parse_json,
+)
 from pipelines.audit import page as audit_report
 from pipelines.checks import ArgumentParser, stats_manifest
 from pipelines.outputs import exists, join, read_json, write_json

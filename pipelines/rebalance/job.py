@@ -32,8 +32,17 @@ from adr.sampling import factor_for_target
 from pipelines import progress
 from pipelines.checks import ArgumentParser, at_least, stats_manifest
 from pipelines.outputs import clear_outputs, join, read_json, read_summary, remove, write_json
-from pipelines.rebalance.decide import (COUNTS, DROPPED, INVALID, SEEDS, STATS, Decide, ParseBatch,
-                                        WriteKeptBatch, loaded)
+from pipelines.rebalance.decide import (
+    COUNTS,
+    DROPPED,
+    INVALID,
+    SEEDS,
+    STATS,
+    Decide,
+    ParseBatch,
+    WriteKeptBatch,
+    loaded,
+)
 from pipelines.rebalance.local_watch import is_local, run_local_watch
 from pipelines.rebalance.panes import WritePanes
 from pipelines.rebalance.reads import SplitBatch, ledger_url, read_index, read_splits, read_stream
@@ -131,7 +140,8 @@ def check_flags(args: argparse.Namespace, streaming: bool) -> None:
                                ("--kafka-group", args.kafka_group, args.kafka_topic),
                                ("--pubsub-id-label", args.pubsub_id_label, args.pubsub_subscription)):
         if value is not None and not needs:
-            raise ConfigError(f"{flag} is for --{'kafka-topic' if flag.startswith('--kafka') else 'pubsub-subscription'}")
+            source = "kafka-topic" if flag.startswith("--kafka") else "pubsub-subscription"
+            raise ConfigError(f"{flag} is for --{source}")
     given = [_flag(d) for d in STREAMING_ONLY if getattr(args, d) is not None]
     if not streaming:
         stream = sources[0] if args.pubsub_subscription or args.kafka_topic else None

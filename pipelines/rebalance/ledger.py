@@ -30,7 +30,7 @@ class Seen:
     mtime: float
     size: int
 
-    def same_as(self, other: "Seen") -> bool:
+    def same_as(self, other: Seen) -> bool:
         return (self.mtime, self.size) == (other.mtime, other.size)
 
 

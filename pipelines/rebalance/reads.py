@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping
 
 import apache_beam as beam
 import pyarrow as pa
@@ -19,7 +19,7 @@ from pipelines.rebalance.ledger import CHANGED
 from pipelines.rebalance.watch import WatchPolicy, read_watched, watch, watch_pattern
 from udfs.artifacts import read_repeats
 from udfs.records import parse_raw
-from udfs.sources import MAX_ELEMENT_BYTES, raw_batch
+from udfs.sources import max_element_bytes, raw_batch
 from udfs.splits import read_split
 
 LATE, STATS = "late", "stats"
@@ -33,10 +33,6 @@ class SplitBatch:
     copies: Mapping[int, int] = field(default_factory=dict)  # position -> occurrence (>= 1) of a byte-identical record
     shared: frozenset[int] | None = None                # positions whose image another record uses; None: unknown
     messages: tuple = ()                                # a stream's message metadata, by position
-
-
-def max_element_bytes(max_record_bytes: int) -> int:
-    return max(MAX_ELEMENT_BYTES, 2 * max_record_bytes)
 
 
 def index_rows(split: dict, max_record_bytes: int) -> Iterable[tuple[int, pa.RecordBatch]]:

@@ -1,9 +1,10 @@
 """`adr report --run DIR`: what a run did, as DIR/report/index.html with PNG figures.
 
 Before = the statistics stage's counts. After = the kept records' entity counts (written by
-rebalance) plus the synthetic records' (written by synthesize, tagged by the same udfs). Head and tail are cut at the statistics' tau on both sides. The page is static HTML
-with relative links to figures/ and images/, so it opens from disk without a server. The balance
-figures and verdicts also go to DIR/report/balance.json, for benchmarks to read.
+rebalance) plus the synthetic records' (written by synthesize, tagged by the same udfs). Head and
+tail are cut at the statistics' tau on both sides. The page is static HTML with relative links to
+figures/ and images/, so it opens from disk without a server. The balance figures and verdicts
+also go to DIR/report/balance.json, for benchmarks to read.
 """
 
 from __future__ import annotations
@@ -18,13 +19,12 @@ from dataclasses import dataclass, field
 
 import fsspec
 
+from adr.distribution import Lift, Verdict, rank_frequency, sample_tail, shape, synthesis_lift, top_head, verdict
 from adr.entities.registry import CATCH_ALLS
-from adr.distribution import (Lift, Verdict, rank_frequency, sample_tail, shape, synthesis_lift,
-                              top_head, verdict)
 from adr.synthesis import METHODS
-from pipelines.report import figures
 from pipelines.checks import ArgumentParser, at_least, run_outputs
 from pipelines.outputs import exists, iter_jsonl, join, read_json_or_none
+from pipelines.report import figures
 from udfs.artifacts import Counts, read_counts
 from udfs.entity_counts import dictionary_counts
 
@@ -341,7 +341,8 @@ def render(data: RunData, figs: dict[str, str], shown: list[dict], top: int, see
         head = top_head(data.before[p], tau, top)
         tail = sample_tail(data.before[p], tau, top, seed)
         parts.append(f'<h3>{_e(p)} (tau {tau})</h3><div class="side">'
-                     + _table(["top head entity", "before", "after"], [[e, c, data.after[p].get(e, 0)] for e, c in head])
+                     + _table(["top head entity", "before", "after"],
+                              [[e, c, data.after[p].get(e, 0)] for e, c in head])
                      + _table(["sampled tail entity", "before", "after"],
                               [[e, c, data.after[p].get(e, 0)] for e, c in tail]) + "</div>")
 

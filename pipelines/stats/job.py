@@ -29,7 +29,7 @@ from udfs.artifacts import dictionary_parts
 from udfs.entities import entities_schema, extract_entities
 from udfs.nlp import load_nlp
 from udfs.records import PARSED_SCHEMA, parse_raw
-from udfs.sources import MAX_ELEMENT_BYTES, expand_inputs, fingerprint, total_bytes
+from udfs.sources import expand_inputs, fingerprint, max_element_bytes, total_bytes
 from udfs.splits import plan_splits, read_split, split_bytes_for
 
 log = logging.getLogger("adr.stats")
@@ -49,7 +49,7 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--resume", action="store_true",
                     help="reuse entities/ and invalid/ left by an interrupted run of the same input and parameters")
     ap.add_argument("--partitions", type=at_least(int, 0), default=0,
-                    help="extraction tasks (default: splits of at most 16 MiB of input, at least 3 per core)")
+                    help="extraction tasks (default: splits of at most 4 MiB of input, at least 3 per core)")
     ap.add_argument("--drop-exact-duplicates", action="store_true",
                     help="count byte-identical records once (the copies go to invalid/ as exact-duplicate)")
     return ap
@@ -143,8 +143,8 @@ def extract(spark, args, files: list[str], perspectives: tuple[str, ...], out: s
     counters = (spark.sparkContext.accumulator(0), spark.sparkContext.accumulator(0))
     analyse = functools.partial(_parse_and_extract, max_bytes=args.max_record_bytes, perspectives=perspectives,
                                 nlp=args.nlp, counters=counters)
-    max_element_bytes = max(MAX_ELEMENT_BYTES, 2 * args.max_record_bytes)
-    analysed = tasks.mapInArrow(lambda batches: analyse(_read(batches, max_element_bytes)),
+    largest = max_element_bytes(args.max_record_bytes)
+    analysed = tasks.mapInArrow(lambda batches: analyse(_read(batches, largest)),
                                 from_arrow_schema(analysed_schema(perspectives)))
     # On disk, not in the executors' heap: this table grows with the corpus, and each output
     # (invalid/, entities/, repeats/, the counts) reads it once, never joining it in memory.
@@ -255,7 +255,8 @@ def run(argv=None, spark=None) -> dict:
     thresholds = {p: threshold(hist[p], rhos[p]) for p in perspectives}
     tau = F.create_map(*[x for p in perspectives for x in (F.lit(p), F.lit(thresholds[p].tau))])
     (counts.withColumn("p", tau[F.col("perspective")].cast("double") / F.col("count"))
-     .repartition(max(1, len(perspectives)), "perspective").sortWithinPartitions("perspective", F.desc("count"), "entity")
+     .repartition(max(1, len(perspectives)), "perspective")
+     .sortWithinPartitions("perspective", F.desc("count"), "entity")
      .write.mode("overwrite").parquet(join(out, "dictionary")))
     log.info("counted and wrote dictionary/ at %.1f s", time.time() - started)
     counts.unpersist()

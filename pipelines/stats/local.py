@@ -7,7 +7,7 @@ measured against: same readers, same parsing, same entity udfs, counting with En
 from __future__ import annotations
 
 from collections import Counter
-from typing import Iterable
+from collections.abc import Iterable
 
 import pyarrow as pa
 

@@ -39,19 +39,28 @@ import sys
 import apache_beam as beam
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, WorkerOptions
 
-from adr.errors import ConfigError
 from adr.entities.registry import CATCH_ALLS
+from adr.errors import ConfigError
 from adr.rewrite import piece_chars
-from adr.synthesis import (METHODS, boundary, kept_per_bin, next_bins, parse_ceilings, parse_mix,
-                           plan_budget, reassign_shortfall, shard_of_cells)
+from adr.synthesis import (
+    METHODS,
+    boundary,
+    kept_per_bin,
+    next_bins,
+    parse_ceilings,
+    parse_mix,
+    plan_budget,
+    reassign_shortfall,
+    shard_of_cells,
+)
 from pipelines import progress
 from pipelines.checks import ArgumentParser, at_least, rebalance_summary, stats_manifest
 from pipelines.local_workers import with_local_workers
 from pipelines.outputs import file_urls, join, read_json_or_none, remove, write_json
+from pipelines.synthesize.offers import PlanContext, offered
 from pipelines.synthesize.publish import publish
 from pipelines.synthesize.refined_writers import join_llava_json
 from pipelines.synthesize.rounds import read_tallies, round_counts, run_round, write_tallies
-from pipelines.synthesize.offers import PlanContext, offered
 from pipelines.synthesize.steps import FAILED
 from udfs.artifacts import read_dictionary
 from udfs.model_files import language_model_files, local_model_dir

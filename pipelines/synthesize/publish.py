@@ -25,8 +25,8 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from adr.synthesis import BINS, METHODS, bin_of, planned
 from pipelines.outputs import join
-from pipelines.synthesize.refined_writers import FRAGMENT_WRITERS, kept_lines
 from pipelines.synthesize.offers import read_offer_counts
+from pipelines.synthesize.refined_writers import FRAGMENT_WRITERS, kept_lines
 from pipelines.synthesize.rounds import write_tallies
 from pipelines.synthesize.steps import split_candidate
 from udfs.artifacts import COUNTS_SCHEMA

@@ -1,7 +1,7 @@
 """Writers of the refined corpus: each takes the records as lines of JSON (kept records exactly as
 they were read) and streams them into one file of its format. The engine writes refined/ as
 fragments in parallel (FRAGMENT_WRITERS); a LLaVA array is then joined from its fragments by a
-byte copy (`join_llava_json`), the same bytes `write_llava_json` writes from all lines at once.
+byte copy (`join_llava_json`), the same bytes one writer would write from all lines at once.
 
 - llava-json: one JSON array, what LLaVA's `train.py --data_path` loads with `json.load`.
 - jsonl: one record a line.
@@ -12,7 +12,7 @@ byte copy (`join_llava_json`), the same bytes `write_llava_json` writes from all
 from __future__ import annotations
 
 import json
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 import fsspec
 import pyarrow as pa
@@ -24,14 +24,6 @@ PARQUET_SCHEMA = pa.schema([
     ("fields", pa.string()),
 ])
 PARQUET_ROWS = 8192
-
-
-def write_llava_json(path: str, lines: Iterable[str]) -> None:
-    with fsspec.open(path, "w", encoding="utf-8", auto_mkdir=True) as f:
-        f.write("[")
-        for n, line in enumerate(lines):
-            f.write(", " + line if n else line)
-        f.write("]")
 
 
 def write_jsonl(path: str, lines: Iterable[str]) -> None:
@@ -57,9 +49,6 @@ def write_parquet(path: str, lines: Iterable[str]) -> None:
                 rows = []
         if rows or writer.is_open:
             writer.write_table(pa.Table.from_pylist(rows, schema=PARQUET_SCHEMA))
-
-
-WRITERS = {"llava-json": write_llava_json, "jsonl": write_jsonl, "parquet": write_parquet}
 
 
 def kept_lines(url: str) -> Iterator[str]:

@@ -24,9 +24,21 @@ from pipelines.synthesize.handlers.captioning import CaptionHandler
 from pipelines.synthesize.handlers.diffusion import DiffusionHandler
 from pipelines.synthesize.handlers.llm import ChatLLMHandler
 from pipelines.synthesize.offers import PlanContext, order_of, read_offer_counts, split_offer
-from pipelines.synthesize.steps import (FAILED, Seed, by_candidate, candidate_line, conversation_record, failure,
-                                        load_seed_image, rewrite_requests, rewritten_record, save_image,
-                                        synonym_record, to_conversation_request, with_entities)
+from pipelines.synthesize.steps import (
+    FAILED,
+    Seed,
+    by_candidate,
+    candidate_line,
+    conversation_record,
+    failure,
+    load_seed_image,
+    rewrite_requests,
+    rewritten_record,
+    save_image,
+    synonym_record,
+    to_conversation_request,
+    with_entities,
+)
 from pipelines.torch_env import on_accelerator
 
 

@@ -46,7 +46,7 @@ class Seed:
     nouns: tuple = ()            # the seed's noun lemmas
 
     @classmethod
-    def of_offer(cls, offer) -> "Seed":
+    def of_offer(cls, offer) -> Seed:
         method, _, key, p, e, choice, _, seed_line = offer
         row = json.loads(seed_line)
         return cls(method, 0.0, key, row["id"], row.get("image"), row["tail_entities"], row["record"], (p, e),
@@ -71,7 +71,7 @@ class Work:
     nouns: tuple = ()              # rewrite: the seed's noun lemmas (what a rewrite may name)
 
     @classmethod
-    def of(cls, seed: Seed, **fields) -> "Work":
+    def of(cls, seed: Seed, **fields) -> Work:
         return cls(seed.method, seed.order, seed.key, seed.id, seed.tail, tuple(seed.target), **fields)
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from apache_beam.ml.inference.base import PredictionResult
 
@@ -25,7 +26,7 @@ class CaptionHandler(BatchedHandler):
         self._prompt = prompt
         self._max_new_tokens = max_new_tokens
 
-    def load_model(self) -> "Captioner":
+    def load_model(self) -> Captioner:
         import transformers
         from transformers import AutoModelForImageTextToText, AutoProcessor
 

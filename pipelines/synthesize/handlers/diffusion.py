@@ -10,8 +10,9 @@ Variants (spec: 'Visual synthesis'):
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from apache_beam.ml.inference.base import PredictionResult
 
@@ -61,7 +62,7 @@ class DiffusionHandler(BatchedHandler):
 
             raise ConfigError(f"img2img with {self._steps} steps at strength {strength} would denoise 0 steps")
 
-    def load_model(self) -> "DiffusionModel":
+    def load_model(self) -> DiffusionModel:
         import diffusers
 
         device = resolve_device(self._device_spec)
