@@ -54,6 +54,23 @@ def test_the_gguf_model_answers_through_its_own_chat_template(smollm2):
     assert len(again.inference) == 3 and again.inference[0] == result.inference  # greedy first
 
 
+def test_replies_from_the_prompts_cached_head_equal_replies_read_whole(smollm2, monkeypatch):
+    """The instructions and worked examples every rewrite request shares are read once and kept;
+    a reply, greedy or sampled, is the one the model gives reading the whole prompt."""
+    from adr.prompts import rephrase_messages
+    from pipelines.synthesize.handlers.llm import ChatModel
+
+    handler, model = smollm2
+    requests = [rephrase_messages("question", q, words) for q, words in (
+        ("Is the dog chasing the cat in the park?", []), ("Where is the bus parked?", []),
+        ("What is the man wearing on his head?", ["cap"]))]
+    cached = [handler.run_inference([m], model, {"alternatives": 3})[0].inference for m in requests]
+    assert len(model._heads) >= 2  # the question head, and the one naming an offered word
+    monkeypatch.setattr(ChatModel, "_head_cache", lambda self, messages, ids: None)
+    whole = [handler.run_inference([m], model, {"alternatives": 3})[0].inference for m in requests]
+    assert cached == whole
+
+
 @pytest.fixture(scope="module")
 def llm_run(spark, tmp_path_factory):
     """`adr run --llm SmolLM2.gguf --mix rewrite=1` on a small LLaVA-shaped corpus, as a user runs
@@ -63,7 +80,7 @@ def llm_run(spark, tmp_path_factory):
     from tests.conftest import NLP_ARGS, SHARED
 
     root = tmp_path_factory.mktemp("llm-run")
-    records = list(generate(300, seed=11, data_dir=SHARED))
+    records = list(generate(RECORDS, seed=11, data_dir=SHARED))
     write(root / "mix.json", records)
     run.run(["--input", str(root / "mix.json"), "--output", str(root / "run"), "--master", "local[2]",
              "--mix", "rewrite=1", "--budget", str(BUDGET), "--llm", str(GGUF), "--device", "cpu",
@@ -73,19 +90,23 @@ def llm_run(spark, tmp_path_factory):
     return root / "run", records, summary
 
 
-BUDGET = 2
+# A small corpus bounds the tries: SmolLM2-135M has 3.5% of them accepted (benchmarks/RESULTS.md),
+# so its rewrite offers may run out, and what they leave is handed to synonym replacement.
+RECORDS, BUDGET = 50, 1
 
 
 @pytest.mark.slow
-def test_adr_run_with_the_real_llm_meets_a_rewrite_budget_with_records_that_pass_every_check(llm_run):
+def test_adr_run_with_the_real_llm_meets_its_budget_with_records_that_pass_every_check(llm_run):
     from adr.protected import keeps_short_answers
     from adr.tail_turns import turns_for
 
     out, records, summary = llm_run
-    assert summary["made"]["rewrite"] == BUDGET and summary["budget_met"] and summary["reassigned"] == []
+    assert summary["budget_met"] and summary["synthetic"] == BUDGET
+    handed_on = sum(r["records"] for r in summary["reassigned"] if r["from"] == "rewrite")
+    assert summary["made"]["rewrite"] + handed_on == BUDGET  # the shortfall is said, and refilled
     seeds = {r["key"]: r for r in read_jsonl(out / "rebalance" / "seeds")}
-    made = read_jsonl(out / "synthesize" / "synthetic")
-    assert len(made) == BUDGET
+    made = [r for r in read_jsonl(out / "synthesize" / "synthetic") if r["adr"]["method"] == "rewrite"]
+    assert len(made) == summary["made"]["rewrite"]
     for record in made:
         prov = record["adr"]
         seed = seeds[prov["seed_key"]]

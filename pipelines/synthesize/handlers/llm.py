@@ -6,9 +6,11 @@ On a GPU worker with vLLM installed, Beam's own VLLMChatModelHandler
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import copy
 import functools
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 from apache_beam.ml.inference.base import PredictionResult
 
@@ -30,7 +32,7 @@ class ChatLLMHandler(BatchedHandler):
         self._temperature = temperature
         self._seed = seed
 
-    def load_model(self) -> "ChatModel":
+    def load_model(self) -> ChatModel:
         import transformers
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -75,6 +77,7 @@ class ChatModel:
 
     def __init__(self, tokenizer, model, device: str):
         self.tokenizer, self.model, self.device = tokenizer, model, device
+        self._heads: collections.OrderedDict[str, tuple] = collections.OrderedDict()
 
     def reply(self, conversations: list[Messages], max_new_tokens: int, temperature: float, extra: dict,
               seed: int = 42) -> list:
@@ -111,19 +114,51 @@ class ChatModel:
         with rng, torch.inference_mode():
             if temperature > 0:
                 torch.manual_seed(seed_value(seed, "\x1e".join(prompts)))
+            head = self._head_cache(conversations[0], inputs["input_ids"][0]) if len(conversations) == 1 else None
+            if head is not None:
+                # The same rows num_return_sequences would make, each starting from the head's keys.
+                inputs = {k: v.repeat(n, 1) for k, v in inputs.items()}
+                sampling.pop("num_return_sequences", None)
+                if n > 1:
+                    head.batch_repeat_interleave(n)
+                extra = {**extra, "cache": head}
             out = self.model.generate(**inputs, max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id,
                                       **sampling, **extra)
         new_tokens = out[:, inputs["input_ids"].shape[1]:]
         return [r.strip() for r in tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
 
 
+    def _head_cache(self, messages: Messages, ids):
+        """A copy of the attention keys and values of the prompt's head, all but its last message
+        (the instructions and worked examples every request of a kind shares), or None where the
+        prompt's tokens do not begin with the head's. Computed once per head: on a CPU most of a
+        short reply's time was reading that head again (0.7 of 1.2 s, SmolLM2-135M, 188 of 207
+        tokens), and each sampled alternative read it once more."""
+        if len(messages) < 2:
+            return None
+        text = render_chat(self.tokenizer, messages[:-1], add_generation_prompt=False)
+        if text not in self._heads:
+            head_ids = self.tokenizer(text, return_tensors="pt")["input_ids"].to(self.device)
+            self._heads[text] = (head_ids[0], self.model(input_ids=head_ids, use_cache=True).cache)
+            if len(self._heads) > MAX_HEADS:
+                self._heads.popitem(last=False)
+        head_ids, cache = self._heads[text]
+        self._heads.move_to_end(text)
+        if len(head_ids) >= len(ids) or not bool((ids[:len(head_ids)] == head_ids).all()):
+            return None
+        return copy.deepcopy(cache)
+
+
+# Heads kept per loaded model: one per kind of request, and a few whose instructions name words.
+MAX_HEADS = 8
+
 # Alternatives are sampled warm enough to differ from the greedy reply and from each other.
 ALTERNATIVE_TEMPERATURE = 0.8
 
 
-def render_chat(tokenizer, messages: Messages) -> str:
+def render_chat(tokenizer, messages: Messages, add_generation_prompt: bool = True) -> str:
     """The model's own chat template; a plain role-prefixed transcript when it has none."""
     if getattr(tokenizer, "chat_template", None):
-        return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        return tokenizer.apply_chat_template(messages, add_generation_prompt=add_generation_prompt, tokenize=False)
     lines = [f"{m['role'].capitalize()}: {m['content']}" for m in messages]
-    return "\n\n".join(lines) + "\n\nAssistant:"
+    return "\n\n".join(lines) + ("\n\nAssistant:" if add_generation_prompt else "")
