@@ -113,6 +113,7 @@ def meaning_problem(seed: str, reply: str, bases, swaps: dict[str, str]) -> tupl
     same = _same_word(bases, swaps)
     left = list(enumerate(after))
     lost, placed = [], []
+    adds_do = _do_forms(reply) > _do_forms(seed)
     for word in before:
         match = next((k for k, (_, w) in enumerate(left) if same(word, w)), None)
         if match is None:
@@ -122,7 +123,7 @@ def meaning_problem(seed: str, reply: str, bases, swaps: dict[str, str]) -> tupl
             placed.append(place)
             if _number_changed(word, said):
                 return CHANGED_MEANING, f"{word} became {said}: {reply[:160]}"
-            if said != word and _do_forms(reply) > _do_forms(seed) and not word.endswith("ing"):
+            if adds_do and said != word and not word.endswith("ing"):
                 # "does" turns "is sitting" into "sits", never "is made" into "make"
                 return CHANGED_MEANING, f"{word} became {said} with 'do': {reply[:160]}"
     if lost or left:
@@ -288,10 +289,13 @@ def _garbled(seed: str, reply: str, kind: str) -> str | None:
     return None
 
 
+# What may stand before a bare "be": a modal, "to", "not" ("could not be").
+_BEFORE_BE = AUXILIARIES - {"is", "are", "was", "were", "am", "do", "does", "did"} | {"to", "not"}
+
+
 def _bare_be(words: list[str]) -> int:
     """Uses of "be" that no modal or "to" licenses: "How many coaches do there be?"."""
-    allowed = AUXILIARIES - {"is", "are", "was", "were", "am", "do", "does", "did"} | {"to", "not"}
-    return sum(1 for i, w in enumerate(words) if w == "be" and not (i and words[i - 1] in allowed))
+    return sum(1 for i, w in enumerate(words) if w == "be" and not (i and words[i - 1] in _BEFORE_BE))
 
 
 def _sentences(text: str) -> int:

@@ -127,7 +127,6 @@ class ChatModel:
         new_tokens = out[:, inputs["input_ids"].shape[1]:]
         return [r.strip() for r in tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
 
-
     def _head_cache(self, messages: Messages, ids):
         """A copy of the attention keys and values of the prompt's head, all but its last message
         (the instructions and worked examples every request of a kind shares), or None where the
