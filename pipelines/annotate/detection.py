@@ -14,8 +14,7 @@ from typing import Any
 from apache_beam.ml.inference.base import PredictionResult
 
 from adr.grounding import Detection, chunks, merge
-from pipelines.torch_env import BatchedHandler, dtype_for, resolve_device
-from udfs.model_files import local_model_dir
+from pipelines.torch_env import BatchedHandler
 
 
 @dataclass(frozen=True)
@@ -38,15 +37,11 @@ class DetectionHandler(BatchedHandler):
         self._labels_per_call = labels_per_call
 
     def load_model(self) -> Detector:
-        import transformers
         from transformers import AutoModelForZeroShotObjectDetection, AutoProcessor
 
-        transformers.utils.logging.disable_progress_bar()
-        device = resolve_device(self._device_spec)
-        path = local_model_dir(self._model)
-        model = AutoModelForZeroShotObjectDetection.from_pretrained(path, dtype=dtype_for(device),
-                                                                    use_safetensors=True)
-        return Detector(AutoProcessor.from_pretrained(path), model.to(device).eval(), device)
+        files = self.model_files()
+        model, device = self.load_pretrained(AutoModelForZeroShotObjectDetection, files)
+        return Detector(AutoProcessor.from_pretrained(files.folder), model, device)
 
     def run_inference(self, batch: Sequence[GroundingRequest], model,
                       inference_args=None) -> Iterable[PredictionResult]:

@@ -8,8 +8,7 @@ from typing import Any
 from apache_beam.ml.inference.base import PredictionResult
 
 from adr.prompts import CAPTION_PROMPT
-from pipelines.torch_env import BatchedHandler, dtype_for, resolve_device
-from udfs.model_files import local_model_dir
+from pipelines.torch_env import BatchedHandler
 
 
 class CaptionHandler(BatchedHandler):
@@ -27,14 +26,11 @@ class CaptionHandler(BatchedHandler):
         self._max_new_tokens = max_new_tokens
 
     def load_model(self) -> Captioner:
-        import transformers
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
-        transformers.utils.logging.disable_progress_bar()
-        device = resolve_device(self._device_spec)
-        path = local_model_dir(self._model)
-        model = AutoModelForImageTextToText.from_pretrained(path, dtype=dtype_for(device), use_safetensors=True)
-        return Captioner(AutoProcessor.from_pretrained(path), model.to(device).eval(), device)
+        files = self.model_files()
+        model, device = self.load_pretrained(AutoModelForImageTextToText, files)
+        return Captioner(AutoProcessor.from_pretrained(files.folder), model, device)
 
     def run_inference(self, batch: Sequence[Any], model, inference_args=None) -> Iterable[PredictionResult]:
         captions = [caption for group in self.model_calls(batch) for caption in model.caption(

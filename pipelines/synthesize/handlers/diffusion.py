@@ -16,9 +16,8 @@ from typing import Any
 
 from apache_beam.ml.inference.base import PredictionResult
 
-from pipelines.torch_env import BatchedHandler, dtype_for, generator, resolve_device
+from pipelines.torch_env import BatchedHandler, generator
 from udfs.images import edge_map, square
-from udfs.model_files import local_model_dir
 
 VARIANTS = ("variation", "controlnet", "img2img")
 DEFAULTS = {
@@ -65,14 +64,12 @@ class DiffusionHandler(BatchedHandler):
     def load_model(self) -> DiffusionModel:
         import diffusers
 
-        device = resolve_device(self._device_spec)
         cls = {"variation": diffusers.StableDiffusionImageVariationPipeline,
                "controlnet": diffusers.StableDiffusionControlNetPipeline,
                "img2img": diffusers.AutoPipelineForImage2Image}[self._variant]
-        diffusers.utils.logging.disable_progress_bar()
-        pipe = cls.from_pretrained(local_model_dir(self._model), dtype=dtype_for(device), use_safetensors=True)
-        pipe.set_progress_bar_config(disable=True)
-        return DiffusionModel(pipe.to(device), self._variant, device)
+        pipe, device = self.load_pretrained(cls, self.model_files())
+        pipe.set_progress_bar_config(disable=True)  # the denoising loop's own bar
+        return DiffusionModel(pipe, self._variant, device)
 
     def run_inference(self, batch: Sequence[SeedImage], model, inference_args=None) -> Iterable[PredictionResult]:
         images = [image for group in self.model_calls(batch) for image in model.generate(

@@ -14,8 +14,8 @@ from collections.abc import Iterable, Sequence
 
 from apache_beam.ml.inference.base import PredictionResult
 
-from pipelines.torch_env import BatchedHandler, dtype_for, resolve_device, seed_value
-from udfs.model_files import language_model_files
+from pipelines.torch_env import BatchedHandler, seed_value
+from udfs.model_files import ModelFiles, language_model_files
 
 Messages = list[dict[str, str]]
 
@@ -32,21 +32,22 @@ class ChatLLMHandler(BatchedHandler):
         self._temperature = temperature
         self._seed = seed
 
+    def model_files(self) -> ModelFiles:
+        """A Hugging Face folder (or hub id), or a GGUF file (or a folder that holds one)."""
+        return language_model_files(self._model)
+
     def load_model(self) -> ChatModel:
-        import transformers
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        transformers.utils.logging.disable_progress_bar()
-        device = resolve_device(self._device_spec)
-        files = language_model_files(self._model)
+        files = self.model_files()
+        # A GGUF file's quantised weights are dequantised to the device's float type as they load.
+        with _quiet_gguf_load():
+            model, device = self.load_pretrained(AutoModelForCausalLM, files)
         gguf = {"gguf_file": files.gguf_file} if files.gguf_file else {}
         tokenizer = AutoTokenizer.from_pretrained(files.folder, padding_side="left", **gguf)
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
-        # A GGUF file's quantised weights are dequantised to the device's float type as they load.
-        with _quiet_gguf_load():
-            model = AutoModelForCausalLM.from_pretrained(files.folder, dtype=dtype_for(device), **files.load_kwargs())
-        return ChatModel(tokenizer, model.to(device).eval(), device)
+        return ChatModel(tokenizer, model, device)
 
     def validate_inference_args(self, inference_args) -> None:
         """Any `generate` keyword, and `alternatives` (see ChatModel.reply)."""
