@@ -15,6 +15,9 @@ training tau, so an unseen entity is tail. An item fails when its score is below
   and the shares of the training corpus's distinct entities and of its entity occurrences at or
   below that count. Half the failures' entities lie where most distinct entities but few
   occurrences are.
+
+The last section applies them to a benchmark: its items, each item's entities per perspective,
+and one or two training dictionaries (before and after refinement).
 """
 
 from __future__ import annotations
@@ -27,7 +30,16 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
+from adr.entities.registry import PERSPECTIVES
+from adr.graded_results import Item
+
 UNSEEN, TAIL, HEAD = "unseen", "tail", "head"
+
+# An item holds these perspectives' entities only when it carries objects (its own, or a detector's).
+OBJECT_PERSPECTIVES = tuple(name for name, p in PERSPECTIVES.items() if "objects" in p.requires)
+
+Entities = Mapping[str, Sequence[str]]  # one item's entities, by perspective
+Counts = Mapping[str, Mapping[str, int]]  # a training dictionary: perspective -> entity -> count
 
 
 @dataclass(frozen=True)
@@ -181,6 +193,51 @@ def movement(failed_entities: Sequence[str], before: Mapping[str, int], after: M
         "tail_occurrences_pct_before": _pct(sum(before.get(e, 0) <= tau for e in failed_entities), n),
         "tail_occurrences_pct_after": _pct(sum(after.get(e, 0) <= tau for e in failed_entities), n),
     }
+
+
+# ---- a benchmark against training dictionaries ---------------------------------------------------
+
+def graded(items: Sequence[Item], entities: Sequence[Entities], perspective: str, counts: Mapping[str, int],
+           pass_score: float) -> list[Graded]:
+    return [Graded(lookup(e[perspective], counts), item.score, item.score < pass_score)
+            for item, e in zip(items, entities)]
+
+
+def dictionary_audit(items: Sequence[Item], entities: Sequence[Entities], perspectives: Sequence[str],
+                     counts: Counts, taus: Mapping[str, int], pass_score: float, *, top: int = 15) -> dict[str, dict]:
+    """Every measure of every perspective against one training dictionary."""
+    return {p: perspective_audit(graded(items, entities, p, counts[p], pass_score), list(counts[p].values()),
+                                 taus[p], top=top) for p in perspectives}
+
+
+def comparison(items: Sequence[Item], entities: Sequence[Entities], perspectives: Sequence[str], before: Counts,
+               after: Counts, taus: Mapping[str, int], pass_score: float) -> dict[str, dict]:
+    """Per perspective, how the failed items' entities moved from `before` to `after`, both cut at `taus`."""
+    return {p: movement([e for item, ents in zip(items, entities) if item.score < pass_score for e in ents[p]],
+                        before[p], after[p], taus[p])
+            for p in perspectives}
+
+
+def item_summary(items: Sequence[Item], pass_score: float) -> dict:
+    """How many failed, the accuracy (mean score), and items and accuracy per benchmark/category."""
+    scores = [i.score for i in items]
+    groups: dict[str, list[float]] = {}
+    for item in items:
+        name = "/".join(x for x in (item.benchmark, item.category) if x) or "all"
+        groups.setdefault(name, []).append(item.score)
+    return {
+        "failed": sum(s < pass_score for s in scores), "accuracy": sum(scores) / len(scores) if scores else None,
+        "by_group": {k: {"items": len(v), "accuracy": sum(v) / len(v)} for k, v in sorted(groups.items())},
+    }
+
+
+def item_rows(items: Sequence[Item], entities: Sequence[Entities], perspectives: Sequence[str],
+              dictionaries: Sequence[Counts], pass_score: float) -> list[dict]:
+    """Each item with its grade and its entities' training counts, in each dictionary."""
+    return [{"id": item.id, "benchmark": item.benchmark, "category": item.category, "score": item.score,
+             "failed": item.score < pass_score, "question": item.question, "answer": item.answer, "image": item.image,
+             "counts": [{p: lookup(ents[p], counts[p]) for p in perspectives} for counts in dictionaries]}
+            for item, ents in zip(items, entities)]
 
 
 def _pct(part: float, whole: float) -> float | None:

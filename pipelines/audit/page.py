@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import fsspec
 
+from adr.audit import OBJECT_PERSPECTIVES
 from pipelines.audit import figures
 from pipelines.outputs import join
 from pipelines.report.job import CSS, _e, _table, save_figure
-
-OBJECT_PERSPECTIVES = ("object", "cooccurrence")
 
 
 def names(summary: dict) -> list[str]:
