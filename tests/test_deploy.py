@@ -30,7 +30,7 @@ SCRIPTS = sorted(DEPLOY.rglob("*.sh"))
 STAGES = {stage: f"pipelines.{stage}.job" for stage in ("stats", "rebalance", "synthesize", "annotate")}
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 PINS = dict(re.match(r"([A-Za-z0-9_.-]+)(?:\[[^]]*\])?==(\S+)", d).groups()
-            for d in PYPROJECT["project"]["dependencies"])
+            for d in PYPROJECT["project"]["dependencies"] + PYPROJECT["project"]["optional-dependencies"]["models"])
 
 IMAGE = "europe-west4-docker.pkg.dev/proj/adr/worker:0.1.0"
 SAMPLE = {"ADR_IMAGE": IMAGE, "BEAM_ARTIFACTS_DIR": "gs://bucket/beam-artifacts"}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import importlib.util
 import os
 import shutil
 import tempfile
@@ -22,6 +23,23 @@ from adr.errors import ConfigError
 
 PICKLED = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 GGUF = ".gguf"
+# The `models` extra (pyproject.toml): the default install runs every stage without a model.
+MODEL_LIBRARIES = ("torch", "transformers", "diffusers", "tokenizers", "gguf", "safetensors", "accelerate")
+
+
+def require_model_libraries(spec: str) -> None:
+    """A ConfigError, in one line, when a model is named but the model libraries are not installed."""
+    missing = [name for name in MODEL_LIBRARIES if not _installed(name)]
+    if missing:
+        raise ConfigError(f"model {spec!r} needs {', '.join(missing)}, not installed: "
+                          f"pip install 'adr-refine[models]'")
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 @dataclass(frozen=True)
@@ -38,6 +56,7 @@ class ModelFiles:
 def language_model_files(spec: str, cache_dir: str | None = None) -> ModelFiles:
     """A language model's files: a `.gguf` file (local or a URL), a folder that holds exactly one
     `.gguf` and no config.json, or a Hugging Face folder (or hub id)."""
+    require_model_libraries(spec)
     if spec.endswith(GGUF):
         if "://" in spec and not spec.startswith("file://"):
             return _copy_down_file(spec, cache_dir)
@@ -57,6 +76,7 @@ def language_model_files(spec: str, cache_dir: str | None = None) -> ModelFiles:
 @functools.lru_cache(maxsize=16)
 def local_model_dir(spec: str, cache_dir: str | None = None) -> str:
     """A local directory for `spec`; hub ids (no scheme, not a path) are returned unchanged."""
+    require_model_libraries(spec)
     if "://" in spec and not spec.startswith("file://"):
         return _copy_down(spec, cache_dir)
     path = Path(spec.removeprefix("file://")).expanduser()
@@ -70,7 +90,8 @@ def local_model_dir(spec: str, cache_dir: str | None = None) -> str:
 
 def check_model(spec: str) -> None:
     """Fail now, in one line, when a model directory (or GGUF file) is missing (a URL is looked
-    at, not copied)."""
+    at, not copied), or when the model libraries are not installed."""
+    require_model_libraries(spec)
     if "://" in spec and not spec.startswith("file://"):
         fs, root = fsspec.core.url_to_fs(spec)
         if not (fs.isfile(root) if spec.endswith(GGUF) else fs.isdir(root)):

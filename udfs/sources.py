@@ -109,7 +109,9 @@ def expand_inputs(specs: str | Iterable[str]) -> list[str]:
                 raise InputError(f"cannot read input {spec!r}: no such file or directory")
         except InputError:
             raise
-        except (OSError, ValueError, ImportError) as err:
+        except ImportError as err:  # fsspec: "Please install gcsfs to access Google Storage"
+            raise InputError(f"cannot read input {spec!r}: {err} (pip install 'adr-refine[cloud]')") from None
+        except (OSError, ValueError) as err:
             raise InputError(f"cannot read input {spec!r}: {err}") from None
         if not found:
             raise InputError(f"cannot read input {spec!r}: no data files found "

@@ -13,7 +13,7 @@
 #   ADR_PACK        stats (default): the project and what `adr stats` runs on, at the project's pins:
 #                   spaCy, pyarrow, pandas, numpy, threadpoolctl, gcsfs (no torch, Beam or model
 #                   libraries; PySpark itself comes from the cluster's Spark). full: the project with
-#                   every pinned dependency (CPU torch first), several GB.
+#                   every pinned dependency and both extras (CPU torch first), several GB.
 #   ADR_PACK_EXTRA  more pip requirements for the env, space-separated (e.g. the spaCy pipeline that
 #                   --nlp names)
 #   TORCH_INDEX     full only: the index CPU torch comes from (default https://download.pytorch.org/whl/cpu;
@@ -77,7 +77,7 @@ else
   # (torch==2.13.0+cpu) then keeps the project install from swapping it for the CUDA build.
   torch_index="${TORCH_INDEX-https://download.pytorch.org/whl/cpu}"
   "${pip[@]}" install -q ${torch_index:+--index-url "$torch_index"} torch==2.13.0
-  "${pip[@]}" install -q -c "$root/constraints.txt" "$wheel" "${extra[@]}"
+  "${pip[@]}" install -q -c "$root/constraints.txt" "$wheel[models,cloud]" "${extra[@]}"
   "${pip[@]}" check
 fi
 # Before anything is shipped: the job's modules import from the env (not from a checkout) and the
