@@ -33,25 +33,42 @@ EWT_DEV = SHARED / "ud_ewt" / "en_ewt-ud-dev.conllu"
 NLP_ARGS = ["--nlp", os.environ["ADR_TEST_NLP"]] if os.environ.get("ADR_TEST_NLP") else []
 
 
-def pytest_configure(config):
-    if not COCO_CAPTIONS.exists():
-        raise pytest.UsageError(f"shared test data not found at {SHARED} (set ADR_SHARED_DATA)")
+# Without the shared data the tests that read it skip, saying so; the others (adr/, udfs/) run.
+SHARED_MISSING = None if COCO_CAPTIONS.exists() else f"shared test data not found at {SHARED} (set ADR_SHARED_DATA)"
+
+
+def pytest_report_header(config):
+    return SHARED_MISSING and f"{SHARED_MISSING}: the tests that read it are skipped"
 
 
 # What a test needs, read from what it asks for: `make test-fast` leaves out these three.
 SPARK_FIXTURES = {"spark"}
+SHARED_FIXTURES = {"shared_data"}  # requested by every fixture that reads SHARED
 
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        if SPARK_FIXTURES & set(getattr(item, "fixturenames", ())):
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if SPARK_FIXTURES & fixtures:
             item.add_marker(pytest.mark.spark)
         if "chromium" in item.name:
             item.add_marker(pytest.mark.browser)
+        if SHARED_FIXTURES & fixtures:
+            item.add_marker(pytest.mark.needs_shared)
+        if SHARED_MISSING and item.get_closest_marker("needs_shared"):
+            item.add_marker(pytest.mark.skip(reason=SHARED_MISSING))
 
 
 @pytest.fixture(scope="session")
-def coco():
+def shared_data():
+    """The shared test data folder (a test that reads it without a fixture is marked needs_shared)."""
+    if SHARED_MISSING:
+        pytest.skip(SHARED_MISSING)
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def coco(shared_data):
     """The official COCO captions and instances, loaded once."""
     return json.loads(COCO_CAPTIONS.read_text()), json.loads(COCO_INSTANCES.read_text())
 

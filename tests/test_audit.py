@@ -25,7 +25,7 @@ def run_audit(out, *args):
 
 
 @pytest.fixture(scope="module")
-def sqa_raw():
+def sqa_raw(shared_data):
     return json.loads(SQA_RESULTS.read_text())
 
 

@@ -115,6 +115,7 @@ def test_accelerator_hint_is_on_the_model_step_only():
     assert "Detect" in accelerated and not any(name.startswith("Read") for name in accelerated)
 
 
+@pytest.mark.needs_shared
 def test_prompts_are_chunked_and_every_chunk_is_asked(detectors):
     from pipelines.annotate.detection import DetectionHandler
 

@@ -360,6 +360,7 @@ def test_a_missing_model_is_a_one_line_error(corpus, tmp_path):
     assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.needs_shared
 @pytest.mark.parametrize("variant", ["variation", "controlnet", "img2img"])
 def test_diffusion_variants_batch_and_are_deterministic_under_a_seed(models, variant):
     import numpy as np
@@ -380,6 +381,7 @@ def test_diffusion_variants_batch_and_are_deterministic_under_a_seed(models, var
     assert not np.array_equal(np.array(first[0].inference), np.array(first[1].inference))
 
 
+@pytest.mark.needs_shared
 def test_captioner_batches(models):
     from pipelines.synthesize.handlers.captioning import CaptionHandler
 

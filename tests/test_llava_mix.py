@@ -31,7 +31,7 @@ RECORDS = 2000
 
 
 @pytest.fixture(scope="module")
-def mix(tmp_path_factory):
+def mix(shared_data, tmp_path_factory):
     """(path of the one-line array, its records)."""
     root = tmp_path_factory.mktemp("mix")
     records = list(generate(RECORDS, seed=3, exact_duplicates=0.005, data_dir=SHARED))

@@ -44,7 +44,7 @@ def spans(text):
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
+def corpus(shared_data, tmp_path_factory):
     path = tmp_path_factory.mktemp("mix") / "mix.json"
     stats = write(path, generate(N, seed=0))
     text = path.read_text(encoding="ascii")
@@ -196,6 +196,7 @@ def test_exact_duplicates_are_byte_identical(corpus):
     assert all(records[a] == records[b] for a, b in dups)
 
 
+@pytest.mark.needs_shared
 def test_deterministic_for_a_seed(tmp_path):
     a, b, c = tmp_path / "a.json", tmp_path / "b.json", tmp_path / "c.json"
     write(a, generate(3000, seed=7))
@@ -204,6 +205,7 @@ def test_deterministic_for_a_seed(tmp_path):
     assert a.read_bytes() == b.read_bytes() != c.read_bytes()
 
 
+@pytest.mark.needs_shared
 def test_derived_coco_ids_keep_one_real_images_captions():
     """Past the real val ids, COCO ids are real id + k * 1,000,000 with that image's captions."""
     real = mix.load_corpus()
@@ -228,6 +230,7 @@ def test_derived_coco_ids_keep_one_real_images_captions():
         assert sum(c in answer for c in caps[int(r["id"]) % 1_000_000]) >= 2
 
 
+@pytest.mark.needs_shared
 def test_cli_scale(tmp_path, capsys):
     out = tmp_path / "s.json"
     assert mix.main(["--output", str(out), "--scale", "0.01", "--seed", "2"]) == 0

@@ -72,7 +72,7 @@ def test_replies_from_the_prompts_cached_head_equal_replies_read_whole(smollm2, 
 
 
 @pytest.fixture(scope="module")
-def llm_run(spark, tmp_path_factory):
+def llm_run(shared_data, spark, tmp_path_factory):
     """`adr run --llm SmolLM2.gguf --mix rewrite=1` on a small LLaVA-shaped corpus, as a user runs
     it: (run directory, its records, the synthesize summary)."""
     from pipelines import run

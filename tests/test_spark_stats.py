@@ -114,6 +114,7 @@ def test_bad_input_is_reported_with_reasons_and_lines_and_counts_add_up(spark, c
     assert keys == set(entities) and len(keys) == 41
 
 
+@pytest.mark.needs_shared
 def test_text_only_scienceqa_records_have_no_objects(spark, tmp_path):
     out = tmp_path / "sqa"
     manifest = spark_stats.run(["--input", str(SCIENCEQA), "--output", str(out),

@@ -160,6 +160,7 @@ def coco_images(n: int = 4) -> list:
     return [Image.open(p).convert("RGB") for p in sorted(COCO_IMAGES.glob("*.jpg"))[:n]]
 
 
+@pytest.mark.needs_shared
 @pytest.mark.parametrize("variant", ["img2img", "variation", "controlnet"])
 def test_diffusion_output_does_not_depend_on_the_batching(models, variant):
     from pipelines.synthesize.handlers.diffusion import DiffusionHandler, SeedImage
@@ -173,6 +174,7 @@ def test_diffusion_output_does_not_depend_on_the_batching(models, variant):
     assert not np.array_equal(whole[0], whole[1])
 
 
+@pytest.mark.needs_shared
 @pytest.mark.parametrize("kind", ["captioner", "captioner_llava"])
 def test_captions_do_not_depend_on_the_batching(models, kind):
     from pipelines.synthesize.handlers.captioning import CaptionHandler

@@ -31,6 +31,7 @@ def test_a_pipeline_that_cannot_load_is_a_config_error(tmp_path):
         load_nlp(str(tmp_path / "no-such-pipeline"))
 
 
+@pytest.mark.needs_shared
 def test_noun_lemma_f1_on_ewt_dev_has_a_floor():
     """Measured on the whole UD EWT dev split (2,001 sentences): see README 'Token tagger'."""
     from scripts.eval_tagger import evaluate
