@@ -30,7 +30,6 @@ from dataclasses import dataclass
 from adr.protected import protected_spans
 from adr.records import IMAGE_TOKEN
 
-MAX_NOUNS = 3  # nouns replaced in one record: a variant, not a different text
 # A sense under this share of a word's uses is not dominant enough to assume it is the one meant:
 # "plant" is a factory in 63% of SemCor's uses and vegetation in the rest.
 DOMINANT_SHARE = 2 / 3
@@ -240,20 +239,6 @@ def sentence_context(turns: list[dict], noun: str, nouns: Iterable[str]) -> froz
             if words & own:
                 out.update(n for n, f in forms.items() if words & f)
     return frozenset(out)
-
-
-def choose_replacements(turns: list[dict], nouns: Iterable[str], synonyms_of: Callable[[str], list[tuple[str, str]]],
-                        max_nouns: int = MAX_NOUNS) -> list[Replacement]:
-    """Up to `max_nouns` replacements for a record: nouns that may change and have a safe
-    synonym, tail synonyms first."""
-    found = []
-    for noun, occurrences in sorted(replaceable_nouns(turns, nouns).items()):
-        candidates = synonyms_of(noun)
-        if candidates:
-            synonym, source = candidates[0]
-            found.append(Replacement(noun, synonym, source, occurrences))
-    found.sort(key=lambda r: (r.source != "tail", r.noun))
-    return found[:max_nouns]
 
 
 def replace_in_conversation(turns: list[dict], replacements: Iterable[Replacement]) -> list[dict]:

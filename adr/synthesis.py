@@ -151,6 +151,11 @@ def draw(seed: int, key: str, method: str) -> float:
     return uniform(seed, key, "synthesis", method)
 
 
+def offer_draw(seed: int, key: str, method: str, perspective: str, entity: str) -> float:
+    """Each (seed, target) draws on its own: a seed's offers for two entities are not taken together."""
+    return draw(seed, f"{key}\x1f{perspective}\x1f{entity}", method)
+
+
 def bin_of(u: float, bins: int = BINS) -> int:
     return min(bins - 1, int(u * bins))
 

@@ -216,11 +216,11 @@ def test_refined_formats_are_the_one_writer_bytes_and_parquet_shards_in_order(co
 
 
 def test_entity_counts_of_the_synthetic_records_equal_a_recount(corpus, tmp_path):
-    """OUT/entity_counts/: what udfs.entity_counts.counts_of_files finds tagging synthetic/."""
+    """OUT/entity_counts/: what the statistics' reference (pipelines.stats.local) finds tagging synthetic/."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from udfs.entity_counts import counts_of_files
+    from pipelines.stats.local import local_stats
 
     root, _ = corpus
     out = tmp_path / "o"
@@ -229,9 +229,9 @@ def test_entity_counts_of_the_synthetic_records_equal_a_recount(corpus, tmp_path
     manifest = json.loads((root / "stats" / "manifest.json").read_text())
     nlp = manifest["parameters"]["nlp"]
     perspectives = tuple(manifest["perspectives"])
-    recount, records = counts_of_files(sorted(map(str, (out / "synthetic").glob("*.jsonl"))), perspectives,
-                                       None if nlp == "default" else nlp, processes=1)
-    assert records == summary["entity_counts_records"] == 8
+    recount = local_stats(sorted(map(str, (out / "synthetic").glob("*.jsonl"))), perspectives,
+                          None if nlp == "default" else nlp, keep_entities=False)[0]
+    assert recount.records == summary["entity_counts_records"] == 8
     parts = sorted((out / "entity_counts").glob("*.parquet"))
     assert len(parts) == 2
     table = pa.concat_tables([pq.read_table(p) for p in parts])
@@ -239,7 +239,7 @@ def test_entity_counts_of_the_synthetic_records_equal_a_recount(corpus, tmp_path
     rows = table.to_pylist()
     assert len({(r["perspective"], r["entity"]) for r in rows}) == len(rows)
     got = {p: {r["entity"]: r["count"] for r in rows if r["perspective"] == p} for p in perspectives}
-    assert got == {p: dict(recount[p]) for p in perspectives}
+    assert got == {p: dict(recount.counts.get(p, {})) for p in perspectives}
     assert sum(len(v) for v in got.values()) > 8
 
 

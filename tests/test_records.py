@@ -7,7 +7,7 @@ import pytest
 from adr import records as R
 from adr.errors import InputError
 from udfs.records import parse_raw
-from udfs.sources import RAW_SCHEMA, expand_inputs, json_array_elements, read_raw
+from udfs.sources import RAW_SCHEMA, expand_inputs, read_raw
 
 GOOD = {"id": "1", "image": "coco/1.jpg", "conversations": [
     {"from": "human", "value": "<image>\nWhat is on the table?"}, {"from": "gpt", "value": "A cake."}],
@@ -57,11 +57,15 @@ def test_safe_paths():
         assert not R.is_safe_relative_path(bad), bad
 
 
-def test_json_array_reader_reports_indices_and_resumes_after_a_malformed_element():
+def test_json_array_reader_reports_indices_and_resumes_after_a_malformed_element(tmp_path):
     text = ('[\n  {"id": "a", "conversations": []},\n  {"id": "b", oops},\n'
             '  {"id": "c",\n   "x": 1},\n  7\n]\n')
+    path = tmp_path / "a.json"
+    path.write_text(text)
     for chunk_size in (1, 5, 64, 1 << 22):
-        elements = list(json_array_elements(text.encode(), chunk_size=chunk_size))
+        rows = [r for b in read_raw(str(path), chunk_size=chunk_size) for r in b.to_pylist()]
+        assert not any(r["error"] for r in rows)
+        elements = [(r["position"], r["raw"]) for r in rows]
         assert [index for index, _ in elements] == [0, 1, 2, 3]
         assert elements[1][1] == b'{"id": "b", oops}'
         assert json.loads(elements[2][1]) == {"id": "c", "x": 1}

@@ -30,16 +30,18 @@ from tests.conftest import COCO_IMAGES
 def test_after_counts_equal_a_recount_of_the_refined_corpus(adr_run):
     """The report subtracts dropped records and adds synthetic ones instead of re-tagging: it must
     give what tagging the whole refined corpus gives."""
-    from udfs.entity_counts import counts_of_files
+    from collections import Counter
+
+    from pipelines.stats.local import local_stats
 
     out, _, _ = adr_run
     data = report.gather(str(out))
     nlp = json.loads((out / "stats" / "manifest.json").read_text())["parameters"]["nlp"]
-    recount, records = counts_of_files(sorted(map(str, (out / "synthesize" / "refined").glob("*.*"))),
-                                       tuple(data.taus), None if nlp == "default" else nlp)
-    assert records == data.records_after
+    recount = local_stats(sorted(map(str, (out / "synthesize" / "refined").glob("*.*"))), tuple(data.taus),
+                          None if nlp == "default" else nlp, keep_entities=False)[0]
+    assert recount.records == data.records_after
     for p in data.taus:
-        assert data.after[p] == +recount[p], p
+        assert data.after[p] == +recount.counts.get(p, Counter()), p
     assert any(data.after[p] != data.before[p] for p in data.taus)
 
 
@@ -255,16 +257,19 @@ def test_verdict_says_more_balanced_only_when_every_measure_and_the_ceiling_agre
 def test_balance_json_agrees_with_a_recount_of_the_synthetic_records(adr_run):
     """balance.json's lift figures, recomputed by hand from the dictionary and a fresh tagging of
     synthetic/: which entities were tail, what they received, and who passed the ceiling."""
+    from collections import Counter
+
     import pyarrow.parquet as pq
 
-    from udfs.entity_counts import counts_of_files
+    from pipelines.stats.local import local_stats
 
     out, _, _ = adr_run
     balance = json.loads((out / "report" / "balance.json").read_text())
     manifest = json.loads((out / "stats" / "manifest.json").read_text())
     nlp = manifest["parameters"]["nlp"]
-    added, _ = counts_of_files(sorted(map(str, (out / "synthesize" / "synthetic").glob("*.jsonl"))), tuple(balance),
-                               None if nlp == "default" else nlp)
+    counts = local_stats(sorted(map(str, (out / "synthesize" / "synthetic").glob("*.jsonl"))), tuple(balance),
+                         None if nlp == "default" else nlp, keep_entities=False)[0].counts
+    added = {p: counts.get(p, Counter()) for p in balance}
     dictionary = pq.read_table(out / "stats" / "dictionary").to_pylist()
     summary = json.loads((out / "synthesize" / "summary.json").read_text())
     assert sum(balance[p]["synthesis"]["added"] for p in balance) > 0

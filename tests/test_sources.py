@@ -14,7 +14,7 @@ import pytest
 
 from adr import records as R
 from udfs.records import parse_raw
-from udfs.sources import RAW_SCHEMA, json_array_elements, read_raw
+from udfs.sources import RAW_SCHEMA, _array_elements, read_raw
 
 GOOD = {"id": "1", "image": "coco/1.jpg", "conversations": [
     {"from": "human", "value": "<image>\nWhat is on the table?"}, {"from": "gpt", "value": "A cake."}]}
@@ -57,36 +57,6 @@ def llava_records(n: int) -> list[dict]:
         for i in range(n)]
 
 
-def test_a_one_line_array_gives_every_element_its_index_and_exact_bytes():
-    records = llava_records(500)
-    data = json.dumps(records).encode()
-    assert b"\n" not in data
-    elements = list(json_array_elements(data, chunk_size=4096))
-    assert [index for index, _ in elements] == list(range(500))
-    assert [raw for _, raw in elements] == [json.dumps(r).encode() for r in records]
-
-
-@pytest.mark.parametrize("chunk_size", range(1, 65))
-def test_elements_cut_by_chunk_boundaries_read_as_from_the_whole_file(chunk_size):
-    data = tricky_array()
-    whole = list(json_array_elements(data))
-    assert whole == list(enumerate(TRICKY))  # byte-identical to slicing the original
-    assert list(json_array_elements(io.BytesIO(data), chunk_size=chunk_size)) == whole
-
-
-def test_a_malformed_element_mid_array_is_reported_with_its_index_and_the_rest_are_read():
-    records = llava_records(6)
-    pieces = [json.dumps(r).encode() for r in records]
-    pieces[3] = b'{"id": "000000000003", "conversations": [{"from": "human" "value": "x"}]}'
-    data = b"[" + b", ".join(pieces) + b"]"
-    for chunk_size in (1, 7, 64, 1 << 22):
-        elements = list(json_array_elements(data, chunk_size=chunk_size))
-        assert elements == list(enumerate(pieces))
-    batch = next(read_raw_bytes(data))
-    parsed = parse_raw(batch).to_pylist()
-    assert [(p["position"], p["reason"]) for p in parsed if p["reason"]] == [(3, R.MALFORMED_JSON)]
-
-
 def read_raw_bytes(data: bytes, name: str = "part.json", **kw):
     import fsspec
 
@@ -95,12 +65,48 @@ def read_raw_bytes(data: bytes, name: str = "part.json", **kw):
     return read_raw(url, **kw)
 
 
+def elements(data: bytes, name: str = "part.json", **kw) -> list[tuple[int, bytes]]:
+    """(position, raw bytes) of each element of `data`, read as read_raw reads a file of it."""
+    rows = [r for b in read_raw_bytes(data, name, **kw) for r in b.to_pylist()]
+    assert not [r for r in rows if r["error"]], rows
+    return [(r["position"], r["raw"]) for r in rows]
+
+
+def test_a_one_line_array_gives_every_element_its_index_and_exact_bytes():
+    records = llava_records(500)
+    data = json.dumps(records).encode()
+    assert b"\n" not in data
+    read = elements(data, chunk_size=4096)
+    assert [index for index, _ in read] == list(range(500))
+    assert [raw for _, raw in read] == [json.dumps(r).encode() for r in records]
+
+
+@pytest.mark.parametrize("chunk_size", range(1, 65))
+def test_elements_cut_by_chunk_boundaries_read_as_from_the_whole_file(chunk_size):
+    data = tricky_array()
+    whole = elements(data)
+    assert whole == list(enumerate(TRICKY))  # byte-identical to slicing the original
+    assert elements(data, chunk_size=chunk_size) == whole
+
+
+def test_a_malformed_element_mid_array_is_reported_with_its_index_and_the_rest_are_read():
+    records = llava_records(6)
+    pieces = [json.dumps(r).encode() for r in records]
+    pieces[3] = b'{"id": "000000000003", "conversations": [{"from": "human" "value": "x"}]}'
+    data = b"[" + b", ".join(pieces) + b"]"
+    for chunk_size in (1, 7, 64, 1 << 22):
+        assert elements(data, chunk_size=chunk_size) == list(enumerate(pieces))
+    batch = next(read_raw_bytes(data))
+    parsed = parse_raw(batch).to_pylist()
+    assert [(p["position"], p["reason"]) for p in parsed if p["reason"]] == [(3, R.MALFORMED_JSON)]
+
+
 def test_a_non_utf8_byte_inside_an_element_is_kept_and_fails_later_as_not_utf8():
     data = b'[{"id": "a", "conversations": [{"from": "human", "value": "caf\xe9"}]}, ' + json.dumps(GOOD).encode() + b"]"
     for chunk_size in (1, 2, 43, 44, 45, 1 << 22):
-        elements = list(json_array_elements(data, chunk_size=chunk_size))
-        assert elements[0] == (0, b'{"id": "a", "conversations": [{"from": "human", "value": "caf\xe9"}]}')
-        assert elements[1] == (1, json.dumps(GOOD).encode())
+        read = elements(data, chunk_size=chunk_size)
+        assert read[0] == (0, b'{"id": "a", "conversations": [{"from": "human", "value": "caf\xe9"}]}')
+        assert read[1] == (1, json.dumps(GOOD).encode())
     parsed = parse_raw(next(read_raw_bytes(data, chunk_size=3))).to_pylist()
     assert [p["reason"] for p in parsed] == [R.NOT_UTF8, None]
 
@@ -109,7 +115,7 @@ def test_a_byte_order_mark_is_skipped_in_arrays_and_json_lines():
     array = b"\xef\xbb\xbf \n" + json.dumps([GOOD, {**GOOD, "id": "2"}]).encode()
     lines = b"\xef\xbb\xbf" + json.dumps(GOOD).encode() + b"\n" + json.dumps({**GOOD, "id": "2"}).encode()
     for chunk_size in (1, 2, 3, 4, 1 << 22):
-        assert [i for i, _ in json_array_elements(array, chunk_size=chunk_size)] == [0, 1]
+        assert [i for i, _ in elements(array, chunk_size=chunk_size)] == [0, 1]
         for name, data, positions in (("a.json", array, [0, 1]), ("b.jsonl", lines, [1, 2])):
             batch = next(read_raw_bytes(data, name, chunk_size=chunk_size))
             parsed = parse_raw(batch).to_pylist()
@@ -119,17 +125,16 @@ def test_a_byte_order_mark_is_skipped_in_arrays_and_json_lines():
 
 def test_empty_arrays_trailing_text_and_a_missing_closing_bracket():
     for data in (b"[]", b"  [ \n ]\n", b"[\n]"):
-        assert list(json_array_elements(data)) == []
         assert list(read_raw_bytes(data)) == []
     # Text after the closing ']' is reported as one more element, not dropped silently.
     data = b'[{"id": "a"}] \n garbage, {"id": "b"}\n'
     for chunk_size in (1, 5, 1 << 22):
-        assert list(json_array_elements(data, chunk_size=chunk_size)) == [
-            (0, b'{"id": "a"}'), (1, b'garbage, {"id": "b"}')]
-    assert list(json_array_elements(b"[1, 2]\n\n  \n")) == [(0, b"1"), (1, b"2")]
-    assert list(json_array_elements(b"[1, 2")) == [(0, b"1"), (1, b"2")]  # cut short: not an error
-    with pytest.raises(ValueError, match="not a JSON array"):
-        list(json_array_elements(b'{"id": "a"}'))
+        assert elements(data, chunk_size=chunk_size) == [(0, b'{"id": "a"}'), (1, b'garbage, {"id": "b"}')]
+    assert elements(b"[1, 2]\n\n  \n") == [(0, b"1"), (1, b"2")]
+    assert elements(b"[1, 2") == [(0, b"1"), (1, b"2")]  # cut short: not an error
+    # An array is a file whose first byte other than whitespace is '['; any other is JSON Lines,
+    # whatever its name: an object is line 1, not element 0.
+    assert elements(b' \n{"id": "a"}\n[1]') == [(2, b'{"id": "a"}'), (3, b"[1]")]
 
 
 def test_a_gzip_compressed_array_is_read_through_fsspec(tmp_path):
@@ -149,10 +154,10 @@ def test_a_valid_element_longer_than_the_bound_fails_as_too_long_and_the_rest_ar
     assert len(long) > 9_000
     data = b"[" + b", ".join(small[:2] + [long] + small[2:]) + b"]"
     for chunk_size in (1, 64, 4096, 1 << 22):
-        elements = list(json_array_elements(data, chunk_size=chunk_size, max_element_bytes=1000))
-        assert [i for i, _ in elements] == [0, 1, 2, 3, 4]
-        assert [raw for _, raw in elements[:2] + elements[3:]] == small
-        raw = elements[2][1]
+        read = elements(data, chunk_size=chunk_size, max_element_bytes=1000)
+        assert [i for i, _ in read] == [0, 1, 2, 3, 4]
+        assert [raw for _, raw in read[:2] + read[3:]] == small
+        raw = read[2][1]
         assert raw == long or (len(raw) == 1001 and long.startswith(raw))  # cut when not held whole
         with pytest.raises(R.InvalidRecord) as err:
             R.parse_record(raw, max_bytes=1000)
@@ -167,7 +172,7 @@ def test_a_missing_bracket_does_not_swallow_the_rest_of_the_file(tmp_path):
     data = b"[" + b", ".join(pieces[:1] + [broken] + pieces[2:]) + b"]\n"
     expected = list(enumerate(pieces[:1] + [broken] + pieces[2:]))
     for chunk_size in (1, 16, 64, 1 << 22):
-        assert list(json_array_elements(data, chunk_size=chunk_size, max_element_bytes=100)) == expected
+        assert elements(data, chunk_size=chunk_size, max_element_bytes=100) == expected
     path = tmp_path / "broken.json.gz"
     path.write_bytes(gzip.compress(data))
     rows = [r for b in read_raw(str(path), chunk_size=64, max_element_bytes=100) for r in b.to_pylist()]
@@ -177,11 +182,13 @@ def test_a_missing_bracket_does_not_swallow_the_rest_of_the_file(tmp_path):
     mismatched = [pieces[0], broken + b"]]}"] + pieces[2:]
     data = b"[" + b", ".join(mismatched) + b"]"
     for chunk_size in (1, 16):
-        assert list(json_array_elements(data, chunk_size=chunk_size, max_element_bytes=40)) == [
+        assert elements(data, chunk_size=chunk_size, max_element_bytes=40) == [
             (i, raw[:41]) for i, raw in enumerate(mismatched)]
 
 
 def test_a_stream_that_cannot_seek_ends_with_an_element_that_never_closes():
+    """read_raw hands the array reader fsspec's file object, which may not seek (an HTTP stream
+    without range requests): no file of this machine is one, so the reader is given one here."""
     class Unseekable(io.RawIOBase):
         def __init__(self, data):
             self.data = io.BytesIO(data)
@@ -194,8 +201,8 @@ def test_a_stream_that_cannot_seek_ends_with_an_element_that_never_closes():
 
     pieces = [json.dumps({**ONE_TURN, "id": str(i)}).encode() for i in range(4)]
     data = b"[" + b", ".join([pieces[0], pieces[1].removesuffix(b"]}")] + pieces[2:]) + b"]"
-    elements = list(json_array_elements(Unseekable(data), chunk_size=16, max_element_bytes=100))
-    assert elements == [(0, pieces[0]), (1, data[len(pieces[0]) + 3:][:101])]
+    read = list(_array_elements(Unseekable(data), b"", 16, 100))
+    assert read == [(0, pieces[0]), (1, data[len(pieces[0]) + 3:][:101])]
 
 
 def test_memory_stays_bounded_while_reading_a_large_array(tmp_path):
@@ -205,7 +212,7 @@ def test_memory_stays_bounded_while_reading_a_large_array(tmp_path):
     assert size > 5_000_000
     tracemalloc.start()
     try:
-        count = sum(1 for _ in json_array_elements(open(path, "rb"), chunk_size=1 << 16))
+        count = sum(b.num_rows for b in read_raw(str(path), batch_size=64, chunk_size=1 << 16))
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -328,8 +335,7 @@ def test_arrays_concatenated_are_read_whole_with_positions_that_count_on(tmp_pat
     assert _whole(str(path)) == expected
     assert _by_splits(str(path), split_bytes)[0] == expected
     for chunk_size in (1, 7, 1 << 22):  # text after the second array is still reported
-        assert list(json_array_elements(b'[1] [2, 3]  x', chunk_size=chunk_size)) == [(0, b"1"), (1, b"2"), (2, b"3"),
-                                                                                        (3, b"x")]
+        assert elements(b'[1] [2, 3]  x', chunk_size=chunk_size) == [(0, b"1"), (1, b"2"), (2, b"3"), (3, b"x")]
 
 
 @pytest.mark.parametrize("split_bytes", [1, 1 << 30])

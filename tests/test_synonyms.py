@@ -2,14 +2,14 @@
 
 import json
 import re
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from adr.protected import is_short_answer, keeps_short_answers
-from adr.synonyms import STOPLIST, choose_replacements, replace_in_conversation, replaceable_nouns, safe_synonyms
-
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+from adr.synonyms import STOPLIST, Replacement, plural, replace_in_conversation, replaceable_nouns, safe_synonyms
+from tests.conftest import SHARED
 
 
 @pytest.fixture(scope="module")
@@ -31,8 +31,17 @@ def turns(*pairs):
     return out
 
 
-def synonyms(sense, counts=None, tau=40):
-    return lambda noun: safe_synonyms(noun, sense, counts or {}, tau, fits=EVIDENT)
+def choices(record, nouns, counts=None, tau=40):
+    """What the synthesis offers for a record (pipelines.synthesize.offers): per noun that may
+    change, its best synonym, with EVIDENT as the sense check."""
+    from pipelines.synthesize.offers import synonym_choices
+
+    return synonym_choices(record, nouns, counts or {}, tau, fits=EVIDENT)
+
+
+def made_from(record, choice):
+    """The turns of the record synthesised for one offer: that noun replaced (synthesize.steps)."""
+    return replace_in_conversation(record, [Replacement(**choice)])
 
 
 def test_synonyms_share_the_dominant_concrete_sense_one_word_tail_first(sense):
@@ -68,12 +77,14 @@ def test_short_answers_options_ocr_and_instructions_never_change(sense):
     # car/building/telephone occur in options, OCR tokens or short answers: not replaced anywhere
     assert "car" not in free and "telephone" not in free and "picture" not in free
     assert free == {"building": 3, "coin": 3, "booth": 1}  # questions and long answers may change
-    chosen = choose_replacements(record, ["car", "building", "door", "coin"], synonyms(sense))
-    new = replace_in_conversation(record, chosen)
-    for old, changed in zip(record, new):
-        if old["from"] == "gpt" and is_short_answer("", old["value"]):
-            assert changed == old
-    assert ("building", "edifice", 3) in [(r.noun, r.synonym, r.occurrences) for r in chosen]
+    offered = choices(record, ["car", "building", "door", "coin"])
+    assert "car" not in {c["noun"] for c in offered}
+    for choice in offered:
+        for old, changed in zip(record, made_from(record, choice)):
+            if old["from"] == "gpt" and is_short_answer("", old["value"]):
+                assert changed == old
+    assert ("building", "edifice", 3) in [(c["noun"], c["synonym"], c["occurrences"]) for c in offered]
+    new = made_from(record, next(c for c in offered if c["noun"] == "building"))
     assert new[1::2][:4] == record[1::2][:4]  # the short answers
     assert new[2]["value"] == record[2]["value"].replace("the building?", "the edifice?")  # options unchanged
     assert new[4:8] == record[4:8] and new[8] == record[8]  # OCR tokens, the box prompt, the instruction
@@ -87,9 +98,9 @@ def test_a_noun_changes_everywhere_or_nowhere_and_names_stay(sense):
     free = replaceable_nouns(record, ["child", "telephone", "car", "ford", "museum"])
     assert "telephone" not in free  # a name ("Telephone Museum") blocks it everywhere
     assert "ford" not in free and free.get("child") == 2
-    chosen = choose_replacements(record, ["child", "telephone", "car", "ford"], synonyms(sense))
-    new = replace_in_conversation(record, chosen)
-    assert {r.noun: r.synonym for r in chosen}.get("child") == "kid"
+    offered = {c["noun"]: c for c in choices(record, ["child", "telephone", "car", "ford"])}
+    assert "telephone" not in offered and "ford" not in offered and offered["child"]["synonym"] == "kid"
+    new = made_from(record, offered["child"])
     assert new[0]["value"] == "<image>\nWhat is the kid holding?"
     assert "The kid is holding" in new[1]["value"] and "Telephone Museum" in new[3]["value"]
     assert "Ford" in new[1]["value"]
@@ -112,8 +123,10 @@ def test_articles_plurals_and_case_agree():
         "highwaymen", "buses", "ponies", "toys", "kids"]
 
 
+@pytest.mark.needs_shared
 def test_on_llava_shaped_records_no_short_answer_or_stoplist_noun_changes(sense):
-    """Every replacement over a few thousand generated LLaVA-mix records obeys the rules."""
+    """Every record the synonym offers would make from a few thousand generated LLaVA-mix records
+    obeys the rules, and is a variant: one noun changed, nothing else but its article."""
     from scripts.make_llava_mix import generate
 
     records = list(generate(3000, seed=3, data_dir=SHARED))
@@ -121,21 +134,23 @@ def test_on_llava_shaped_records_no_short_answer_or_stoplist_noun_changes(sense)
     for record in records:
         conv = record["conversations"]
         nouns = {w.lower() for t in conv for w in re.findall(r"[A-Za-z]+", t["value"])}
-        chosen = choose_replacements(conv, nouns, synonyms(sense))
-        if not chosen:
-            continue
-        made += 1
-        new = replace_in_conversation(conv, chosen)
-        question = ""
-        for old, changed in zip(conv, new):
-            if old["from"] == "human":
-                question = old["value"]
-                assert old["value"].count("<image>") == changed["value"].count("<image>")
-            elif is_short_answer(question, old["value"]):
-                assert changed == old, (old, changed)
-        for r in chosen:
-            assert r.noun not in STOPLIST and r.synonym not in STOPLIST and " " not in r.synonym
-        assert len(chosen) <= 3
+        offered = choices(conv, nouns)
+        assert len({c["noun"] for c in offered}) == len(offered)  # one offer per noun
+        made += bool(offered)
+        for choice in offered:
+            noun, synonym = choice["noun"], choice["synonym"]
+            assert noun not in STOPLIST and synonym not in STOPLIST and " " not in synonym
+            new, question = made_from(conv, choice), ""
+            assert new != conv, choice
+            for old, changed in zip(conv, new):
+                if old["from"] == "human":
+                    question = old["value"]
+                    assert old["value"].count("<image>") == changed["value"].count("<image>")
+                elif is_short_answer(question, old["value"]):
+                    assert changed == old, (old, changed)
+                gone = Counter(re.findall(r"\w+", old["value"].lower())) - Counter(
+                    re.findall(r"\w+", changed["value"].lower()))
+                assert set(gone) <= {noun, plural(noun), "a", "an"}, (noun, synonym, old, changed)
     assert made > 100, made
 
 

@@ -1,11 +1,20 @@
 import pytest
 
 from adr.errors import ConfigError
-from adr.synthesis import draw, parse_mix, plan_budget, reassign_shortfall, synthetic_id
+from adr.synthesis import offer_draw, offer_order, parse_mix, plan_budget, reassign_shortfall, synthetic_id
 
 
-def seed_order(keys, seed, method):
-    return sorted(keys, key=lambda k: (draw(seed, k, method), k))
+def places(keys, seed, method, target=("token", "cab")):
+    """Each key's place in the plan as a seed of an offer for `target` that carries only it (the
+    entity's room is what is offered: pipelines.synthesize.offers.order_of)."""
+    keys = list(keys)
+    return {k: offer_order(offer_draw(seed, k, method, *target), len(keys), len(keys)) for k in keys}
+
+
+def plan_order(keys, seed, method, target=("token", "cab")):
+    """The keys in the order the plan takes their offers: by place, ties by seed key (publish.Pick)."""
+    place = places(keys, seed, method, target)
+    return sorted(place, key=lambda k: (place[k], k))
 
 
 def test_mix_and_budget_plan_sum_exactly():
@@ -19,12 +28,13 @@ def test_mix_and_budget_plan_sum_exactly():
         parse_mix("visual=1,dance=1")
 
 
-def test_seed_order_is_a_seeded_permutation():
+def test_plan_order_is_a_seeded_permutation():
     ids = [f"r{i}" for i in range(100)]
-    order = seed_order(ids, 42, "visual")
+    order = plan_order(ids, 42, "visual")
     assert sorted(order) == sorted(ids) and order != ids
-    assert order == seed_order(reversed(ids), 42, "visual")
-    assert order != seed_order(ids, 43, "visual") and order != seed_order(ids, 42, "synonym")
+    assert order == plan_order(reversed(ids), 42, "visual")
+    assert order != plan_order(ids, 43, "visual") and order != plan_order(ids, 42, "synonym")
+    assert order != plan_order(ids, 42, "visual", ("token", "taxi"))  # each target draws on its own
     assert synthetic_id("visual", "r1", 42) == synthetic_id("visual", "r1", 42) != synthetic_id("synonym", "r1", 42)
     assert synthetic_id("synonym", "r1", 42, "token\x1fcab") != synthetic_id("synonym", "r1", 42, "token\x1ftaxi")
 
@@ -43,17 +53,18 @@ def test_a_closed_methods_shortfall_goes_to_the_open_ones_in_the_mix_proportions
 
 
 def test_bin_ranges_take_what_is_needed_and_the_boundary_cuts_exactly():
-    from adr.synthesis import BINS, bin_of, boundary, draw, kept_per_bin, next_bins, shard_of_cells
+    from adr.synthesis import BINS, bin_of, boundary, kept_per_bin, next_bins, shard_of_cells
 
     keys = [f"r{i}" for i in range(500)]
+    place = places(keys, 42, "visual")
     counts: dict[int, int] = {}
     for k in keys:
-        counts[bin_of(draw(42, k, "visual"))] = counts.get(bin_of(draw(42, k, "visual")), 0) + 1
-    # consecutive ranges from bin 0 cover the pool in seed order, each with at least what it was asked for
-    order, start, taken = seed_order(keys, 42, "visual"), 0, []
+        counts[bin_of(place[k])] = counts.get(bin_of(place[k]), 0) + 1
+    # consecutive ranges from bin 0 cover the pool in plan order, each with at least what it was asked for
+    order, start, taken = plan_order(keys, 42, "visual"), 0, []
     while start < BINS:
         end = next_bins(counts, start, 37)
-        got = [k for k in order if start <= bin_of(draw(42, k, "visual")) < end]
+        got = [k for k in order if start <= bin_of(place[k]) < end]
         assert len(got) >= 37 or end == BINS
         taken += got
         start = end
@@ -61,8 +72,8 @@ def test_bin_ranges_take_what_is_needed_and_the_boundary_cuts_exactly():
     # the n smallest draws: bins below b, and the k smallest of bin b
     for n in (0, 1, 37, 499, 500, 900):
         b, k = boundary(counts, n)
-        kept = [x for x in order if bin_of(draw(42, x, "visual")) < b]
-        kept += [x for x in order if bin_of(draw(42, x, "visual")) == b][:k]
+        kept = [x for x in order if bin_of(place[x]) < b]
+        kept += [x for x in order if bin_of(place[x]) == b][:k]
         assert kept == order[:n]
         assert sum(kept_per_bin(counts, n).values()) == min(n, 500)
     # shards follow cell order and split about evenly
@@ -97,7 +108,7 @@ def test_offers_in_plan_order_give_each_entity_its_share_of_its_room():
     for e, n in counts.items():
         room = capacity(n, tau)
         for i in range(offers[e]):
-            order = offer_order(draw(42, f"{e}{i}", "synonym"), offers[e], room)
+            order = offer_order(offer_draw(42, f"s{i}", "synonym", "token", e), offers[e], room)
             if order is not None:
                 orders.append((order, e))
     orders.sort()

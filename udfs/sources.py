@@ -46,7 +46,6 @@ ends with one element that says so (the `error` column): the engines write it to
 from __future__ import annotations
 
 import codecs
-import io
 import json
 import re
 from collections.abc import Iterable, Iterator
@@ -251,15 +250,6 @@ def json_lines(f: BinaryIO, head: bytes = b"", max_line_bytes: int = MAX_ELEMENT
     line = b"".join(parts)
     if line.strip():
         yield line_no + 1, line.rstrip(b"\r")
-
-
-def json_array_elements(data: bytes | BinaryIO, *, chunk_size: int = CHUNK_BYTES,
-                        max_element_bytes: int = MAX_ELEMENT_BYTES) -> Iterator[tuple[int, bytes]]:
-    """(0-based index, raw bytes) of each element of a top-level JSON array, read from bytes or a
-    binary file object `chunk_size` bytes at a time (see the module docstring for malformed and
-    over-long elements). Raises ValueError if the text does not start with `[`."""
-    f = io.BytesIO(data) if isinstance(data, (bytes, bytearray, memoryview)) else data
-    return _array_elements(f, b"", chunk_size, max_element_bytes)
 
 
 class _Text:

@@ -24,7 +24,7 @@ import apache_beam as beam
 from adr.entities.registry import extract_record
 from adr.rewrite import MAX_PIECE_CHARS, rewritable_pieces
 from adr.synonyms import fitting, replaceable_nouns, sentence_context, word_synonyms
-from adr.synthesis import bin_of, capacity, draw, is_target, offer_order
+from adr.synthesis import bin_of, capacity, is_target, offer_draw, offer_order
 from adr.tail_turns import turns_for, word_pattern
 from pipelines.outputs import join
 
@@ -63,11 +63,6 @@ class PlanContext:
         if not self.is_target(perspective, entity):
             return 0
         return capacity(self.counts.get(perspective, {}).get(entity, 0), self.ceilings[perspective])
-
-
-def offer_draw(seed: int, key: str, method: str, perspective: str, entity: str) -> float:
-    """Each (seed, target) draws on its own: a seed's offers for two entities are not taken together."""
-    return draw(seed, f"{key}\x1f{perspective}\x1f{entity}", method)
 
 
 def pools_of(row: dict) -> tuple[str, ...]:
