@@ -2,25 +2,28 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 
 import fsspec
 
 from adr.coco import coco_records, objects_by_image
 from adr.errors import InputError
-from pipelines.checks import ArgumentParser
+from pipelines.stage import Engine, Options, Stage, StageParser, frozen
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    ap = ArgumentParser(prog="adr import coco", description=__doc__)
+def parser() -> StageParser:
+    ap = StageParser(prog="adr import coco", description=__doc__)
     ap.add_argument("--captions", required=True, help="captions_*.json")
     ap.add_argument("--instances", help="instances_*.json: adds 'objects' to the images it covers")
     ap.add_argument("--output", required=True, help="JSON Lines file to write")
     ap.add_argument("--max-images", type=int, default=0,
                     help="keep this many images: those with instances first, then by id")
     ap.add_argument("--instruction", default=None, help="one fixed instruction instead of LLaVA's variants")
-    return ap.parse_args(argv)
+    return ap
+
+
+def configure(argv: list[str]) -> tuple[Options, list[str]]:
+    return frozen(parser().parse_args(argv)), []
 
 
 def _load(url: str) -> dict:
@@ -33,8 +36,7 @@ def _load(url: str) -> dict:
         raise InputError(f"cannot read {url!r}: {err}") from None
 
 
-def run(argv=None) -> int:
-    args = parse_args(argv)
+def run(args: Options, engine: Engine = Engine()) -> dict:
     captions = _load(args.captions)
     objects = objects_by_image(_load(args.instances)) if args.instances else None
     image_ids = None
@@ -47,5 +49,12 @@ def run(argv=None) -> int:
         for record in coco_records(captions, objects, image_ids, args.instruction):
             out.write(json.dumps(record, ensure_ascii=False) + "\n")
             n += 1
-    print(f"wrote {n} records to {args.output}")
-    return 0
+    return {"records": n, "output": args.output}
+
+
+def describe(summary: dict, args: Options | None = None) -> str:
+    return f"wrote {summary['records']} records to {summary['output']}"
+
+
+STAGE = Stage("import coco", "official COCO caption/instance files -> LLaVA JSON Lines", parser, configure, run,
+              describe)

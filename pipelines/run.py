@@ -19,13 +19,11 @@ keys go to every stage that has them, a [stats], [rebalance], [synthesize], [ann
 from __future__ import annotations
 
 import argparse
-import functools
 import hashlib
 import json
 import sys
 import time
 import tomllib
-from dataclasses import dataclass
 
 import fsspec
 
@@ -33,71 +31,39 @@ from adr import __version__
 from adr.errors import ConfigError
 from pipelines.checks import ArgumentParser
 from pipelines.outputs import join, read_json_or_none, remove, write_json
+from pipelines.stage import Engine, Stage, is_switch
+from pipelines.stages import in_run
 
 DONE, STARTED = "_ADR_DONE.json", "_ADR_STARTED.json"
-MODEL_OPTIONS = ("detector", "image_model", "caption_model", "llm")
 RUN_KEYS = ("input", "output", "force")  # options of `adr run` itself, not of a stage
-
-
-@dataclass(frozen=True)
-class Stage:
-    name: str
-    not_offered: tuple  # set by `adr run` from the stage order, or streaming-only (`adr run` is batch)
-    beam: bool        # takes Beam pipeline options
-    resumable: bool   # keeps its partial output when interrupted
-
-
-STAGES = (
-    Stage("annotate", ("input", "output"), True, False),
-    Stage("stats", ("input", "output", "resume"), False, True),
-    Stage("rebalance", ("input", "dictionary", "output", "pubsub_subscription", "kafka_topic",
-                                          "kafka_bootstrap", "kafka_group", "pubsub_id_label", "window_secs",
-                                          "watch_interval_secs", "watch_ledger",
-                                          "watch_for_secs", "dictionary_refresh_secs"), True, False),
-    Stage("synthesize", ("rebalanced", "dictionary", "output"), True, True),
-    Stage("report", ("run",), False, False),
-)
-BY_NAME = {s.name: s for s in STAGES}
-
-
-@functools.cache
-def stage_options(stage: Stage) -> tuple[argparse.Action, ...]:
-    """The stage's own flags that a user may set through `adr run` (its parser, built once)."""
-    import importlib
-
-    module = importlib.import_module(f"pipelines.{stage.name}.job")
-    return tuple(a for a in module.parser()._actions
-                 if a.option_strings and a.dest != "help" and a.dest not in stage.not_offered)
 
 
 def parser() -> argparse.ArgumentParser:
     ap = ArgumentParser(prog="adr run", description=__doc__.splitlines()[0], allow_abbrev=False,
-                                 epilog="Beam pipeline options (e.g. --runner, --direct_num_workers) go to "
-                                        "the Beam stages.")
+                        epilog="Beam pipeline options (e.g. --runner, --direct_num_workers) go to the Beam stages.")
     ap.add_argument("--input", nargs="+", help="files, globs, directories or URLs")
     ap.add_argument("--output", help="run directory: one sub-directory per stage")
     ap.add_argument("--config", help="TOML file with the same options (the command line wins)")
     ap.add_argument("--force", action="store_true", help="run every stage, even those up to date")
     seen: dict[str, list[str]] = {}
-    in_help_order = sorted(STAGES, key=lambda s: s.name == "annotate")
-    for stage in STAGES:
-        for action in stage_options(stage):
+    for stage in in_run():
+        for action in stage.offered():
             seen.setdefault(action.option_strings[-1], []).append(stage.name)
-    groups = {s.name: ap.add_argument_group(f"{s.name} options") for s in in_help_order}
     registered = set()
-    for stage in in_help_order:
-        for action in stage_options(stage):
+    for stage in sorted(in_run(), key=lambda s: s.runs_when is not None):  # optional stages' options last
+        group = ap.add_argument_group(f"{stage.name} options")
+        for action in stage.offered():
             flag = action.option_strings[-1]
             if flag in registered:
                 continue
             registered.add(flag)
             kwargs = dict(dest=action.dest, default=argparse.SUPPRESS,
                           help=f"{action.help or ''} [{', '.join(seen[flag])}]".strip())
-            if isinstance(action, argparse._StoreTrueAction):
+            if is_switch(action):
                 kwargs["action"] = "store_true"
             else:
                 kwargs.update(nargs=action.nargs, choices=action.choices, metavar=action.metavar)
-            groups[stage.name].add_argument(flag, **kwargs)
+            group.add_argument(flag, **kwargs)
     return ap
 
 
@@ -119,7 +85,7 @@ def _dest(key: str) -> str:
 
 def check_config(config: dict, path: str) -> None:
     """Unknown keys are typos: say so rather than run with a silently ignored option."""
-    known = {s.name: {a.dest for a in stage_options(s)} for s in STAGES}
+    known = {s.name: {a.dest for a in s.offered()} for s in in_run()}
     for key, value in config.items():
         if key in known:
             if not isinstance(value, dict):
@@ -139,7 +105,7 @@ def stage_values(stage: Stage, cli: dict, config: dict) -> dict:
     table = {_dest(k): v for k, v in config.get(stage.name, {}).items()}
     top = {_dest(k): v for k, v in config.items() if not isinstance(v, dict)}
     values = {}
-    for action in stage_options(stage):
+    for action in stage.offered():
         for source in (cli, table, top):
             if action.dest in source:
                 values[action.dest] = source[action.dest]
@@ -149,11 +115,11 @@ def stage_values(stage: Stage, cli: dict, config: dict) -> dict:
 
 def to_argv(stage: Stage, values: dict) -> list[str]:
     argv = []
-    for action in stage_options(stage):
+    for action in stage.offered():
         if action.dest not in values:
             continue
         value, flag = values[action.dest], action.option_strings[-1]
-        if isinstance(action, argparse._StoreTrueAction):
+        if is_switch(action):
             argv += [flag] if value else []
         elif action.nargs in ("+", "*"):
             argv += [flag, *map(str, value if isinstance(value, list) else [value])]
@@ -182,34 +148,32 @@ def beam_argv(extra: list[str], config: dict) -> list[str]:
 
 def unknown_beam_options(argv: list[str]) -> list[str]:
     """What Beam itself would discard with only a warning: a typo should stop the run instead."""
-    from apache_beam.options.pipeline_options import PipelineOptions, _BeamArgumentParser
+    import logging
 
-    parser = _BeamArgumentParser(allow_abbrev=False)
-    for options in {c.__name__: c for c in PipelineOptions.__subclasses__()}.values():
-        options._add_argparse_args(parser)
-    return [a for a in parser.parse_known_args(argv)[1] if a.startswith("-")]
+    from apache_beam.options.pipeline_options import PipelineOptions
 
-
-def wiring(stage: Stage, records: list[str], output: str) -> list[str]:
-    """The flags `adr run` gives a stage itself: what it reads and where it writes."""
-    stage_dir = join(output, stage.name)
-    return {"annotate": ["--input", *records, "--output", stage_dir],
-            "stats": ["--input", *records, "--output", stage_dir],
-            "rebalance": ["--input", *records, "--dictionary", join(output, "stats"), "--output", stage_dir],
-            "synthesize": ["--rebalanced", join(output, "rebalance"), "--dictionary", join(output, "stats"),
-                           "--output", stage_dir],
-            "report": ["--run", output]}[stage.name]
+    options = PipelineOptions(argv)
+    beam_log = logging.getLogger("apache_beam.options.pipeline_options")
+    level = beam_log.level
+    beam_log.setLevel(logging.ERROR)  # its "Discarding unparseable args" warning: the error below says it
+    try:
+        known = options.get_all_options()
+        every = options.get_all_options(retain_unknown_options=True)
+    finally:
+        beam_log.setLevel(level)
+    unknown = set(every) - set(known)
+    return [a for a in argv if a.startswith("--") and a[2:].split("=", 1)[0] in unknown]
 
 
 def check_stage_flags(stages: list[Stage], values: dict, inputs: list[str], output: str, beam_extra: list[str]):
     """Each stage parses its flags as it will when it runs (a malformed --mix or --tail-share, flags
     that do not go together): a mistake fails now, in one line, not after an hour of statistics."""
-    import importlib
-
     for stage in stages:
-        module = importlib.import_module(f"pipelines.{stage.name}.job")
-        module.parse_args(wiring(stage, inputs, output) + to_argv(stage, values[stage.name])
-                          + (beam_extra if stage.beam else []))
+        stage.configure(stage_argv(stage, values[stage.name], inputs, output, beam_extra))
+
+
+def stage_argv(stage: Stage, values: dict, records: list[str], output: str, beam_extra: list[str]) -> list[str]:
+    return stage.wiring(records, output) + to_argv(stage, values) + (beam_extra if stage.beam else [])
 
 
 def stage_key(stage: Stage, argv: list[str], upstream: list[str], input_fingerprint: str | None) -> str:
@@ -243,17 +207,18 @@ def run(argv=None, spark=None) -> dict:
 
     input_fingerprint = fingerprint(expand_inputs(inputs))
     beam_extra = beam_argv(extra, config)
-    values = {s.name: stage_values(s, cli, config) for s in STAGES}
-    wanted = [s for s in STAGES if s.name != "annotate" or values["annotate"].get("detector")]
+    values = {s.name: stage_values(s, cli, config) for s in in_run()}
+    wanted = [s for s in in_run() if s.runs_when is None or values[s.name].get(s.runs_when)]
     check_stage_flags(wanted, values, inputs, output, beam_extra)
     from udfs.model_files import check_model
 
     for stage in wanted:  # a wrong model path fails now, not after an hour of statistics
-        for name in MODEL_OPTIONS:
+        for name in stage.parser().models:
             if values[stage.name].get(name):
                 check_model(values[stage.name][name])
-    if wanted[0].name != "annotate":
-        print("annotate: not run (give --detector to ground objects in records without them)", file=sys.stderr)
+    for stage in in_run():
+        if stage not in wanted:
+            print(f"{stage.name}: not run (give --{stage.runs_when.replace('_', '-')} to run it)", file=sys.stderr)
 
     records = inputs
     keys: list[str] = []
@@ -275,53 +240,18 @@ def run(argv=None, spark=None) -> dict:
                 remove(stage_dir)
             write_json(join(stage_dir, STARTED), {"key": key, "argv": own})
             started = time.time()
-            extra_argv = (["--resume"] if resume and stage.name == "stats" else []) + (beam_extra if stage.beam else [])
-            print(_run_stage(stage, wiring(stage, records, output) + own + extra_argv, spark))
+            print(f"{stage.name}: running", file=sys.stderr)
+            argv = stage_argv(stage, values[stage.name], records, output, beam_extra)
+            stage_config, beam_args = stage.configure(argv + list(stage.resume_flags if resume else ()))
+            summary = stage.run(stage_config, Engine(tuple(beam_args), spark))
+            print(stage.describe(summary, stage_config))
+            failure = stage.failure(summary, stage_config)
+            if failure:
+                raise ConfigError(f"{stage.name}: {failure}")
             write_json(join(stage_dir, DONE), {"key": key, "argv": own, "seconds": round(time.time() - started, 1),
                                               "version": __version__})
             outcome[stage.name] = "resumed" if resume else "ran"
-        if stage.name == "annotate":
-            records = [join(stage_dir, "records")]
+        if stage.records_out:
+            records = [join(stage_dir, stage.records_out)]
     print(f"report: {join(output, 'report', 'index.html')}")
     return outcome
-
-
-def _run_stage(stage: Stage, argv: list[str], spark) -> str:
-    """Run one stage in this process; returns its summary for the terminal."""
-    print(f"{stage.name}: running", file=sys.stderr)
-    if stage.name == "stats":
-        from pipelines.stats import job as stats
-
-        manifest = stats.run(argv, spark=spark)
-        if spark is None:
-            # The JVM is not needed by later stages; its memory is.
-            from pyspark.sql import SparkSession
-
-            active = SparkSession.getActiveSession()
-            if active is not None:
-                active.stop()
-        return stats.describe(manifest, argv)
-    if stage.name == "rebalance":
-        from pipelines.rebalance import job as rebalance
-
-        _, summary = rebalance.run(argv)
-        if summary["input"] and summary["invalid"] == summary["input"]:
-            raise ConfigError(f"no valid records in the input ({summary['invalid']} invalid)")
-        return rebalance.describe(summary)
-    if stage.name == "synthesize":
-        from pipelines.synthesize import job as synthesize
-
-        return synthesize.describe(synthesize.run(argv))
-    if stage.name == "annotate":
-        from pipelines.annotate import job as annotate
-
-        return annotate.describe(annotate.run(argv))
-    from pipelines.report import job as report
-
-    report.run(argv)
-    return "report: written"
-
-
-def main(argv=None) -> int:
-    run(argv)
-    return 0

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from pipelines.stage import execute
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -114,8 +116,7 @@ def coco_stats(spark, coco_jsonl, tmp_path_factory):
     from pipelines.stats import job as spark_stats
 
     out = tmp_path_factory.mktemp("stats")
-    manifest = spark_stats.run(["--input", str(coco_jsonl), "--output", str(out), "--reverse-index", *NLP_ARGS],
-                               spark=spark)
+    manifest = execute(spark_stats.STAGE, ["--input", str(coco_jsonl), "--output", str(out), "--reverse-index", *NLP_ARGS], spark)[1]
     return out, manifest
 
 

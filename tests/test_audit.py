@@ -14,6 +14,7 @@ from adr.audit import Graded, bucket_bounds, head_tail_shares, movement, table2
 from adr.entities.objects import normalise_object
 from adr.graded_results import pope_said_yes
 from pipelines.audit import job as audit
+from pipelines.stage import execute
 from tests.browser import chromium, open_page
 from tests.conftest import COCO_IMAGES, NLP_ARGS, SCIENCEQA, SHARED
 
@@ -21,7 +22,7 @@ SQA_RESULTS = SHARED / "scienceqa" / "llava-v1.5-13b_output.jsonl"
 
 
 def run_audit(out, *args):
-    return audit.run(["--output", str(out), *args, *NLP_ARGS])
+    return execute(audit.STAGE, ["--output", str(out), *args, *NLP_ARGS])[1]
 
 
 @pytest.fixture(scope="module")
@@ -297,7 +298,7 @@ def test_two_dictionaries_show_the_failed_entities_moving(spark, coco_jsonl, coc
              for i, e in enumerate(sqa_raw["incorrect"][:300])]
     corpus.write_text(coco_jsonl.read_text() + "".join(json.dumps(r) + "\n" for r in extra))
     after_dir = tmp_path / "after-stats"
-    spark_stats.run(["--input", str(corpus), "--output", str(after_dir), *NLP_ARGS], spark=spark)
+    execute(spark_stats.STAGE, ["--input", str(corpus), "--output", str(after_dir), *NLP_ARGS], spark)[1]
     summary = run_audit(tmp_path / "out", "--dictionary", str(coco_stats[0]), "--dictionary", str(after_dir),
                         "--results", str(SQA_RESULTS), "--perspectives", "T,W")
     assert summary["audits"][0] == {p: sqa_audit[1]["audits"][0][p] for p in ("token", "interrogation")}

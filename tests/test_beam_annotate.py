@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 
 from pipelines.annotate import job as beam_annotate
+from pipelines.stage import execute
 from tests import tiny_models as tiny
 from tests.conftest import COCO_IMAGES, NLP_ARGS, SCIENCEQA
 
@@ -45,9 +46,9 @@ def read_jsonl(folder: Path) -> list[dict]:
 
 
 def annotate(corpus, detector, out, *extra):
-    return beam_annotate.run(["--input", str(corpus[0]), "--output", str(out), "--detector", str(detector),
+    return execute(beam_annotate.STAGE, ["--input", str(corpus[0]), "--output", str(out), "--detector", str(detector),
                               "--images-root", str(COCO_IMAGES), "--device", "cpu", "--batch-size", "4",
-                              *NLP_ARGS, *extra])
+                              *NLP_ARGS, *extra])[1]
 
 
 @pytest.mark.parametrize("kind", ["owlvit", "grounding-dino"])

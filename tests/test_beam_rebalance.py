@@ -14,6 +14,7 @@ from apache_beam.testing.test_stream import TestStream as BeamTestStream
 
 from adr.sampling import decide, keep_probability
 from pipelines.rebalance import job as beam_rebalance
+from pipelines.stage import Engine
 from tests.conftest import BAD_LINES, write_bad_corpus
 from udfs.artifacts import read_dictionary
 from udfs.rebalance import decide_batch
@@ -25,9 +26,9 @@ def read_jsonl(folder: Path) -> list[dict]:
 
 def rebalance(inputs, stats_dir, out, *extra):
     inputs = [inputs] if isinstance(inputs, (str, Path)) else inputs
-    result, summary = beam_rebalance.run(["--input", *map(str, inputs), "--dictionary", str(stats_dir),
-                                          "--output", str(out), *extra])
-    return result, summary
+    args, beam_args = beam_rebalance.configure(["--input", *map(str, inputs), "--dictionary", str(stats_dir),
+                                                "--output", str(out), *extra])
+    return beam_rebalance.launch(args, Engine(tuple(beam_args)))
 
 
 @pytest.fixture(scope="module")
@@ -204,8 +205,10 @@ def test_streaming_on_a_test_stream_keeps_the_same_records(stats, coco_jsonl, di
                     | beam.Map(raw_batch_from_messages, source="stream"))
 
     options = PipelineOptions(flags=[], streaming=True)
-    beam_rebalance.run(["--input", "unused", "--dictionary", str(stats[0]), "--output", str(tmp_path / "s"),
-                        "--streaming"], test_pipeline=BeamTestPipeline(options=options), raw_batches=Source())
+    args, _ = beam_rebalance.configure(["--input", "unused", "--dictionary", str(stats[0]), "--output",
+                                        str(tmp_path / "s"), "--streaming"])
+    with BeamTestPipeline(options=options) as p:
+        p | Source() | beam_rebalance.Rebalance(beam_rebalance.plan(args, options), args.output)
     got = {r["id"] for r in read_jsonl(tmp_path / "s" / "kept")}
     assert got == kept
     windows = [json.loads(p.read_text()) for p in (tmp_path / "s" / "summary").glob("*.json")]
@@ -294,9 +297,12 @@ def test_repeats_reach_the_records_by_a_join_not_a_side_input(stats, coco_jsonl,
     # byte-identical copies (numbered in input order) and an image another record uses
     corpus = tmp_path / "in.jsonl"
     corpus.write_text("\n".join(lines + lines[:5] + lines[:2]) + "\n")
-    pipeline = beam.Pipeline(options=PipelineOptions(flags=[]))
-    _, summary = beam_rebalance.run(["--input", str(corpus), "--dictionary", str(stats[0]), "--output",
-                                     str(tmp_path / "out"), "--extract-entities"], test_pipeline=pipeline)
+    options = PipelineOptions(flags=[])
+    pipeline = beam.Pipeline(options=options)
+    args, _ = beam_rebalance.configure(["--input", str(corpus), "--dictionary", str(stats[0]), "--output",
+                                        str(tmp_path / "out"), "--extract-entities"])
+    beam_rebalance.graph(pipeline, beam_rebalance.plan(args, options), args)
+    _, summary = beam_rebalance.run_pipeline(pipeline, str(tmp_path / "out" / "summary.json"))
     proto = pipeline.to_runner_api()
     from apache_beam.portability import common_urns
     from apache_beam.portability.api import beam_runner_api_pb2

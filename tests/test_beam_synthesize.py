@@ -10,6 +10,7 @@ from PIL import Image
 
 from adr.synthesis import parse_mix, plan_budget, synthetic_id
 from pipelines.rebalance import job as beam_rebalance
+from pipelines.stage import execute
 from pipelines.stats import job as spark_stats
 from pipelines.synthesize import job as beam_synthesize
 from pipelines.synthesize import steps
@@ -37,8 +38,8 @@ def corpus(coco, tmp_path_factory, spark):
                for i, r in first.items()]
     records[5] = {**records[5], "image": "missing/000.jpg"}  # a seed whose image is not there
     (root / "corpus.jsonl").write_text("\n".join(json.dumps(r) for r in records) + "\n")
-    spark_stats.run(["--input", str(root / "corpus.jsonl"), "--output", str(root / "stats"), *NLP_ARGS], spark=spark)
-    _, summary = beam_rebalance.run(["--input", str(root / "corpus.jsonl"), "--dictionary", str(root / "stats"),
+    execute(spark_stats.STAGE, ["--input", str(root / "corpus.jsonl"), "--output", str(root / "stats"), *NLP_ARGS], spark)[1]
+    _, summary = execute(beam_rebalance.STAGE, ["--input", str(root / "corpus.jsonl"), "--dictionary", str(root / "stats"),
                                      "--output", str(root / "rebalanced")])
     return root, summary
 
@@ -64,8 +65,8 @@ def synthesize(corpus, out, *extra):
     root, _ = corpus
     ceiling = ([] if "--ceiling" in extra else ["--ceiling", "1000"]) + (
         [] if "--min-tail-share" in extra else ["--min-tail-share", "0"])
-    return beam_synthesize.run(["--rebalanced", str(root / "rebalanced"), "--dictionary", str(root / "stats"),
-                                "--output", str(out), "--images-root", str(COCO_IMAGES), *ceiling, *extra])
+    return execute(beam_synthesize.STAGE, ["--rebalanced", str(root / "rebalanced"), "--dictionary", str(root / "stats"),
+                                "--output", str(out), "--images-root", str(COCO_IMAGES), *ceiling, *extra])[1]
 
 
 def made_for(record: dict) -> str:
@@ -279,16 +280,16 @@ def test_an_empty_visual_pool_still_refills_the_budget_exactly(coco_jsonl, coco_
     record seldom shows a noun's sense: about 30 of the 500 records have a synonym to offer, so
     the budget is set below that, and the tiny tau raised.)"""
     stats, _ = coco_stats
-    _, rebalanced = beam_rebalance.run(["--input", str(coco_jsonl), "--dictionary", str(stats),
+    _, rebalanced = execute(beam_rebalance.STAGE, ["--input", str(coco_jsonl), "--dictionary", str(stats),
                                         "--output", str(tmp_path / "rebalanced")])
     out = tmp_path / "synth"
     budget = 20
-    summary = beam_synthesize.run([
+    summary = execute(beam_synthesize.STAGE, [
         "--rebalanced", str(tmp_path / "rebalanced"), "--dictionary", str(stats), "--output", str(out),
         "--images-root", str(COCO_IMAGES), "--mix", "visual=0.6,synonym=0.2,rewrite=0.2",
         "--image-model", str(models["img2img"]), "--image-variant", "img2img", "--caption-model", str(models["captioner"]),
         "--llm", str(models["llm"]), "--size", "64", "--steps", "2", "--max-new-tokens", "24", "--device", "cpu",
-        "--ceiling", "1000", "--min-tail-share", "0", "--budget", str(budget)])  # a reply that holds a caption
+        "--ceiling", "1000", "--min-tail-share", "0", "--budget", str(budget)])[1]  # a reply that holds a caption
     assert summary["seed_pools"]["visual"] == 0
     assert summary["planned"]["visual"] == plan_budget(budget, parse_mix("visual=0.6,synonym=0.2,rewrite=0.2"))["visual"]
     assert summary["made"]["visual"] == 0 and summary["made"]["synonym"] == budget

@@ -27,7 +27,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
 SCRIPTS = sorted(DEPLOY.rglob("*.sh"))
-STAGES = {stage: f"pipelines.{stage}.job" for stage in ("stats", "rebalance", "synthesize", "annotate")}
+STAGES = ("stats", "rebalance", "synthesize", "annotate")
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 PINS = dict(re.match(r"([A-Za-z0-9_.-]+)(?:\[[^]]*\])?==(\S+)", d).groups()
             for d in PYPROJECT["project"]["dependencies"] + PYPROJECT["project"]["optional-dependencies"]["models"])
@@ -57,13 +57,16 @@ def render(path: Path) -> str:
 
 
 def beam_unknown(args: list[str]) -> list[str]:
-    """The arguments no Beam PipelineOptions class defines (parsed the way Beam parses them)."""
-    from apache_beam.options.pipeline_options import PipelineOptions, _BeamArgumentParser
+    """The arguments no Beam PipelineOptions class defines (`adr run`'s own check)."""
+    from pipelines.run import unknown_beam_options
 
-    parser = _BeamArgumentParser(allow_abbrev=False)
-    for cls in {str(c): c for c in PipelineOptions.__subclasses__()}.values():
-        cls._add_argparse_args(parser)
-    return parser.parse_known_args(args)[1]
+    return unknown_beam_options(args)
+
+
+def stage_of(name: str):
+    from pipelines.stages import stages
+
+    return stages()[name]
 
 
 def flags(args) -> list[str]:
@@ -78,11 +81,10 @@ def stage_accepts(command: str, argv: list[str], added=()) -> argparse.Namespace
     """Parse argv as the stage does: its own flags by its real parser, the rest must be Beam
     options (stats takes no others). Every flag in `added` (what a script put there) must reach
     one of the two, not be swallowed or left unknown."""
-    module = importlib.import_module(STAGES[command])
-    parsed = module.parse_args(argv)
-    args, rest = parsed if isinstance(parsed, tuple) else (parsed, [])
+    stage = stage_of(command)
+    args, rest = stage.configure(argv)
     assert beam_unknown(rest) == [], f"{command}: not a stage flag nor a Beam option: {beam_unknown(rest)}"
-    own = {s for action in module.parser()._actions for s in action.option_strings}
+    own = stage.parser().flags
     for flag in flags(added):
         assert flag in own or flag in flags(rest), f"{command}: {flag} is neither a stage flag nor a Beam option"
     return args
@@ -275,15 +277,14 @@ def test_flex_template_parameters_are_real_flags_of_the_stage(stage):
     argv += [f"--{p['name']}={sample_value(p)}" for p in params if p["name"] != "adr_command"]
     got, rest = flex.split_command(argv)
     assert got == stage
-    module = importlib.import_module(STAGES[stage])
-    args, beam = module.parse_args(flex.stage_flags(module.parser(), rest))
+    args, beam = stage_of(stage).configure(flex.stage_flags(stage_of(stage).parser(), rest))
     assert beam == ["--sdk_container_image=" + IMAGE] and beam_unknown(beam) == []
     for p in params:
         if p["name"] != "adr_command":
             value = getattr(args, p["name"])
             assert str(value[0] if isinstance(value, list) else value) == sample_value(p), p["name"]
     # A launch cannot leave out a flag the stage requires.
-    required = {a.dest for a in module.parser()._actions if a.required}
+    required = {a.dest for a in stage_of(stage).parser().arguments if a.required}
     assert required <= {p["name"] for p in params if not p.get("isOptional")}
 
 
@@ -309,8 +310,7 @@ def test_flex_template_script_builds_from_the_worker_image_and_runs_with_it(run_
     assert {p.split("=", 1)[0] for p in params} - declared == {"sdk_container_image"}
     flex = load_flex_main()
     command, rest = flex.split_command([f"--{p}" for p in params])
-    module = importlib.import_module(STAGES[command])
-    args, beam = module.parse_args(flex.stage_flags(module.parser(), rest))
+    args, beam = stage_of(command).configure(flex.stage_flags(stage_of(command).parser(), rest))
     assert command == stage and beam_unknown(beam) == []
     if stage == "annotate":
         assert args.accelerator == GPU
@@ -412,12 +412,12 @@ def test_dockerfile_passes_hadolint():
 # ---- entry points and the guide ---------------------------------------------------------------
 
 def test_named_entry_points_exist():
-    from pipelines.cli import USAGE
+    from pipelines.cli import usage
 
     assert PYPROJECT["project"]["scripts"]["adr"] == "pipelines.cli:main"
-    for command, module in STAGES.items():
-        assert re.search(rf"^\s+{command}\s", USAGE, re.M), command
-        assert (ROOT / (module.replace(".", "/") + ".py")).exists()
+    for command in STAGES:
+        assert re.search(rf"^\s+{command}\s", usage(), re.M), command
+        assert (ROOT / "pipelines" / command / "job.py").exists()
 
 
 def test_deployment_guide_names_only_files_that_exist():

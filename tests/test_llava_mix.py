@@ -20,6 +20,7 @@ from PIL import Image
 from adr.records import canonical_json
 from pipelines import run
 from pipelines.rebalance import job as beam_rebalance
+from pipelines.stage import execute
 from pipelines.stats import job as spark_stats
 from pipelines.synthesize import steps
 from scripts.make_llava_mix import generate, write
@@ -179,13 +180,13 @@ def test_kept_records_are_the_same_for_shuffled_sharded_input_and_another_runner
     write(shards / "b.json", shuffled[700:701])
     (shards / "c.jsonl").write_text("\n".join(json.dumps(r) for r in shuffled[701:]) + "\n")
     # statistics of the shuffled shards: the same counts and thresholds
-    again = spark_stats.run(["--input", str(shards), "--output", str(tmp_path / "stats"), *NLP_ARGS], spark=spark)
+    again = execute(spark_stats.STAGE, ["--input", str(shards), "--output", str(tmp_path / "stats"), *NLP_ARGS], spark)[1]
     for field in ("records", "repeated_ids", "exact_duplicates", "perspectives"):
         assert again[field] == manifest[field], field
     runs = {"direct": [],
             "multi-process": ["--direct_num_workers", "2", "--direct_running_mode", "multi_processing"]}
     for name, flags in runs.items():
-        _, summary = beam_rebalance.run(["--input", str(shards), "--dictionary", str(tmp_path / "stats"),
+        _, summary = execute(beam_rebalance.STAGE, ["--input", str(shards), "--dictionary", str(tmp_path / "stats"),
                                          "--output", str(tmp_path / name), *flags])
         assert _canonical(_jsonl(tmp_path / name / "kept")) == kept, name
         assert summary["input_format"] == "jsonl"  # a mix of arrays and lines refines to JSON Lines
@@ -195,7 +196,7 @@ def test_exact_duplicates_can_be_dropped_with_a_reason(mix, mix_run, tmp_path):
     path, records = mix
     out, _, _ = mix_run
     copies = len(records) - len(_canonical(records))
-    _, summary = beam_rebalance.run(["--input", str(path), "--dictionary", str(out / "stats"),
+    _, summary = execute(beam_rebalance.STAGE, ["--input", str(path), "--dictionary", str(out / "stats"),
                                      "--output", str(tmp_path / "o"), "--drop-exact-duplicates"])
     invalid = _jsonl(tmp_path / "o" / "invalid")
     assert summary["invalid_by_reason"] == {"exact-duplicate": copies} and len(invalid) == copies
@@ -224,9 +225,12 @@ def test_repeats_from_the_statistics_equal_those_the_engine_finds(mix, mix_run, 
 
     runs = {}
     for name, flags in {"statistics": [], "engine": ["--extract-entities"]}.items():
-        pipeline = beam.Pipeline(options=PipelineOptions(flags=[]))
-        _, summary = beam_rebalance.run(["--input", str(path), "--dictionary", str(stats_dir),
-                                         "--output", str(tmp_path / name), *flags], test_pipeline=pipeline)
+        options = PipelineOptions(flags=[])
+        pipeline = beam.Pipeline(options=options)
+        args, _ = beam_rebalance.configure(["--input", str(path), "--dictionary", str(stats_dir),
+                                            "--output", str(tmp_path / name), *flags])
+        beam_rebalance.graph(pipeline, beam_rebalance.plan(args, options), args)
+        _, summary = beam_rebalance.run_pipeline(pipeline, str(tmp_path / name / "summary.json"))
         shuffles = {t.unique_name.split("/")[0] for t in pipeline.to_runner_api().components.transforms.values()
                     if t.spec.urn == "beam:transform:group_by_key:v1"}
         seeds = {(s["key"], s["image_shared"]) for s in _jsonl(tmp_path / name / "seeds")}
@@ -274,10 +278,10 @@ def test_progress_moves_while_the_stages_work(mix, mix_run, spark, tmp_path, mon
     err = io.StringIO()
     with contextlib.redirect_stderr(err):
         monkeypatch.setenv("ADR_PROGRESS_SECS", "0.1")
-        manifest = spark_stats.run(["--input", str(fresh), "--output", str(tmp_path / "stats"), "--partitions", "16",
-                                    *NLP_ARGS], spark=spark)
+        manifest = execute(spark_stats.STAGE, ["--input", str(fresh), "--output", str(tmp_path / "stats"), "--partitions", "16",
+                                    *NLP_ARGS], spark)[1]
         monkeypatch.setenv("ADR_PROGRESS_SECS", "0.01")
-        beam_rebalance.run(["--input", str(path), "--dictionary", str(out / "stats"), "--output", str(tmp_path / "r")])
+        execute(beam_rebalance.STAGE, ["--input", str(path), "--dictionary", str(out / "stats"), "--output", str(tmp_path / "r")])
     lines = err.getvalue().splitlines()
     for label, final in (("stats: tagging", manifest["elements_read"]), ("rebalance", len(records))):
         moving = [int(m.group(1).replace(",", "")) for line in lines

@@ -22,6 +22,7 @@ from adr.distribution import (
 )
 from adr.entities.registry import CATCH_ALLS
 from pipelines.report import job as report
+from pipelines.stage import execute
 from pipelines.synthesize import steps
 from tests.browser import chromium, open_page
 from tests.conftest import COCO_IMAGES
@@ -198,7 +199,7 @@ def test_a_visual_record_shows_its_diffused_image_beside_the_seeds(adr_run, tmp_
     synthetic = sorted((out / "synthesize" / "synthetic").glob("*.jsonl"))[0]
     synthetic.write_text(json.dumps(record) + "\n" + synthetic.read_text())
 
-    page = report.run(["--run", str(out), "--images-root", str(COCO_IMAGES), "--examples", "3"])
+    page = execute(report.STAGE, ["--run", str(out), "--images-root", str(COCO_IMAGES), "--examples", "3"])[1]
     html = open(page).read()
     diffused = report.thumbnail(str(out / "synthesize" / "images" / record["image"]), str(tmp_path / "probe"))
     assert diffused and f'src="{diffused}"' in html and "visual: " + record["id"] in html

@@ -10,6 +10,7 @@ import pytest
 from adr.errors import ConfigError
 from pipelines import run
 from pipelines.progress import Progress
+from pipelines.stages import stages
 from tests.conftest import COCO_IMAGES, NLP_ARGS
 
 STAGES = ("stats", "rebalance", "synthesize", "report")
@@ -126,20 +127,20 @@ def test_options_reach_their_stages_from_config_and_command_line(tmp_path):
                     '[beam]\ndirect_num_workers = 1\n')
     config = run.load_config(str(path))
     run.check_config(config, str(path))
-    values = {s: run.stage_values(run.BY_NAME[s], {}, config) for s in ("stats", "rebalance", "synthesize")}
+    values = {s: run.stage_values(stages()[s], {}, config) for s in ("stats", "rebalance", "synthesize")}
     assert values == {"stats": {"master": "local[1]", "reverse_index": True},
                       "rebalance": {"seed": 5, "target_size": 100},
                       "synthesize": {"seed": 3, "mix": "synonym=1"}}
     cli = vars(run.parser().parse_known_args(["--seed", "9", "--target-size", "7"])[0])
-    rebalance = run.to_argv(run.BY_NAME["rebalance"], run.stage_values(run.BY_NAME["rebalance"], cli, config))
-    args, beam_args = beam_rebalance.parse_args(
+    rebalance = run.to_argv(stages()["rebalance"], run.stage_values(stages()["rebalance"], cli, config))
+    args, beam_args = beam_rebalance.configure(
         ["--input", "x", "--dictionary", "d", "--output", "o", *rebalance, *run.beam_argv([], config)])
     assert (args.seed, args.target_size, beam_args) == (9, 7, ["--direct_num_workers=1"])
-    stats = spark_stats.parse_args(["--input", "x", "--output", "o",
-                                    *run.to_argv(run.BY_NAME["stats"], values["stats"])])
+    stats, _ = spark_stats.configure(["--input", "x", "--output", "o",
+                                      *run.to_argv(stages()["stats"], values["stats"])])
     assert stats.master == "local[1]" and stats.reverse_index
-    synth, _ = beam_synthesize.parse_args(["--rebalanced", "r", "--dictionary", "d", "--output", "o",
-                                           *run.to_argv(run.BY_NAME["synthesize"], values["synthesize"])])
+    synth, _ = beam_synthesize.configure(["--rebalanced", "r", "--dictionary", "d", "--output", "o",
+                                           *run.to_argv(stages()["synthesize"], values["synthesize"])])
     assert (synth.seed, synth.mix) == (3, "synonym=1")
 
 
@@ -211,7 +212,7 @@ def test_the_readme_config_example_is_valid(tmp_path):
     path.write_text(example)
     config = run.load_config(str(path))
     run.check_config(config, str(path))
-    assert run.stage_values(run.BY_NAME["rebalance"], {}, config)["target_size"] == 4500
+    assert run.stage_values(stages()["rebalance"], {}, config)["target_size"] == 4500
     assert run.beam_argv([], config) == ["--direct_num_workers=2", "--direct_running_mode=multi_processing"]
 
 

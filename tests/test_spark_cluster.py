@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 import pyspark
 import pytest
 
+from pipelines.stage import execute
 from pipelines.stats import job as spark_stats
 from tests.conftest import NLP_ARGS, write_bad_corpus
 
@@ -192,7 +193,7 @@ def sorted_rows(path: Path, key) -> list[dict]:
 def test_stats_submitted_to_a_standalone_cluster_equal_a_local_run(packing, cluster, corpus, spark, tmp_path):
     args = ["--input", str(corpus), "--reverse-index", *NLP_ARGS]
     local = tmp_path / "local"
-    expected = spark_stats.run([*args, "--output", str(local)], spark=spark)
+    expected = execute(spark_stats.STAGE, [*args, "--output", str(local)], spark)[1]
     assert spark.sparkContext.master == "local[2]"
 
     packed_env = packing()

@@ -12,6 +12,7 @@ import pytest
 from adr import records as R
 from adr.entities.registry import ALL
 from pipelines.outputs import read_json
+from pipelines.stage import execute
 from pipelines.stats import job as spark_stats
 from pipelines.stats.local import local_stats
 from tests.conftest import BAD_LINES, NLP_ARGS, SCIENCEQA, write_bad_corpus
@@ -96,8 +97,8 @@ def test_manifest_records_inputs_and_parameters(coco_stats, coco_jsonl):
 def test_bad_input_is_reported_with_reasons_and_lines_and_counts_add_up(spark, coco_jsonl, tmp_path):
     path = write_bad_corpus(tmp_path / "bad.jsonl", coco_jsonl.read_text().splitlines())
     out = tmp_path / "out"
-    manifest = spark_stats.run(["--input", str(path), "--output", str(out), "--max-record-bytes", "4000",
-                                "--perspectives", "object,interrogation"], spark=spark)
+    manifest = execute(spark_stats.STAGE, ["--input", str(path), "--output", str(out), "--max-record-bytes", "4000",
+                                "--perspectives", "object,interrogation"], spark)[1]
     invalid = sorted((r["position"], r["reason"]) for r in read_rows(out / "invalid"))
     assert invalid == sorted(BAD_LINES.items())
     # (unreadable files: tests/test_sources.py and test_beam_rebalance.py)
@@ -117,8 +118,8 @@ def test_bad_input_is_reported_with_reasons_and_lines_and_counts_add_up(spark, c
 @pytest.mark.needs_shared
 def test_text_only_scienceqa_records_have_no_objects(spark, tmp_path):
     out = tmp_path / "sqa"
-    manifest = spark_stats.run(["--input", str(SCIENCEQA), "--output", str(out),
-                                "--perspectives", "object,interrogation"], spark=spark)
+    manifest = execute(spark_stats.STAGE, ["--input", str(SCIENCEQA), "--output", str(out),
+                                "--perspectives", "object,interrogation"], spark)[1]
     data = json.loads(SCIENCEQA.read_text())
     assert manifest["records"] == len(data) == 4241 and manifest["invalid"] == 0
     rows = read_rows(out / "entities")
@@ -136,8 +137,8 @@ def test_reads_gs_urls_through_gcsfs(spark, gcs_bucket, coco_jsonl, tmp_path):
     with fsspec.open(f"{gcs_bucket}/corpus/part-1.jsonl", "w") as f:
         f.write("\n".join(lines[300:500]) + "\n")
     out = tmp_path / "gs"
-    manifest = spark_stats.run(["--input", f"{gcs_bucket}/corpus", "--output", str(out),
-                                "--perspectives", "object,cooccurrence"], spark=spark)
+    manifest = execute(spark_stats.STAGE, ["--input", f"{gcs_bucket}/corpus", "--output", str(out),
+                                "--perspectives", "object,cooccurrence"], spark)[1]
     assert manifest["records"] == 500
     assert manifest["input"]["files"] == [f"{gcs_bucket}/corpus/part-0.jsonl", f"{gcs_bucket}/corpus/part-1.jsonl"]
     counts, *_ = local_stats(f"{gcs_bucket}/corpus", ("object", "cooccurrence"))

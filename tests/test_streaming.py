@@ -19,9 +19,22 @@ from apache_beam.testing.test_stream import TestStream as BeamTestStream
 from pipelines.rebalance import job as rebalance
 from pipelines.rebalance.reads import Message
 from pipelines.rebalance.watch import Listed, WatchPolicy, new_files
+from pipelines.stage import execute
 from tests.conftest import NLP_ARGS
 from udfs.artifacts import read_dictionary
 from udfs.rebalance import decide_batch
+
+
+def from_pubsub(argv: list[str], messages) -> None:
+    """The rebalancing graph on the streaming DirectRunner, `messages` (a TestStream) standing in
+    for the Pub/Sub subscription in argv."""
+    from pipelines.rebalance.reads import from_messages
+
+    args, beam_args = rebalance.configure(argv)
+    options = PipelineOptions(flags=beam_args)
+    with BeamTestPipeline(options=options) as p:
+        batches, found = from_messages(p | messages, args.pubsub_subscription, args)
+        batches | rebalance.Rebalance(rebalance.plan(args, options), args.output, found=found)
 
 
 def rows(folder: Path) -> list[dict]:
@@ -84,10 +97,9 @@ def test_late_and_bad_messages_are_dead_lettered_with_their_message_ids(coco_sta
             return pbegin | stream
 
     out = tmp_path / "s"
-    rebalance.run(["--pubsub-subscription", "projects/p/subscriptions/s", "--dictionary", str(coco_stats[0]),
-                   "--output", str(out), "--streaming", "--window-secs", "60", "--allowed-lateness-secs", "30"],
-                  test_pipeline=BeamTestPipeline(options=PipelineOptions(flags=[], streaming=True)),
-                  messages=Messages())
+    from_pubsub(["--pubsub-subscription", "projects/p/subscriptions/s", "--dictionary", str(coco_stats[0]),
+                 "--output", str(out), "--streaming", "--window-secs", "60", "--allowed-lateness-secs", "30"],
+                Messages())
     letters = rows(out / "invalid")
     assert sorted(l["message"]["message_id"] for l in letters if l["reason"] == "late") == \
         sorted(f"late{i}" for i in range(10))
@@ -125,10 +137,9 @@ def test_late_records_within_the_allowed_lateness_reach_every_sink_and_their_own
             return pbegin | stream
 
     out = tmp_path / "s"
-    rebalance.run(["--pubsub-subscription", "projects/p/subscriptions/s", "--dictionary", str(coco_stats[0]),
-                   "--output", str(out), "--streaming", "--window-secs", "60", "--allowed-lateness-secs", "600"],
-                  test_pipeline=BeamTestPipeline(options=PipelineOptions(flags=[], streaming=True)),
-                  messages=Messages())
+    from_pubsub(["--pubsub-subscription", "projects/p/subscriptions/s", "--dictionary", str(coco_stats[0]),
+                 "--output", str(out), "--streaming", "--window-secs", "60", "--allowed-lateness-secs", "600"],
+                Messages())
     summaries = sorted((out / "summary").glob("*.json"))
     panes = [json.loads(p.read_text()) for p in summaries]
     # the on-time pane, then late ones (a late pane fires with the late elements that have come)
@@ -147,10 +158,10 @@ def test_allowed_lateness_is_for_messages_and_a_watch_flag_for_a_watch(coco_stat
     from adr.errors import ConfigError
 
     with pytest.raises(ConfigError, match="never late"):
-        rebalance.parse_args(["--input", str(tmp_path), "--dictionary", "d", "--output", "o", "--streaming",
+        rebalance.configure(["--input", str(tmp_path), "--dictionary", "d", "--output", "o", "--streaming",
                               "--allowed-lateness-secs", "5"])
     with pytest.raises(ConfigError, match="watched --input"):
-        rebalance.parse_args(["--pubsub-subscription", "s", "--dictionary", "d", "--output", "o", "--streaming",
+        rebalance.configure(["--pubsub-subscription", "s", "--dictionary", "d", "--output", "o", "--streaming",
                               "--settle-secs", "5"])
 
 
@@ -162,8 +173,8 @@ def second_stats(spark, coco_jsonl, tmp_path_factory):
     from pipelines.stats import job as spark_stats
 
     out = tmp_path_factory.mktemp("stats_b")
-    spark_stats.run(["--input", str(coco_jsonl), "--output", str(out), "--tail-share",
-                     "token=0.5,object=0.5,cooccurrence=0.5,interrogation=0.5", *NLP_ARGS], spark=spark)
+    execute(spark_stats.STAGE, ["--input", str(coco_jsonl), "--output", str(out), "--tail-share",
+                     "token=0.5,object=0.5,cooccurrence=0.5,interrogation=0.5", *NLP_ARGS], spark)[1]
     return out
 
 
@@ -254,10 +265,16 @@ def test_records_after_a_refresh_follow_the_new_dictionary(coco_stats, second_st
 def _watch(stats_dir, folder, out, secs="2", graph=False):
     """The local loop of bounded runs, or (`graph`) the streaming pipeline Dataflow runs, on the
     streaming DirectRunner."""
-    hooks = {"test_pipeline": BeamTestPipeline(options=PipelineOptions(flags=[], streaming=True))} if graph else {}
-    return rebalance.run(["--input", str(folder), "--dictionary", str(stats_dir), "--output", str(out), "--streaming",
-                          "--window-secs", "5", "--watch-interval-secs", "0.5", "--settle-secs", "0",
-                          "--watch-for-secs", secs, *NLP_ARGS], **hooks)
+    argv = ["--input", str(folder), "--dictionary", str(stats_dir), "--output", str(out), "--streaming",
+            "--window-secs", "5", "--watch-interval-secs", "0.5", "--settle-secs", "0", "--watch-for-secs", secs,
+            *NLP_ARGS]
+    if not graph:
+        return execute(rebalance.STAGE, argv)
+    args, beam_args = rebalance.configure(argv)
+    options = PipelineOptions(flags=beam_args)
+    pipeline = BeamTestPipeline(options=options)
+    rebalance.graph(pipeline, rebalance.plan(args, options), args)
+    return rebalance.run_pipeline(pipeline, None)
 
 
 def _decided(out: Path) -> list[str]:
@@ -316,13 +333,13 @@ def test_a_batch_cut_short_is_decided_again_whole_and_not_twice(coco_stats, coco
 def test_sources_resume_kafka_from_its_groups_offsets_and_pubsub_drops_repeats_by_id():
     from pipelines.rebalance.reads import kafka_consumer, pubsub_read
 
-    args, _ = rebalance.parse_args(["--kafka-topic", "t", "--dictionary", "d", "--output", "o", "--streaming"])
+    args, _ = rebalance.configure(["--kafka-topic", "t", "--dictionary", "d", "--output", "o", "--streaming"])
     assert kafka_consumer(args) == {"bootstrap.servers": "localhost:9092", "group.id": "adr-rebalance",
                                     "auto.offset.reset": "earliest", "enable.auto.commit": "false"}
-    args, _ = rebalance.parse_args(["--kafka-topic", "t", "--kafka-group", "g", "--kafka-bootstrap", "b:1",
+    args, _ = rebalance.configure(["--kafka-topic", "t", "--kafka-group", "g", "--kafka-bootstrap", "b:1",
                                     "--dictionary", "d", "--output", "o", "--streaming"])
     assert kafka_consumer(args)["group.id"] == "g" and kafka_consumer(args)["bootstrap.servers"] == "b:1"
-    args, _ = rebalance.parse_args(["--pubsub-subscription", "projects/p/subscriptions/s", "--pubsub-id-label", "uid",
+    args, _ = rebalance.configure(["--pubsub-subscription", "projects/p/subscriptions/s", "--pubsub-id-label", "uid",
                                     "--dictionary", "d", "--output", "o", "--streaming"])
     assert pubsub_read(args) == {"subscription": "projects/p/subscriptions/s", "with_attributes": True,
                                  "id_label": "uid"}

@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 from adr.errors import InputError
+from pipelines.stage import execute
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
@@ -43,9 +44,9 @@ def test_the_audit_takes_no_image_path_that_leaves_the_images_root(coco_stats, t
     victim = next(q for q in questions if q.get("image"))
     victim["image"] = "../../../../etc/passwd"
     (tmp_path / "questions.json").write_text(json.dumps(questions))
-    summary = audit.run(["--output", str(tmp_path / "out"), "--dictionary", str(coco_stats[0]), "--results",
+    summary = execute(audit.STAGE, ["--output", str(tmp_path / "out"), "--dictionary", str(coco_stats[0]), "--results",
                          str(SHARED / "scienceqa" / "llava-v1.5-13b_output.jsonl"), "--questions",
-                         str(tmp_path / "questions.json"), *NLP_ARGS])
+                         str(tmp_path / "questions.json"), *NLP_ARGS])[1]
     assert summary["items"]["valid"] == 4241
     dead = [json.loads(line) for line in (tmp_path / "out" / "invalid.jsonl").read_text().splitlines()]
     assert [(d["reason"], json.loads(d["raw"])["id"]) for d in dead] == [("unsafe-image-path", victim["id"])]

@@ -15,10 +15,9 @@ and Dataflow starts the job once this process exits 0. Two consequences shape th
 
 from __future__ import annotations
 
-import importlib
 import sys
 
-STAGES = {"rebalance": "pipelines.rebalance.job", "annotate": "pipelines.annotate.job"}
+STAGES = ("rebalance", "annotate")
 COMMAND = "adr_command"
 
 
@@ -38,7 +37,7 @@ def split_command(argv: list[str]) -> tuple[str, list[str]]:
 def stage_flags(parser, argv: list[str]) -> list[str]:
     """`--target_size=5` -> `--target-size=5` where the stage defines the hyphenated flag; anything
     else (Beam's own options, which use underscores) is left as it is."""
-    known = {s for action in parser._actions for s in action.option_strings}
+    known = parser.flags
     out = []
     for arg in argv:
         name, eq, value = arg.partition("=")
@@ -48,9 +47,12 @@ def stage_flags(parser, argv: list[str]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    command, rest = split_command(list(sys.argv[1:] if argv is None else argv))
-    module = importlib.import_module(STAGES[command])
-    return module.main(stage_flags(module.parser(), rest))
+    from pipelines.stage import command
+    from pipelines.stages import stages
+
+    name, rest = split_command(list(sys.argv[1:] if argv is None else argv))
+    stage = stages()[name]
+    return command(stage, stage_flags(stage.parser(), rest))
 
 
 if __name__ == "__main__":

@@ -14,9 +14,7 @@ unchanged), DIR/invalid/, DIR/summary.json.
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 import time
 from collections import Counter
 
@@ -31,8 +29,8 @@ from adr.grounding import objects_of, prompt_labels
 from adr.records import DEFAULT_MAX_RECORD_BYTES
 from pipelines import progress
 from pipelines.annotate.detection import DetectionHandler, GroundingRequest
-from pipelines.checks import ArgumentParser
 from pipelines.outputs import clear_outputs, join, read_summary, write_json
+from pipelines.stage import Engine, Options, Stage, StageParser, frozen
 from pipelines.torch_env import on_accelerator
 from udfs.entities import extract_entities
 from udfs.images import load_image
@@ -44,30 +42,30 @@ from udfs.splits import plan_splits, read_split, split_bytes_for
 DETECT, FAILED, INVALID, STATS = "detect", "failed", "invalid", "stats"
 
 
-def parser() -> argparse.ArgumentParser:
-    """The stage's flags; `adr run` offers the same ones."""
-    ap = ArgumentParser(prog="adr annotate", description=__doc__.splitlines()[0])
+def parser() -> StageParser:
+    ap = StageParser(prog="adr annotate", description=__doc__.splitlines()[0])
     ap.add_argument("--input", required=True, nargs="+")
     ap.add_argument("--output", required=True)
-    ap.add_argument("--detector", required=True, help="AutoModelForZeroShotObjectDetection directory/URL/hub id")
-    ap.add_argument("--images-root", default=".")
-    ap.add_argument("--box-threshold", type=float, default=0.4)
-    ap.add_argument("--text-threshold", type=float, default=0.3)
-    ap.add_argument("--max-labels", type=int, default=64)
-    ap.add_argument("--labels-per-call", type=int, default=32, help="labels per model call (prompt chunks)")
-    ap.add_argument("--device", default="auto")
-    ap.add_argument("--nlp", default=None)
-    ap.add_argument("--overwrite", action="store_true", help="re-detect records that already have objects")
-    ap.add_argument("--batch-size", type=int, default=8)
-    ap.add_argument("--accelerator", default=None,
+    ap.option("--detector", model=True, required=True, help="AutoModelForZeroShotObjectDetection directory/URL/hub id")
+    ap.option("--images-root", default=".")
+    ap.option("--box-threshold", type=float, default=0.4)
+    ap.option("--text-threshold", type=float, default=0.3)
+    ap.option("--max-labels", type=int, default=64)
+    ap.option("--labels-per-call", type=int, default=32, help="labels per model call (prompt chunks)")
+    ap.option("--device", default="auto")
+    ap.option("--nlp", default=None)
+    ap.option("--overwrite", action="store_true", help="re-detect records that already have objects")
+    ap.option("--batch-size", type=int, default=8)
+    ap.option("--accelerator", default=None,
                     help="Beam resource hint for the detector step only, "
                          "e.g. 'type:nvidia-l4;count:1;install-nvidia-driver'")
-    ap.add_argument("--max-record-bytes", type=int, default=DEFAULT_MAX_RECORD_BYTES)
+    ap.option("--max-record-bytes", type=int, default=DEFAULT_MAX_RECORD_BYTES)
     return ap
 
 
-def parse_args(argv=None):
-    return parser().parse_known_args(argv)
+def configure(argv: list[str]) -> tuple[Options, list[str]]:
+    args, beam_args = parser().parse_known_args(argv)
+    return frozen(args), beam_args
 
 
 class Route(beam.DoFn):
@@ -114,8 +112,50 @@ def request(item, images_root: str):
     yield json.dumps(record, ensure_ascii=False), GroundingRequest(str(record["id"]), image, tuple(labels))
 
 
-def run(argv=None) -> dict:
-    args, beam_args = parse_args(argv)
+class Annotate(beam.PTransform):
+    """Raw record batches -> DIR/records/, failed/, invalid/; returns the summary (one element)."""
+
+    def __init__(self, args: Options, handler: DetectionHandler, input_bytes: int, started: float):
+        super().__init__()
+        self.args, self.handler, self.input_bytes, self.started = args, handler, input_bytes, started
+
+    def expand(self, batches):
+        args = self.args
+        routed = (batches | "Route" >> beam.ParDo(Route(args, self.input_bytes))
+                  .with_outputs(DETECT, INVALID, STATS, main="through"))
+        keyed = (routed[DETECT]
+                 | "Requests" >> beam.FlatMap(request, args.images_root).with_outputs(FAILED, main="requests"))
+        annotated = (keyed.requests
+                     | "Detect" >> on_accelerator(RunInference(KeyedModelHandler(self.handler)), args.accelerator)
+                     | "Annotate" >> beam.Map(annotate_record))
+        failed = keyed[FAILED]
+        failed_lines = failed | "FailedLines" >> beam.Map(
+            lambda rf: json.dumps({"id": str(rf[0]["id"]), "image": rf[0].get("image"), "reason": "bad-image",
+                                   "detail": rf[1]}, ensure_ascii=False))
+        unchanged = failed | "FailedThrough" >> beam.Map(lambda rf: json.dumps(rf[0], ensure_ascii=False))
+        ((routed.through, annotated | "Lines" >> beam.Map(lambda r: r[1]), unchanged)
+         | "AllRecords" >> beam.Flatten()
+         | "WriteRecords" >> beam.io.WriteToText(join(args.output, "records", "part"), file_name_suffix=".jsonl"))
+        failed_lines | "WriteFailed" >> beam.io.WriteToText(join(args.output, "failed", "part"),
+                                                            file_name_suffix=".jsonl")
+        routed[INVALID] | "WriteInvalid" >> beam.io.WriteToText(join(args.output, "invalid", "part"),
+                                                                file_name_suffix=".jsonl")
+        return ((routed[STATS],
+                 annotated | "AnnotatedCounts" >> beam.Map(lambda r: Counter(annotated=1, labels=r[0])),
+                 failed | "FailedCounts" >> beam.Map(lambda _: Counter(failed=1)))
+                | "AllCounts" >> beam.Flatten()
+                | "Total" >> beam.CombineGlobally(lambda cs: sum(cs, Counter()))
+                | "Summary" >> beam.Map(write_summary, args.output, self.started))
+
+
+def read_records(pipeline: beam.Pipeline, files: list[str]):
+    """The input as raw record batches, a split of bounded size at a time."""
+    splits = plan_splits(files, split_bytes_for(total_bytes(files), 2))
+    return (pipeline | "Splits" >> beam.Create([s.to_dict() for s in splits]) | "Spread" >> beam.Reshuffle()
+            | "Read" >> beam.FlatMap(read_split))
+
+
+def run(args: Options, engine: Engine = Engine()) -> dict:
     files = expand_inputs(args.input)
     local_model_dir(args.detector)  # a missing model is a one-line error before anything starts
     handler = DetectionHandler(args.detector, box_threshold=args.box_threshold, text_threshold=args.text_threshold,
@@ -123,34 +163,8 @@ def run(argv=None) -> dict:
                                max_batch_size=args.batch_size)
     started = time.time()
     clear_outputs(args.output, ("summary.json", "records", "failed", "invalid"))
-    p = beam.Pipeline(options=PipelineOptions(beam_args))
-    splits = plan_splits(files, split_bytes_for(total_bytes(files), 2))
-    routed = (p | "Splits" >> beam.Create([s.to_dict() for s in splits]) | "Spread" >> beam.Reshuffle()
-              | "Read" >> beam.FlatMap(read_split)
-              | "Route" >> beam.ParDo(Route(args, total_bytes(files)))
-              .with_outputs(DETECT, INVALID, STATS, main="through"))
-    keyed = (routed[DETECT]
-             | "Requests" >> beam.FlatMap(request, args.images_root).with_outputs(FAILED, main="requests"))
-    annotated = (keyed.requests
-              | "Detect" >> on_accelerator(RunInference(KeyedModelHandler(handler)), args.accelerator)
-              | "Annotate" >> beam.Map(annotate_record))
-    failed = keyed[FAILED]
-    failed_lines = failed | "FailedLines" >> beam.Map(
-        lambda rf: json.dumps({"id": str(rf[0]["id"]), "image": rf[0].get("image"), "reason": "bad-image",
-                               "detail": rf[1]}, ensure_ascii=False))
-    unchanged = failed | "FailedThrough" >> beam.Map(lambda rf: json.dumps(rf[0], ensure_ascii=False))
-    ((routed.through, annotated | "Lines" >> beam.Map(lambda r: r[1]), unchanged)
-     | "AllRecords" >> beam.Flatten()
-     | "WriteRecords" >> beam.io.WriteToText(join(args.output, "records", "part"), file_name_suffix=".jsonl"))
-    failed_lines | "WriteFailed" >> beam.io.WriteToText(join(args.output, "failed", "part"), file_name_suffix=".jsonl")
-    routed[INVALID] | "WriteInvalid" >> beam.io.WriteToText(join(args.output, "invalid", "part"),
-                                                            file_name_suffix=".jsonl")
-    ((routed[STATS],
-      annotated | "AnnotatedCounts" >> beam.Map(lambda r: Counter(annotated=1, labels=r[0])),
-      failed | "FailedCounts" >> beam.Map(lambda _: Counter(failed=1)))
-     | "AllCounts" >> beam.Flatten()
-     | "Total" >> beam.CombineGlobally(lambda cs: sum(cs, Counter()))
-     | "Summary" >> beam.Map(write_summary, args.output, started))
+    p = beam.Pipeline(options=PipelineOptions(list(engine.beam_args)))
+    read_records(p, files) | "Annotate" >> Annotate(args, handler, total_bytes(files), started)
     with progress.track("annotate", unit="images") as shown:
         result = p.run()
         with progress.following(result, ("images_annotated",), shown):
@@ -184,17 +198,17 @@ def write_summary(counts: Counter, output: str, started: float) -> dict:
     return summary
 
 
-def describe(s: dict) -> str:
+def describe(s: dict, args: Options | None = None) -> str:
+    if not s:
+        return "annotate: job graph staged (a template launch); no summary yet"
     return (f"records {s['records']}  annotated {s['annotated']}  passed through {s['passed_through']}  "
             f"failed {s['failed']}  invalid {s['invalid']}  mean labels/image {s['mean_labels_per_image']}  "
             f"images/s {s['images_per_s']}")
 
 
-def main(argv=None) -> int:
-    summary = run(argv)
-    print(describe(summary) if summary else "annotate: job graph staged (a template launch); no summary yet")
-    return 0
+def wiring(records: list[str], run_dir: str) -> list[str]:
+    return ["--input", *records, "--output", join(run_dir, "annotate")]
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+STAGE = Stage("annotate", "objects for unannotated records, by a zero-shot detector (Beam RunInference)", parser,
+              configure, run, describe, wiring, beam=True, runs_when="detector", records_out="records")

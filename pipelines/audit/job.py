@@ -14,8 +14,6 @@ index.html with figures/ (opens from disk).
 
 from __future__ import annotations
 
-import argparse
-import sys
 import time
 
 from adr.audit import OBJECT_PERSPECTIVES, comparison, dictionary_audit, item_rows, item_summary
@@ -26,14 +24,14 @@ from pipelines.audit.dictionaries import load_dictionaries
 from pipelines.audit.entities import extract, ground
 from pipelines.audit.readers import read_items
 from pipelines.audit.writers import write_jsonl
-from pipelines.checks import ArgumentParser
 from pipelines.outputs import join, write_json
+from pipelines.stage import Engine, Options, Stage, StageParser, frozen
 
 FORMATS = ("auto", "canonical", "scienceqa", "pope")
 
 
-def parser() -> argparse.ArgumentParser:
-    ap = ArgumentParser(prog="adr audit", description=__doc__.splitlines()[0])
+def parser() -> StageParser:
+    ap = StageParser(prog="adr audit", description=__doc__.splitlines()[0])
     ap.add_argument("--dictionary", action="append", required=True,
                     help="an `adr stats` output (or an `adr run` output, for its stats/); twice: before and after "
                          "refinement")
@@ -63,25 +61,23 @@ def parser() -> argparse.ArgumentParser:
     return ap
 
 
-def parse_args(argv=None) -> argparse.Namespace:
+def configure(argv: list[str]) -> tuple[Options, list[str]]:
     args = parser().parse_args(argv)
     if len(args.dictionary) > 2:
         raise ConfigError("--dictionary is given once, or twice (before and after refinement)")
     if not 0.0 < args.pass_score <= 1.0:
         raise ConfigError(f"--pass-score must be in (0, 1], got {args.pass_score}")
-    if args.format == "auto" and args.labels:
-        args.format = "pope"
-    if args.labels and args.format != "pope":
-        raise ConfigError(f"--labels is for --format pope, not {args.format}")
-    if args.format == "pope" and not (args.questions and args.labels):
+    fmt = "pope" if args.format == "auto" and args.labels else args.format
+    if args.labels and fmt != "pope":
+        raise ConfigError(f"--labels is for --format pope, not {fmt}")
+    if fmt == "pope" and not (args.questions and args.labels):
         raise ConfigError("--format pope needs --questions (LLaVA's llava_pope_test.jsonl) and --labels "
                           "(POPE's coco_pope_<category>.json files)")
-    return args
+    return frozen(args, format=fmt), []
 
 
-def run(argv=None) -> dict:
+def run(args: Options, engine: Engine = Engine()) -> dict:
     started = time.time()
-    args = parse_args(argv)
     dictionaries, perspectives = load_dictionaries(args.dictionary, args.perspectives)
     nlp = args.nlp or dictionaries[0].nlp
     items = read_items(args)
@@ -115,14 +111,9 @@ def run(argv=None) -> dict:
     return summary
 
 
-def describe(summary: dict) -> str:
+def describe(summary: dict, args: Options | None = None) -> str:
     return terminal.summary_text(summary)
 
 
-def main(argv=None) -> int:
-    print(describe(run(argv)))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+STAGE = Stage("audit", "which of a model's benchmark failures sit in the tail of its training data", parser,
+              configure, run, describe)

@@ -15,11 +15,10 @@ their key (adr.records), never by `id`: repeated ids are counted, not rejected.
 
 from __future__ import annotations
 
-import argparse
 import logging
-import sys
 import time
 import uuid
+from dataclasses import replace
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, SetupOptions, StandardOptions
@@ -30,26 +29,16 @@ from adr.rebalance_stats import RebalanceStats
 from adr.records import DEFAULT_MAX_RECORD_BYTES
 from adr.sampling import factor_for_target
 from pipelines import progress
-from pipelines.checks import ArgumentParser, at_least, stats_manifest
+from pipelines.checks import at_least, stats_manifest
 from pipelines.outputs import clear_outputs, join, read_json, read_summary, remove, write_json
-from pipelines.rebalance.decide import (
-    COUNTS,
-    DROPPED,
-    INVALID,
-    SEEDS,
-    STATS,
-    Decide,
-    ParseBatch,
-    WriteKeptBatch,
-    loaded,
-)
+from pipelines.rebalance.decide import DROPPED, INVALID, SEEDS, loaded
+from pipelines.rebalance.graph import Config, Rebalance
 from pipelines.rebalance.local_watch import is_local, run_local_watch
-from pipelines.rebalance.panes import WritePanes
-from pipelines.rebalance.reads import SplitBatch, ledger_url, read_index, read_splits, read_stream
+from pipelines.rebalance.reads import Found, ledger_url, read_index, read_splits, read_stream
 from pipelines.rebalance.repeats import split_notes
-from pipelines.rebalance.summary import WriteSummary, describe, tail_entity_stats
-from pipelines.rebalance.watch import CommitWatched
-from udfs.artifacts import COUNTS_SCHEMA, counts_rows, has_repeats, read_entities
+from pipelines.rebalance.summary import describe
+from pipelines.stage import Engine, Options, Stage, StageParser, frozen
+from udfs.artifacts import has_repeats, read_entities
 from udfs.rebalance import expected_kept_on_grid
 from udfs.sources import expand_inputs, fingerprint, total_bytes
 from udfs.splits import plan_splits, split_bytes_for
@@ -57,9 +46,8 @@ from udfs.splits import plan_splits, split_bytes_for
 log = logging.getLogger("adr.rebalance")
 
 
-def parser() -> argparse.ArgumentParser:
-    """The stage's flags; `adr run` offers the same ones."""
-    ap = ArgumentParser(prog="adr rebalance", description=__doc__.splitlines()[0])
+def parser() -> StageParser:
+    ap = StageParser(prog="adr rebalance", description=__doc__.splitlines()[0])
     ap.add_argument("--input", nargs="+", help="files, globs, directories or URLs (a directory to watch "
                     "with --streaming)")
     ap.add_argument("--pubsub-subscription", help="read raw records from Pub/Sub (streaming)")
@@ -72,16 +60,16 @@ def parser() -> argparse.ArgumentParser:
                     help="Pub/Sub attribute holding a publisher's unique message id: Dataflow drops repeats by it")
     ap.add_argument("--dictionary", required=True, help="the output directory of `adr stats`")
     ap.add_argument("--output", required=True)
-    ap.add_argument("--seed", type=int, default=42)
-    ap.add_argument("--perspectives", default=None, help="default: those of the dictionary")
-    ap.add_argument("--target-size", type=at_least(int, 0), default=0, help="scale all tau so ~N records are kept")
-    ap.add_argument("--nlp", default=None, help="spaCy pipeline for records the stats job did not see")
-    ap.add_argument("--extract-entities", action="store_true",
+    ap.option("--seed", type=int, default=42)
+    ap.option("--perspectives", default=None, help="default: those of the dictionary")
+    ap.option("--target-size", type=at_least(int, 0), default=0, help="scale all tau so ~N records are kept")
+    ap.option("--nlp", default=None, help="spaCy pipeline for records the stats job did not see")
+    ap.option("--extract-entities", action="store_true",
                     help="always extract entities, never reuse STATS_DIR/entities")
-    ap.add_argument("--max-record-bytes", type=at_least(int, 1), default=DEFAULT_MAX_RECORD_BYTES)
-    ap.add_argument("--drop-exact-duplicates", action="store_true",
+    ap.option("--max-record-bytes", type=at_least(int, 1), default=DEFAULT_MAX_RECORD_BYTES)
+    ap.option("--drop-exact-duplicates", action="store_true",
                     help="keep only the first of byte-identical records (the copies go to invalid/)")
-    ap.add_argument("--buckets", type=at_least(int, 1), default=256,
+    ap.option("--buckets", type=at_least(int, 1), default=256,
                     help="hash buckets for finding repeated records and images")
     # Streaming only (None: not given; parse_args refuses them without --streaming, then sets STREAMING_ONLY).
     ap.add_argument("--window-secs", type=at_least(float, 0, strict=True), help="streaming: output window (default 60)")
@@ -114,22 +102,20 @@ MESSAGES_ONLY = ("allowed_lateness_secs",)  # files are stamped when read: they 
 OUTPUTS = ("summary.json", "kept", "entity_counts", SEEDS, DROPPED, INVALID, "summary")
 
 
-def parse_args(argv=None) -> tuple[argparse.Namespace, list[str]]:
+def configure(argv: list[str]) -> tuple[Options, list[str]]:
     args, beam_args = parser().parse_known_args(argv)
-    check_flags(args, PipelineOptions(beam_args).view_as(StandardOptions).streaming)
-    for dest, default in STREAMING_ONLY.items():
-        if getattr(args, dest) is None:
-            setattr(args, dest, default)
-    args.kafka_bootstrap = args.kafka_bootstrap or "localhost:9092"
-    args.kafka_group = args.kafka_group or "adr-rebalance"
-    return args, beam_args
+    streaming = PipelineOptions(beam_args).view_as(StandardOptions).streaming
+    check_flags(args, streaming)
+    unset = {dest: default for dest, default in STREAMING_ONLY.items() if getattr(args, dest) is None}
+    return frozen(args, **unset, streaming=streaming, kafka_bootstrap=args.kafka_bootstrap or "localhost:9092",
+                  kafka_group=args.kafka_group or "adr-rebalance"), beam_args
 
 
 def _flag(dest: str) -> str:
     return "--" + dest.replace("_", "-")
 
 
-def check_flags(args: argparse.Namespace, streaming: bool) -> None:
+def check_flags(args: Options, streaming: bool) -> None:
     """Flags that cannot go together, refused before anything is read or started."""
     sources = [_flag(d) for d in ("input", "pubsub_subscription", "kafka_topic") if getattr(args, d)]
     if not sources:
@@ -178,7 +164,7 @@ def _is_file(spec: str) -> bool:
         return False  # the read says what is wrong with it
 
 
-def check_dictionary_input(args: argparse.Namespace, manifest: dict, streaming: bool) -> None:
+def check_dictionary_input(args: Options, manifest: dict, streaming: bool) -> None:
     """The dictionary's entities/ (reused unless --extract-entities) and --target-size's estimate
     are those of the input `adr stats` read: another input is refused, not misread."""
     counted = (manifest.get("input") or {}).get("fingerprint")
@@ -196,158 +182,104 @@ def check_dictionary_input(args: argparse.Namespace, manifest: dict, streaming: 
                           f"{args.dictionary} counted {manifest['records']} records")
 
 
-class Config:
-    """Everything the workers need, resolved once at launch (and pickled to them)."""
-
-    def __init__(self, args: argparse.Namespace, streaming: bool):
-        manifest = stats_manifest(args.dictionary)
-        check_dictionary_input(args, manifest, streaming)
-        self.stats_dir = args.dictionary
-        self.perspectives = resolve(args.perspectives or manifest["parameters"]["perspectives"])
-        unknown = set(self.perspectives) - set(manifest["parameters"]["perspectives"])
-        if unknown:
-            raise ConfigError(f"the dictionary in {args.dictionary} has no {', '.join(sorted(unknown))} entities")
-        self.taus = {p: manifest["perspectives"][p]["tau"] for p in self.perspectives}
-        self.seed = args.seed
-        self.nlp = args.nlp or (manifest["parameters"]["nlp"] if manifest["parameters"]["nlp"] != "default" else None)
-        self.max_bytes = args.max_record_bytes
-        self.reuse_entities = not args.extract_entities and not streaming
-        self.streaming = streaming
-        self.window_secs = args.window_secs
-        self.refresh_secs = args.dictionary_refresh_secs if streaming else 0.0
-        self.buckets = args.buckets
-        self.drop_exact_duplicates = args.drop_exact_duplicates
-        self.sources: dict[str, int] = {}  # input file -> its index, for kept/ file names
-        self.splits: list[dict] = []        # set by run() for a bounded input
-        # A bounded watch (--watch-for-secs) ends the stream, so the job finishes.
-        self.stop_at = time.time() + args.watch_for_secs if streaming and args.watch_for_secs else None
-        self.factor = 1.0  # set by run() for --target-size
-        # Names this run's streaming files (panes.pane_name): a restart does not overwrite them.
-        self.job = uuid.uuid4().hex[:8]
-        self.target_size = args.target_size
-        self.input_bytes = 0  # set by run() for a bounded input; read progress is a share of it
-        # The splits `adr stats` read: entities/split=N/ holds the entities of splits[N]'s records.
-        self.stats_splits: list[dict] = manifest.get("splits") or []
-        # and repeats/split=N/ what repeats mean for them, when records were parsed the same way
-        self.stats_repeats = False  # set by run() when the statistics' splits are read
-        self.repeated_ids = manifest.get("repeated_ids", 0)
-        self.stats_parsed_alike = manifest["parameters"].get("max_record_bytes") == args.max_record_bytes
-
-
-def build(pipeline: beam.Pipeline, batches, cfg: Config, output: str, inputs: list[str] | None,
-          extra_stats=(), extra_invalid=(), watched=None, ledger: str | None = None):
-    """The rebalancing graph from a PCollection of SplitBatch; returns the summary PCollection.
-    `extra_stats` and `extra_invalid` come from the reads (repeated ids, late messages, changed
-    files); `watched`, what a watch read of each file, goes into the `ledger` once the window's
-    files are written."""
-    parsed = batches | "Parse" >> beam.ParDo(ParseBatch(cfg.max_bytes, cfg.input_bytes)).with_outputs(
-        INVALID, STATS, main="valid")
-    decided = parsed.valid | "Decide" >> beam.ParDo(Decide(cfg)).with_outputs(
-        INVALID, DROPPED, SEEDS, STATS, COUNTS, main="kept")
-    summed = (decided[COUNTS]
-              | "EntityCounts" >> beam.FlatMap(lambda pairs: pairs)
-              | "SumCounts" >> beam.CombinePerKey(sum))
-
-    written = []
-
-    def write(pcoll, name):
-        if cfg.streaming:  # files per window, pane and shard: late panes too (panes.py)
-            written.append(pcoll | f"Write{name.title()}" >> WritePanes(join(output, name), cfg.job))
-            return written[-1]
-        return pcoll | f"Write{name.title()}" >> beam.io.WriteToText(join(output, name, "part"),
-                                                                      file_name_suffix=".jsonl")
-
-    if cfg.streaming:
-        write(decided.kept | "KeptText" >> beam.Values(), "kept")
-    else:
-        decided.kept | "WriteKept" >> beam.ParDo(WriteKeptBatch(join(output, "kept")))
-        (summed
-         | "ByEntity" >> beam.Map(lambda kv: (kv[0][:2], kv[1]))
-         | "SumByEntity" >> beam.CombinePerKey(sum)
-         | "BatchCounts" >> beam.BatchElements(min_batch_size=1024, max_batch_size=65536)
-         | "CountRows" >> beam.Map(counts_rows)
-         | "WriteCounts" >> beam.io.parquetio.WriteToParquetBatched(join(output, "entity_counts", "part"),
-                                                                     COUNTS_SCHEMA, file_name_suffix=".parquet"))
-    write(decided[DROPPED], "dropped")
-    write((parsed[INVALID], decided[INVALID], *extra_invalid) | "AllInvalid" >> beam.Flatten(), "invalid")
-    write(decided[SEEDS], "seeds")
-    stats = (parsed[STATS], decided[STATS], tail_entity_stats(summed), *extra_stats) | "AllStats" >> beam.Flatten()
-    combine = beam.CombineGlobally(lambda parts: sum(parts, RebalanceStats()))
-    if cfg.streaming:
-        combine = combine.without_defaults()
-    summary = (stats | "Total" >> combine
-               | "Summary" >> beam.ParDo(WriteSummary(cfg, output, inputs)))
-    if watched is not None:
-        (((watched, summary, *written) | "AllWritten" >> beam.Flatten())
-         | "CommitKey" >> beam.WithKeys("commit")
-         | "WindowDone" >> beam.GroupByKey()
-         | "Commit" >> beam.ParDo(CommitWatched(ledger, cfg.job)))
-    return summary
-
-
-def run(argv=None, test_pipeline=None, raw_batches=None, messages=None):
-    """Run the pipeline; returns (Beam result, summary); the summary is None when streaming.
-
-    `test_pipeline` with `raw_batches` (a PTransform producing raw batches, e.g. from a
-    TestStream) or `messages` (one producing reads.Message elements, standing in for Pub/Sub)
-    let tests drive the same graph.
-    """
-    args, beam_args = parse_args(argv)
-    options = PipelineOptions(beam_args)
-    options.view_as(SetupOptions).save_main_session = False
-    streaming = options.view_as(StandardOptions).streaming
-    cfg = Config(args, streaming)
-    inputs = expand_inputs(args.input) if args.input and not streaming else None
-    cfg.input_bytes = total_bytes(inputs) if inputs else 0
-    cfg.sources = {url: i for i, url in enumerate(inputs or [])}
+def plan(args: Options, options: PipelineOptions) -> Config:
+    """The launch's config: the dictionary's manifest read, the input split, --target-size solved."""
+    manifest = stats_manifest(args.dictionary)
+    check_dictionary_input(args, manifest, args.streaming)
+    perspectives = resolve(args.perspectives or manifest["parameters"]["perspectives"])
+    unknown = set(perspectives) - set(manifest["parameters"]["perspectives"])
+    if unknown:
+        raise ConfigError(f"the dictionary in {args.dictionary} has no {', '.join(sorted(unknown))} entities")
+    cfg = Config(
+        stats_dir=args.dictionary, perspectives=perspectives,
+        taus={p: manifest["perspectives"][p]["tau"] for p in perspectives}, seed=args.seed,
+        nlp=args.nlp or (manifest["parameters"]["nlp"] if manifest["parameters"]["nlp"] != "default" else None),
+        max_bytes=args.max_record_bytes, reuse_entities=not args.extract_entities and not args.streaming,
+        streaming=args.streaming, window_secs=args.window_secs,
+        refresh_secs=args.dictionary_refresh_secs if args.streaming else 0.0, buckets=args.buckets,
+        drop_exact_duplicates=args.drop_exact_duplicates, repeated_ids=manifest.get("repeated_ids", 0),
+        stats_splits=manifest.get("splits") or [], target_size=args.target_size,
+        stop_at=time.time() + args.watch_for_secs if args.streaming and args.watch_for_secs else None)
+    inputs = bounded_inputs(args)
+    if inputs:
+        cfg = replace(cfg, input_bytes=total_bytes(inputs), sources={url: i for i, url in enumerate(inputs)})
     # The statistics' own splits when their entities are reused, so each batch's entities are
-    # one split's file away.
+    # one split's file away; their repeats too, when records were parsed the same way.
     if inputs and cfg.reuse_entities and cfg.stats_splits:
-        cfg.splits = cfg.stats_splits
-        cfg.stats_repeats = cfg.stats_parsed_alike and has_repeats(cfg.stats_dir)
+        parsed_alike = manifest["parameters"].get("max_record_bytes") == args.max_record_bytes
+        cfg = replace(cfg, splits=cfg.stats_splits, stats_repeats=parsed_alike and has_repeats(cfg.stats_dir))
     elif inputs:
-        cfg.reuse_entities = False  # statistics from before entities/ was split: extract afresh
         workers = options.view_as(DirectOptions).direct_num_workers or 2
-        cfg.splits = [s.to_dict() for s in plan_splits(inputs, split_bytes_for(cfg.input_bytes, workers))]
+        # reuse off: statistics from before entities/ was split are extracted afresh
+        cfg = replace(cfg, reuse_entities=False,
+                      splits=[s.to_dict() for s in plan_splits(inputs, split_bytes_for(cfg.input_bytes, workers))])
     if args.target_size:
         scratch = join(args.output, "_target_size")
-        cfg.factor = factor_for_target(lambda factors: expected_kept_sums(cfg, options, factors, scratch),
-                                       args.target_size)
+        factor = factor_for_target(lambda factors: expected_kept_sums(cfg, options, factors, scratch),
+                                   args.target_size)
         remove(scratch)
-        log.info("target size %d: tau scaled by %.6f", args.target_size, cfg.factor)
-    if inputs:
+        log.info("target size %d: tau scaled by %.6f", args.target_size, factor)
+        cfg = replace(cfg, factor=factor)
+    return cfg
+
+
+def bounded_inputs(args: Options) -> list[str] | None:
+    return expand_inputs(args.input) if args.input and not args.streaming else None
+
+
+def read_records(pipeline: beam.Pipeline, cfg: Config, args: Options) -> tuple:
+    """The one choice of source: (SplitBatches, what the read found), for a bounded input (the
+    statistics' splits with their repeats, or splits whose repeats the engine finds), a watched
+    directory, Pub/Sub or Kafka."""
+    if not cfg.streaming and cfg.stats_repeats:
+        # The statistics read this input and found its repeats: each split is read once, with
+        # its own records' repeats, and nothing per record is shuffled.
+        batches = read_splits(pipeline, cfg.splits, cfg.max_bytes, stats_dir=cfg.stats_dir)
+        repeated_ids = pipeline | "RepeatedIds" >> beam.Create([RebalanceStats(repeated_ids=cfg.repeated_ids)])
+        return batches, Found(stats=(repeated_ids,))
+    if not cfg.streaming:
+        # Other input: repeats are found from a first read of a few columns, then each split
+        # is read again with the notes of its own records (a keyed join by split).
+        notes, repeated_ids = split_notes(read_index(pipeline, cfg.splits, cfg.max_bytes), cfg.buckets)
+        return read_splits(pipeline, cfg.splits, cfg.max_bytes, notes=notes), Found(stats=(repeated_ids,))
+    return read_stream(pipeline, args, cfg.stop_at)
+
+
+def graph(pipeline: beam.Pipeline, cfg: Config, args: Options):
+    """The whole job's graph on `pipeline`: its source and the rebalancing; returns the summary."""
+    batches, found = read_records(pipeline, cfg, args)
+    inputs = bounded_inputs(args)
+    return batches | "Rebalance" >> Rebalance(cfg, args.output, inputs, found, ledger_url(args))
+
+
+def run(args: Options, engine: Engine = Engine()) -> dict | None:
+    """Run the pipeline; returns the summary (None when streaming)."""
+    return launch(args, engine)[1]
+
+
+def launch(args: Options, engine: Engine = Engine()) -> tuple:
+    """Run the pipeline: (Beam's result, for its metrics; the summary, None when streaming)."""
+    logging.getLogger("adr").setLevel(logging.INFO)  # a watch runs for hours: what it reads and decides is logged
+    options = PipelineOptions(list(engine.beam_args))
+    options.view_as(SetupOptions).save_main_session = False
+    cfg = plan(args, options)
+    if not args.streaming:
         clear_outputs(args.output, OUTPUTS)
-    if streaming and args.input and test_pipeline is None and is_local(beam_args):
-        run_local_watch(args, beam_args, cfg, build)  # bounded runs: the local runner holds a stream in memory
+    if args.streaming and args.input and is_local(list(engine.beam_args)):
+        run_local_watch(args, list(engine.beam_args), cfg)  # bounded runs: the local runner holds a stream in memory
         return None, None
-    pipeline = test_pipeline or beam.Pipeline(options=options)
-    extra_stats, extra_invalid, watched = [], [], None
-    if raw_batches:
-        batches = pipeline | "Source" >> raw_batches | "AsSplitBatch" >> beam.Map(
-            lambda b: b if isinstance(b, SplitBatch) else SplitBatch(b))
-    elif inputs:
-        if cfg.stats_repeats:
-            # The statistics read this input and found its repeats: each split is read once, with
-            # its own records' repeats, and nothing per record is shuffled.
-            batches = read_splits(pipeline, cfg.splits, cfg.max_bytes, stats_dir=cfg.stats_dir)
-            repeated_ids = pipeline | "RepeatedIds" >> beam.Create([RebalanceStats(repeated_ids=cfg.repeated_ids)])
-        else:
-            # Other input: repeats are found from a first read of a few columns, then each split
-            # is read again with the notes of its own records (a keyed join by split).
-            notes, repeated_ids = split_notes(read_index(pipeline, cfg.splits, cfg.max_bytes), cfg.buckets)
-            batches = read_splits(pipeline, cfg.splits, cfg.max_bytes, notes=notes)
-        extra_stats.append(repeated_ids)
-    else:
-        batches, late, late_stats, watched = read_stream(pipeline, args, cfg.stop_at, messages)
-        if late is not None:
-            extra_invalid.append(late)
-            extra_stats.append(late_stats)
-    build(pipeline, batches, cfg, args.output, inputs, extra_stats, extra_invalid, watched, ledger_url(args))
+    pipeline = beam.Pipeline(options=options)
+    graph(pipeline, cfg, args)
+    return run_pipeline(pipeline, None if args.streaming else join(args.output, "summary.json"))
+
+
+def run_pipeline(pipeline: beam.Pipeline, summary_url: str | None) -> tuple:
+    """Run a rebalancing pipeline to its end, its progress shown: (Beam's result, the summary when bounded)."""
     with progress.track("rebalance") as shown:
         result = pipeline.run()
         with progress.following(result, ("kept", "dropped"), shown):
             result.wait_until_finish()
-    return result, None if streaming else read_summary(result, join(args.output, "summary.json"))
+    return result, read_summary(result, summary_url) if summary_url else None
 
 
 class _ExpectedOnGrid(beam.DoFn):
@@ -383,18 +315,19 @@ def expected_kept_sums(cfg: Config, options: PipelineOptions, factors: list[floa
     return sums
 
 
-def main(argv=None) -> int:
-    logging.basicConfig(level=logging.INFO)
-    logging.getLogger("adr").setLevel(logging.INFO)  # whoever configured the root logger first
-    _, summary = run(argv)
-    if summary:
-        print(describe(summary))
-        if summary["input"] and summary["invalid"] == summary["input"]:
-            print(f"adr rebalance: error: no valid records in the input ({summary['invalid']} invalid, "
-                  f"see {join(parse_args(argv)[0].output, 'invalid')}/)", file=sys.stderr)
-            return 1
-    return 0
+def failure(summary: dict | None, args: Options) -> str | None:
+    if summary and summary["input"] and summary["invalid"] == summary["input"]:
+        return f"no valid records in the input ({summary['invalid']} invalid, see {join(args.output, 'invalid')}/)"
+    return None
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def describe_run(summary: dict | None, args: Options) -> str:
+    return describe(summary) if summary else f"rebalance: streaming into {args.output} ended"
+
+
+def wiring(records: list[str], run_dir: str) -> list[str]:
+    return ["--input", *records, "--dictionary", join(run_dir, "stats"), "--output", join(run_dir, "rebalance")]
+
+
+STAGE = Stage("rebalance", "keep tail records, drop part of the head-only ones (Apache Beam)", parser, configure,
+              run, describe_run, wiring, beam=True, failure=failure)

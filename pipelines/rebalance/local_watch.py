@@ -11,12 +11,12 @@ streaming pipeline (reads.read_stream) instead, with the same ledger.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import logging
 import time
 from collections import Counter
+from dataclasses import replace
 
 import apache_beam as beam
 import fsspec
@@ -26,8 +26,9 @@ from apache_beam.transforms import window
 from adr.rebalance_stats import RebalanceStats
 from pipelines.outputs import join, remove
 from pipelines.rebalance.decide import loaded
+from pipelines.rebalance.graph import Config, Rebalance
 from pipelines.rebalance.ledger import CHANGED, Ledger, Seen
-from pipelines.rebalance.reads import SplitBatch
+from pipelines.rebalance.reads import Found, SplitBatch
 from pipelines.rebalance.watch import WatchPolicy, arrivals, list_files, read_watched, watch_pattern
 
 log = logging.getLogger("adr.rebalance")
@@ -53,7 +54,7 @@ def changed_letter(seen: Seen, before: Seen) -> str:
                       ensure_ascii=False)
 
 
-def run_local_watch(args, beam_args: list[str], cfg, build) -> None:
+def run_local_watch(args, beam_args: list[str], cfg: Config) -> None:
     """Watch until --watch-for-secs (forever without it), a bounded run per set of new files."""
     ledger = Ledger(args.watch_ledger or join(args.output, "_watch"))
     policy = WatchPolicy(args.settle_secs, args.watch_retention_secs, args.done_marker)
@@ -65,7 +66,7 @@ def run_local_watch(args, beam_args: list[str], cfg, build) -> None:
     used = {"versions": [launch.dictionary.version]}
     for name, (files, changed, arrived) in ledger.pending().items():
         log.info("watch: batch %s was cut short: deciding its %d files again", name, len(files))
-        decide(name, files, changed, committed, arrived, args, beam_args, cfg, build, ledger, used)
+        decide(name, files, changed, committed, arrived, args, beam_args, cfg, ledger, used)
     while True:
         started = time.time()
         listing = {f.path: f for f in list_files(pattern)}
@@ -81,7 +82,7 @@ def run_local_watch(args, beam_args: list[str], cfg, build) -> None:
         if new or changed:
             name = batch_name(new + changed)
             ledger.intend(name, new, changed, started)
-            decide(name, new, changed, committed, started, args, beam_args, cfg, build, ledger, used)
+            decide(name, new, changed, committed, started, args, beam_args, cfg, ledger, used)
         if cfg.stop_at and time.time() >= cfg.stop_at:
             return
         time.sleep(max(0.0, min(args.watch_interval_secs - (time.time() - started),
@@ -89,7 +90,7 @@ def run_local_watch(args, beam_args: list[str], cfg, build) -> None:
 
 
 def decide(name: str, files: list[Seen], changed: list[Seen], committed: dict, arrived: float, args,
-           beam_args: list[str], cfg, build, ledger: Ledger, used: dict) -> None:
+           beam_args: list[str], cfg: Config, ledger: Ledger, used: dict) -> None:
     """One bounded run over `files` into a staging folder, its files moved into the output, then
     the commit."""
     for f in files:
@@ -104,17 +105,16 @@ def decide(name: str, files: list[Seen], changed: list[Seen], committed: dict, a
         return (values | f"Stamp{label}" >> beam.Map(lambda v: window.TimestampedValue(v, arrived))
                 | f"Window{label}" >> beam.WindowInto(fixed))
 
-    cfg = copy.copy(cfg)
-    cfg.job = f"b{name}"  # its files are named by the batch: decided again, they are written over
+    cfg = replace(cfg, job=f"b{name}")  # its files are named by the batch: decided again, they are written over
     with beam.Pipeline(options=options) as p:
         batches = (stamped("Files", p | "Files" >> beam.Create([f.path for f in files]))
                    | "ReadFile" >> beam.FlatMap(read_watched)
                    | "AsSplitBatch" >> beam.Map(SplitBatch))
         letters = [changed_letter(f, committed[f.path]) for f in changed]
-        extra_invalid = [stamped("Changed", p | "Changed" >> beam.Create(letters))]
-        extra_stats = [stamped("ChangedStats", p | "ChangedStats" >> beam.Create(
-            [RebalanceStats(input=len(letters), invalid=Counter({CHANGED: len(letters)}))] if letters else []))]
-        build(p, batches, cfg, staging, None, extra_stats, extra_invalid)
+        extra_invalid = (stamped("Changed", p | "Changed" >> beam.Create(letters)),)
+        extra_stats = (stamped("ChangedStats", p | "ChangedStats" >> beam.Create(
+            [RebalanceStats(input=len(letters), invalid=Counter({CHANGED: len(letters)}))] if letters else [])),)
+        batches | "Rebalance" >> Rebalance(cfg, staging, found=Found(stats=extra_stats, invalid=extra_invalid))
     for version in dictionary_versions(staging):
         if version != used["versions"][-1]:
             log.info("dictionary: now %s", version)

@@ -8,6 +8,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import apache_beam as beam
 import pyarrow as pa
@@ -164,35 +165,34 @@ def pubsub_read(args) -> dict:
             **({"id_label": args.pubsub_id_label} if args.pubsub_id_label else {})}
 
 
-def read_stream(pipeline: beam.Pipeline, args, stop_at: float | None, messages=None):
-    """(SplitBatches of a streaming source windowed by --window-secs, dead letters of the source
-    (late messages, changed files), their statistics, and for a watch what was read of each file
-    (for the ledger). `messages`, a PTransform of Message elements, stands in for Pub/Sub in tests."""
-    fixed = window.FixedWindows(args.window_secs)
-    if messages is not None or args.pubsub_subscription or args.kafka_topic:
-        if messages is not None:
-            source, stream = "test", pipeline | "Messages" >> messages
-        elif args.pubsub_subscription:
-            source = args.pubsub_subscription
-            stream = (pipeline
-                      | "ReadPubSub" >> beam.io.ReadFromPubSub(**pubsub_read(args))
-                      | "PubSubMessage" >> beam.Map(pubsub_message))
-        else:
-            from apache_beam.io.kafka import ReadFromKafka
+@dataclass(frozen=True)
+class Found:
+    """What the reads found themselves, beside the records: statistics (repeated ids, late
+    messages, changed files), dead letters, and for a watch what was read of each file (the ledger's)."""
 
-            source = f"kafka://{args.kafka_bootstrap}/{args.kafka_topic}"
-            stream = (pipeline
-                      | "ReadKafka" >> ReadFromKafka(kafka_consumer(args), [args.kafka_topic], with_metadata=True,
-                                                     timestamp_policy="CreateTime", commit_offset_in_finalize=True)
-                      | "KafkaMessage" >> beam.Map(kafka_message))
-        marked = stream | "MarkLate" >> beam.ParDo(
-            MarkLate(source, args.window_secs, args.allowed_lateness_secs)).with_outputs(LATE, STATS, main="on_time")
-        batches = (marked.on_time
-                   | "Window" >> beam.WindowInto(fixed, allowed_lateness=args.window_secs + args.allowed_lateness_secs)
-                   | "Batch" >> beam.BatchElements(min_batch_size=1, max_batch_size=4096)
-                   | "ToRaw" >> beam.Map(raw_batch_from_messages, source=source))
-        return (batches, marked[LATE] | "WindowLate" >> beam.WindowInto(fixed),
-                marked[STATS] | "WindowLateStats" >> beam.WindowInto(fixed), None)
+    stats: tuple = ()
+    invalid: tuple = ()
+    watched: Any = None
+
+
+def read_stream(pipeline: beam.Pipeline, args, stop_at: float | None) -> tuple:
+    """(SplitBatches of a streaming source windowed by --window-secs, what the read found: dead
+    letters of the source (late messages, changed files), their statistics, and for a watch what
+    was read of each file, for the ledger)."""
+    if args.pubsub_subscription:
+        stream = (pipeline
+                  | "ReadPubSub" >> beam.io.ReadFromPubSub(**pubsub_read(args))
+                  | "PubSubMessage" >> beam.Map(pubsub_message))
+        return from_messages(stream, args.pubsub_subscription, args)
+    if args.kafka_topic:
+        from apache_beam.io.kafka import ReadFromKafka
+
+        stream = (pipeline
+                  | "ReadKafka" >> ReadFromKafka(kafka_consumer(args), [args.kafka_topic], with_metadata=True,
+                                                 timestamp_policy="CreateTime", commit_offset_in_finalize=True)
+                  | "KafkaMessage" >> beam.Map(kafka_message))
+        return from_messages(stream, f"kafka://{args.kafka_bootstrap}/{args.kafka_topic}", args)
+    fixed = window.FixedWindows(args.window_secs)
     policy = WatchPolicy(args.settle_secs, args.watch_retention_secs, args.done_marker)
     paths, watched, changed = watch(pipeline, watch_pattern(args.input[0]), args.watch_interval_secs, policy,
                                     stop_at, ledger_url(args))
@@ -202,7 +202,22 @@ def read_stream(pipeline: beam.Pipeline, args, stop_at: float | None, messages=N
                | "AsSplitBatch" >> beam.Map(SplitBatch))
     letters = changed | "WindowChanged" >> beam.WindowInto(fixed)
     stats = letters | "ChangedStats" >> beam.Map(lambda _: RebalanceStats(input=1, invalid=Counter({CHANGED: 1})))
-    return batches, letters, stats, watched | "WindowWatched" >> beam.WindowInto(fixed)
+    return batches, Found(stats=(stats,), invalid=(letters,),
+                          watched=watched | "WindowWatched" >> beam.WindowInto(fixed))
+
+
+def from_messages(stream, source: str, args) -> tuple:
+    """Messages (Pub/Sub's, Kafka's, a test's) -> (SplitBatches windowed by --window-secs, what was
+    found: messages later than --allowed-lateness-secs as dead letters, and their statistics)."""
+    fixed = window.FixedWindows(args.window_secs)
+    marked = stream | "MarkLate" >> beam.ParDo(
+        MarkLate(source, args.window_secs, args.allowed_lateness_secs)).with_outputs(LATE, STATS, main="on_time")
+    batches = (marked.on_time
+               | "Window" >> beam.WindowInto(fixed, allowed_lateness=args.window_secs + args.allowed_lateness_secs)
+               | "Batch" >> beam.BatchElements(min_batch_size=1, max_batch_size=4096)
+               | "ToRaw" >> beam.Map(raw_batch_from_messages, source=source))
+    return batches, Found(stats=(marked[STATS] | "WindowLateStats" >> beam.WindowInto(fixed),),
+                          invalid=(marked[LATE] | "WindowLate" >> beam.WindowInto(fixed),))
 
 
 def ledger_url(args) -> str:

@@ -9,7 +9,6 @@ also go to DIR/report/balance.json, for benchmarks to read.
 
 from __future__ import annotations
 
-import argparse
 import functools
 import hashlib
 import html
@@ -22,9 +21,10 @@ import fsspec
 from adr.distribution import Lift, Verdict, rank_frequency, sample_tail, shape, synthesis_lift, top_head, verdict
 from adr.entities.registry import CATCH_ALLS
 from adr.synthesis import METHODS
-from pipelines.checks import ArgumentParser, at_least, run_outputs
+from pipelines.checks import at_least, run_outputs
 from pipelines.outputs import exists, iter_jsonl, join, read_json_or_none
 from pipelines.report import figures
+from pipelines.stage import Engine, Options, Stage, StageParser, frozen
 from udfs.artifacts import Counts, read_counts
 from udfs.entity_counts import dictionary_counts
 
@@ -32,18 +32,18 @@ SYNTHETIC_IMAGES = "adr-synthetic/"
 BALANCE = "balance.json"  # beside index.html: the balance figures and verdicts, for benchmarks
 
 
-def parser() -> argparse.ArgumentParser:
-    ap = ArgumentParser(prog="adr report", description=__doc__.splitlines()[0])
+def parser() -> StageParser:
+    ap = StageParser(prog="adr report", description=__doc__.splitlines()[0])
     ap.add_argument("--run", required=True, help="the --output directory of `adr run`")
-    ap.add_argument("--images-root", default=".", help="where the records' images are (any URL)")
-    ap.add_argument("--examples", type=at_least(int, 0), default=6, help="synthetic records shown beside their seeds")
-    ap.add_argument("--top", type=at_least(int, 0), default=15, help="head entities and tail samples listed")
-    ap.add_argument("--seed", type=int, default=42, help="for the tail sample")
+    ap.option("--images-root", default=".", help="where the records' images are (any URL)")
+    ap.option("--examples", type=at_least(int, 0), default=6, help="synthetic records shown beside their seeds")
+    ap.option("--top", type=at_least(int, 0), default=15, help="head entities and tail samples listed")
+    ap.option("--seed", type=int, default=42, help="for the tail sample")
     return ap
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    return parser().parse_args(argv)
+def configure(argv: list[str]) -> tuple[Options, list[str]]:
+    return frozen(parser().parse_args(argv)), []
 
 
 @dataclass
@@ -358,9 +358,8 @@ def render(data: RunData, figs: dict[str, str], shown: list[dict], top: int, see
     return "\n".join(parts)
 
 
-def run(argv=None) -> str:
+def run(args: Options, engine: Engine = Engine()) -> str:
     """Write the report; returns the path of index.html."""
-    args = parse_args(argv)
     out = join(args.run, "report")
     data = gather(args.run)
     figs = write_figures(data, out)
@@ -373,13 +372,16 @@ def run(argv=None) -> str:
     return page
 
 
-def describe(page: str) -> str:
+def describe(page: str, args: Options | None = None) -> str:
     """For the terminal: where the page is and the verdict lines (from balance.json beside it)."""
     with fsspec.open(join(page.rsplit("/", 1)[0], BALANCE), encoding="utf-8") as f:
         lines = [v["line"] for v in json.load(f).values()]
     return "\n".join([f"report: {page}"] + lines)
 
 
-def main(argv=None) -> int:
-    print(describe(run(argv)))
-    return 0
+def wiring(records: list[str], run_dir: str) -> list[str]:
+    return ["--run", run_dir]
+
+
+STAGE = Stage("report", "DIR/report/index.html: what a run did, before and after", parser, configure, run, describe,
+              wiring)

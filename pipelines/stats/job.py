@@ -7,7 +7,6 @@ invalid/, [reverse_index/], manifest.json.
 
 from __future__ import annotations
 
-import argparse
 import functools
 import json
 import logging
@@ -23,8 +22,9 @@ from adr.entities.registry import ALL, PERSPECTIVES, resolve, tail_shares
 from adr.records import DEFAULT_MAX_RECORD_BYTES, EXACT_DUPLICATE
 from adr.thresholds import threshold
 from pipelines import progress
-from pipelines.checks import ArgumentParser, at_least
+from pipelines.checks import at_least
 from pipelines.outputs import join, read_json_or_none, remove, write_json
+from pipelines.stage import Engine, Options, Stage, StageParser, frozen, spark_submit
 from udfs.artifacts import dictionary_parts
 from udfs.entities import entities_schema, extract_entities
 from udfs.nlp import load_nlp
@@ -35,30 +35,30 @@ from udfs.splits import plan_splits, read_split, split_bytes_for
 log = logging.getLogger("adr.stats")
 
 
-def parser() -> argparse.ArgumentParser:
-    """The stage's flags; `adr run` offers the same ones."""
-    ap = ArgumentParser(prog="adr stats", description=__doc__.splitlines()[0])
+def parser() -> StageParser:
+    ap = StageParser(prog="adr stats", description=__doc__.splitlines()[0])
     ap.add_argument("--input", required=True, nargs="+", help="files, globs, directories or URLs")
     ap.add_argument("--output", required=True, help="output directory (local path or URL)")
-    ap.add_argument("--perspectives", default=",".join(ALL))
-    ap.add_argument("--tail-share", default="", help="e.g. token=0.9,cooccurrence=0.75")
-    ap.add_argument("--nlp", default=None, help="spaCy pipeline name or path (default: shipped EWT tagger)")
-    ap.add_argument("--master", default=None, help="Spark master; default: spark-submit's, else local[*]")
-    ap.add_argument("--reverse-index", action="store_true", help="also write entity -> ids")
-    ap.add_argument("--max-record-bytes", type=at_least(int, 1), default=DEFAULT_MAX_RECORD_BYTES)
+    ap.option("--perspectives", default=",".join(ALL))
+    ap.option("--tail-share", default="", help="e.g. token=0.9,cooccurrence=0.75")
+    ap.option("--nlp", default=None, help="spaCy pipeline name or path (default: shipped EWT tagger)")
+    ap.option("--master", default=None, help="Spark master; default: spark-submit's, else local[*]")
+    ap.option("--reverse-index", action="store_true", help="also write entity -> ids")
+    ap.option("--max-record-bytes", type=at_least(int, 1), default=DEFAULT_MAX_RECORD_BYTES)
     ap.add_argument("--resume", action="store_true",
                     help="reuse entities/ and invalid/ left by an interrupted run of the same input and parameters")
-    ap.add_argument("--partitions", type=at_least(int, 0), default=0,
+    ap.option("--partitions", type=at_least(int, 0), default=0,
                     help="extraction tasks (default: splits of at most 4 MiB of input, at least 3 per core)")
-    ap.add_argument("--drop-exact-duplicates", action="store_true",
+    ap.option("--drop-exact-duplicates", action="store_true",
                     help="count byte-identical records once (the copies go to invalid/ as exact-duplicate)")
     return ap
 
 
-def parse_args(argv=None) -> argparse.Namespace:
+def configure(argv: list[str]) -> tuple[Options, list[str]]:
     args = parser().parse_args(argv)
-    tail_shares(args.tail_share, resolve(args.perspectives))  # a malformed value fails here, in one line
-    return args
+    perspectives = resolve(args.perspectives)
+    # A malformed value fails here, in one line.
+    return frozen(args, perspectives=perspectives, tail_share=tail_shares(args.tail_share, perspectives)), []
 
 
 def spark_session(master: str | None, app: str = "adr-stats"):
@@ -212,16 +212,14 @@ def repeats(valid, keyed):
                     F.coalesce("image_shared", F.lit(False)).alias("image_shared")))
 
 
-def run(argv=None, spark=None) -> dict:
+def run(args: Options, engine: Engine = Engine()) -> dict:
     """Run the job; returns the manifest it wrote."""
-    args = parse_args(argv)
-    perspectives = resolve(args.perspectives)
-    rhos = tail_shares(args.tail_share, perspectives)
+    perspectives, rhos = args.perspectives, args.tail_share
     files = expand_inputs(args.input)
     started = time.time()
     if any(PERSPECTIVES[p].needs_tagger for p in perspectives):
         load_nlp(args.nlp)  # fail here, in one line, rather than inside every Spark task
-    spark = spark or spark_session(args.master)
+    spark = engine.spark or spark_session(args.master)
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
@@ -299,9 +297,9 @@ def run(argv=None, spark=None) -> dict:
     return manifest
 
 
-def describe(manifest: dict, argv=None) -> str:
+def describe(manifest: dict, args: Options) -> str:
     """Where the outputs are and what was found, for a person at a terminal."""
-    out = parse_args(argv).output
+    out = args.output
     lines = [f"records {manifest['records']}  invalid {manifest['invalid']}  read {manifest['elements_read']}"
              f"  ({manifest['seconds']} s)",
              f"repeated ids {manifest['repeated_ids']} (records sharing an id with an earlier one: kept)  "
@@ -317,13 +315,25 @@ def describe(manifest: dict, argv=None) -> str:
     return "\n".join(lines)
 
 
-def main(argv=None) -> int:
-    """`spark-submit pipelines/stats/job.py`: `adr stats` (a mistake is one line, exit status 2), logging INFO."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    from pipelines.cli import main as adr
-
-    return adr(["stats", *(sys.argv[1:] if argv is None else argv)])
+def wiring(records: list[str], run_dir: str) -> list[str]:
+    return ["--input", *records, "--output", join(run_dir, "stats")]
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def run_releasing_spark(args: Options, engine: Engine) -> dict:
+    """`adr run`'s stats: the JVM it started is not needed by later stages; its memory is."""
+    manifest = run(args, engine)
+    if engine.spark is None:
+        from pyspark.sql import SparkSession
+
+        active = SparkSession.getActiveSession()
+        if active is not None:
+            active.stop()
+    return manifest
+
+
+STAGE = Stage("stats", "corpus statistics and the probability dictionary (Apache Spark)", parser, configure,
+              run_releasing_spark, describe, wiring, resumable=True, resume_flags=("--resume",))
+
+
+if __name__ == "__main__":  # spark-submit pipelines/stats/job.py ...: the same flags as `adr stats`
+    sys.exit(spark_submit(STAGE))

@@ -29,12 +29,12 @@ its ceiling check), publish (the final pick and outputs), refined_writers (forma
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import math
 import os
 import sys
+from dataclasses import dataclass
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, WorkerOptions
@@ -54,9 +54,10 @@ from adr.synthesis import (
     shard_of_cells,
 )
 from pipelines import progress
-from pipelines.checks import ArgumentParser, at_least, rebalance_summary, stats_manifest
+from pipelines.checks import at_least, rebalance_summary, stats_manifest
 from pipelines.local_workers import with_local_workers
 from pipelines.outputs import file_urls, join, read_json_or_none, remove, write_json
+from pipelines.stage import Engine, Options, Stage, StageParser, frozen
 from pipelines.synthesize.offers import PlanContext, offered
 from pipelines.synthesize.publish import publish
 from pipelines.synthesize.refined_writers import join_llava_json
@@ -70,53 +71,52 @@ REFINED_NAMES = {"llava-json": "refined.json"}  # one file; the other formats ar
 SHARD_RECORDS = 100_000  # a shard is sorted in one worker's memory
 
 
-def parser() -> argparse.ArgumentParser:
-    """The stage's flags; `adr run` offers the same ones."""
-    ap = ArgumentParser(prog="adr synthesize", description=__doc__.splitlines()[0])
+def parser() -> StageParser:
+    ap = StageParser(prog="adr synthesize", description=__doc__.splitlines()[0])
     ap.add_argument("--rebalanced", required=True, help="output directory of `adr rebalance`")
     ap.add_argument("--dictionary", required=True, help="output directory of `adr stats`")
     ap.add_argument("--output", required=True)
-    ap.add_argument("--budget", type=at_least(int, 0), default=None, help="default: the rebalance summary's budget")
-    ap.add_argument("--mix", default="visual=0.6,synonym=0.2,rewrite=0.2")
-    ap.add_argument("--image-model", help="diffusers pipeline directory/URL/hub id (enables visual)")
-    ap.add_argument("--image-variant", default="variation", choices=("variation", "controlnet", "img2img"))
-    ap.add_argument("--caption-model", help="image-to-text model (needed by visual)")
-    ap.add_argument("--llm", help="instruction LLM (needed by visual and rewrite)")
-    ap.add_argument("--images-root", default=".", help="where the seed records' images are (any URL)")
-    ap.add_argument("--synthetic-images", default=None,
+    ap.option("--budget", type=at_least(int, 0), default=None, help="default: the rebalance summary's budget")
+    ap.option("--mix", default="visual=0.6,synonym=0.2,rewrite=0.2")
+    ap.option("--image-model", model=True, help="diffusers pipeline directory/URL/hub id (enables visual)")
+    ap.option("--image-variant", default="variation", choices=("variation", "controlnet", "img2img"))
+    ap.option("--caption-model", model=True, help="image-to-text model (needed by visual)")
+    ap.option("--llm", model=True, help="instruction LLM (needed by visual and rewrite)")
+    ap.option("--images-root", default=".", help="where the seed records' images are (any URL)")
+    ap.option("--synthetic-images", default=None,
                     help="where diffused images are written, as adr-synthetic/<digest>.png (default: OUT/images; "
                          "give your --image_folder to train with refined/ as it is)")
-    ap.add_argument("--output-format", default="auto", choices=("auto", "llava-json", "jsonl", "parquet"),
+    ap.option("--output-format", default="auto", choices=("auto", "llava-json", "jsonl", "parquet"),
                     help="refined/: one LLaVA JSON array (default when the input was one), JSON Lines or Parquet")
-    ap.add_argument("--device", default="auto")
-    ap.add_argument("--seed", type=int, default=42)
-    ap.add_argument("--steps", type=int, default=None, help="diffusion steps (default: the variant's published)")
-    ap.add_argument("--guidance", type=float, default=None)
-    ap.add_argument("--size", type=int, default=512)
-    ap.add_argument("--strength", type=float, default=0.75, help="img2img strength")
-    ap.add_argument("--candidates", type=at_least(int, 1), default=2, help="image variations per seed, closest kept")
-    ap.add_argument("--max-new-tokens", type=int, default=512, help="LLM reply length")
-    ap.add_argument("--rewrite-alternatives", type=int, default=4,
+    ap.option("--device", default="auto")
+    ap.option("--seed", type=int, default=42)
+    ap.option("--steps", type=int, default=None, help="diffusion steps (default: the variant's published)")
+    ap.option("--guidance", type=float, default=None)
+    ap.option("--size", type=int, default=512)
+    ap.option("--strength", type=float, default=0.75, help="img2img strength")
+    ap.option("--candidates", type=at_least(int, 1), default=2, help="image variations per seed, closest kept")
+    ap.option("--max-new-tokens", type=int, default=512, help="LLM reply length")
+    ap.option("--rewrite-alternatives", type=int, default=4,
                     help="replies the LLM writes per rewritten piece (the greedy one, then sampled ones): the "
                          "first that passes the checks is used")
-    ap.add_argument("--caption-max-new-tokens", type=int, default=128)
-    ap.add_argument("--batch-size", type=at_least(int, 1), default=4, help="largest model batch")
-    ap.add_argument("--batched-inference", action="store_true",
+    ap.option("--caption-max-new-tokens", type=int, default=128)
+    ap.option("--batch-size", type=at_least(int, 1), default=4, help="largest model batch")
+    ap.option("--batched-inference", action="store_true",
                     help="one model call per batch (GPU throughput); the default calls the model per element, "
                          "so a seed's output never depends on what Beam batched it with")
-    ap.add_argument("--overdraw", type=float, default=1.2, help="offers drawn per needed record in a round")
-    ap.add_argument("--min-tail-share", type=float, default=0.2,
+    ap.option("--overdraw", type=float, default=1.2, help="offers drawn per needed record in a round")
+    ap.option("--min-tail-share", type=float, default=0.2,
                     help="a language record is made only if at least this share of the tokens it adds are tail")
-    ap.add_argument("--ceiling", default=None,
+    ap.option("--ceiling", default=None,
                     help="the count synthesis may lift a tail entity to: a multiple of tau (1.5), or "
                          "perspective=count,... (token=2000); default: each perspective's tau")
-    ap.add_argument("--accelerator", default=None,
+    ap.option("--accelerator", default=None,
                     help="Beam resource hint for the model steps only, e.g. "
                          "'type:nvidia-l4;count:1;install-nvidia-driver' (Dataflow GPU workers)")
     return ap
 
 
-def parse_args(argv=None):
+def configure(argv: list[str]) -> tuple[Options, list[str]]:
     args, beam_args = parser().parse_known_args(argv)
     parse_mix(args.mix)  # a malformed --mix fails here, in one line
     if args.ceiling:
@@ -131,53 +131,73 @@ def parse_args(argv=None):
         if missing:
             raise ConfigError(f"visual synthesis needs --image-model, --caption-model and --llm: "
                               f"{' and '.join(missing)} missing")
-    return args, beam_args
+    return frozen(args), beam_args
 
 
+@dataclass(frozen=True)
 class Plan:
-    """What the workers need, resolved once by the driver."""
+    """What the workers need, resolved once by the driver (make_plan)."""
 
-    def __init__(self, args):
-        self.args = args
-        summary = rebalance_summary(args.rebalanced)
-        manifest = stats_manifest(args.dictionary)
-        self.budget = summary["budget"] if args.budget is None else args.budget
-        self.input = summary["input"]
-        self.kept = summary["kept"]
-        self.perspectives = tuple(manifest["perspectives"])
-        self.taus = {p: manifest["perspectives"][p]["tau"] for p in self.perspectives}
-        self.ceilings = parse_ceilings(args.ceiling, self.taus)
-        self.seeds = join(args.rebalanced, "seeds", "*.jsonl")
-        self.work = join(args.output, "_work")
-        nlp = manifest["parameters"].get("nlp", "default")
-        self.nlp = None if nlp == "default" else nlp
-        for flag in ("image_model", "caption_model"):
-            if getattr(args, flag):
-                local_model_dir(getattr(args, flag))  # a missing model is a one-line error, now
-        if args.llm:
-            language_model_files(args.llm)
-        self.enabled = enabled = {"synonym": "token" in manifest["perspectives"],
-                   "visual": bool(args.image_model and args.caption_model and args.llm),
-                   "rewrite": bool(args.llm)}
-        self.skipped = {m: why for m, why in (
-            ("visual", "needs --image-model, --caption-model and --llm"), ("rewrite", "needs --llm"),
-            ("synonym", "needs the token perspective in the dictionary")) if not enabled[m]}
-        # Disabled methods' shares go to the enabled ones; synonym replacement, which needs no
-        # model, takes the whole budget when no enabled method has a share.
-        self.mix = parse_mix(args.mix)
-        shares = {m: share if enabled[m] else 0.0 for m, share in self.mix.items()}
-        if not any(shares.values()) and enabled["synonym"]:
-            shares["synonym"] = 1.0
-        self.plan = plan_budget(self.budget, parse_mix(shares)) if any(shares.values()) else dict.fromkeys(METHODS, 0)
-        self.images = args.synthetic_images or join(args.output, "images")
-        self.output_format = (args.output_format if args.output_format != "auto" else
-                              "llava-json" if summary.get("input_format") == "json-array" else "jsonl")
-        self.models = {k: v for k, v in (("image", args.image_model), ("caption", args.caption_model),
-                                          ("llm", args.llm)) if v}
-        self.context = PlanContext(
-            args.seed, tuple(m for m in METHODS if enabled[m]), self.taus, self.ceilings,
-            read_dictionary(args.dictionary, self.perspectives, "count"), args.min_tail_share,
-            piece_chars(args.max_new_tokens))
+    args: Options
+    budget: int
+    input: int
+    kept: int
+    perspectives: tuple[str, ...]
+    taus: dict[str, int]
+    ceilings: dict
+    seeds: str                 # the seed files' glob
+    work: str                  # scratch under --output
+    nlp: str | None
+    enabled: dict[str, bool]
+    skipped: dict[str, str]    # method -> why it is off
+    mix: dict[str, float]
+    plan: dict[str, int]       # records per method
+    images: str
+    output_format: str
+    models: dict[str, str]
+    context: PlanContext
+
+
+def make_plan(args: Options) -> Plan:
+    """The plan from the rebalance summary, the dictionary and the options; a missing model is a
+    one-line error here, before any engine starts."""
+    summary = rebalance_summary(args.rebalanced)
+    manifest = stats_manifest(args.dictionary)
+    perspectives = tuple(manifest["perspectives"])
+    taus = {p: manifest["perspectives"][p]["tau"] for p in perspectives}
+    ceilings = parse_ceilings(args.ceiling, taus)
+    nlp = manifest["parameters"].get("nlp", "default")
+    for flag in ("image_model", "caption_model"):
+        if getattr(args, flag):
+            local_model_dir(getattr(args, flag))
+    if args.llm:
+        language_model_files(args.llm)
+    enabled = {"synonym": "token" in manifest["perspectives"],
+               "visual": bool(args.image_model and args.caption_model and args.llm),
+               "rewrite": bool(args.llm)}
+    skipped = {m: why for m, why in (
+        ("visual", "needs --image-model, --caption-model and --llm"), ("rewrite", "needs --llm"),
+        ("synonym", "needs the token perspective in the dictionary")) if not enabled[m]}
+    # Disabled methods' shares go to the enabled ones; synonym replacement, which needs no
+    # model, takes the whole budget when no enabled method has a share.
+    mix = parse_mix(args.mix)
+    shares = {m: share if enabled[m] else 0.0 for m, share in mix.items()}
+    if not any(shares.values()) and enabled["synonym"]:
+        shares["synonym"] = 1.0
+    budget = summary["budget"] if args.budget is None else args.budget
+    return Plan(
+        args=args, budget=budget, input=summary["input"], kept=summary["kept"], perspectives=perspectives,
+        taus=taus, ceilings=ceilings, seeds=join(args.rebalanced, "seeds", "*.jsonl"),
+        work=join(args.output, "_work"), nlp=None if nlp == "default" else nlp, enabled=enabled, skipped=skipped,
+        mix=mix, plan=plan_budget(budget, parse_mix(shares)) if any(shares.values()) else dict.fromkeys(METHODS, 0),
+        images=args.synthetic_images or join(args.output, "images"),
+        output_format=(args.output_format if args.output_format != "auto" else
+                       "llava-json" if summary.get("input_format") == "json-array" else "jsonl"),
+        models={k: v for k, v in (("image", args.image_model), ("caption", args.caption_model), ("llm", args.llm))
+                if v},
+        context=PlanContext(args.seed, tuple(m for m in METHODS if enabled[m]), taus, ceilings,
+                            read_dictionary(args.dictionary, perspectives, "count"), args.min_tail_share,
+                            piece_chars(args.max_new_tokens)))
 
 
 def offer_histograms(plan: Plan, beam_args) -> dict[str, dict[int, int]]:
@@ -209,17 +229,27 @@ def shard_count(beam_args, records: int) -> int:
     return max(1, min(records, max(workers, math.ceil(records / SHARD_RECORDS))))
 
 
-def run(argv=None) -> dict:
-    args, beam_args = parse_args(argv)
-    plan = Plan(args)
-    # The passes over every seed and every kept record use each core; a round with models runs
-    # its models where the user said (one model per process).
-    local = with_local_workers(beam_args, total_bytes(file_urls(join(args.rebalanced, "seeds"), ".jsonl")))
-    round_args = beam_args if plan.models else local
-    for method, why in plan.skipped.items():
-        print(f"adr synthesize: {method} synthesis skipped ({why})", file=sys.stderr)
-    pools = offer_histograms(plan, local)
-    pool_size = {m: sum(pools[m].values()) for m in METHODS}
+@dataclass
+class Rounds:
+    """What the rounds made: per method its final target, tries and candidates per bin of the plan's order."""
+
+    target: dict[str, int]
+    tried: dict[str, int]
+    made_bins: dict[str, dict[int, int]]
+    failed_by_reason: dict[str, int]
+    reassigned: list[dict]
+    round_dirs: list[str]
+    count: int = 0
+    reused: int = 0
+
+    def made(self) -> dict[str, int]:
+        return {m: min(self.target[m], sum(self.made_bins[m].values())) for m in METHODS}
+
+
+def run_rounds(plan: Plan, pools: dict[str, dict[int, int]], round_args: list[str]) -> Rounds:
+    """Rounds until each method has its share or its offers run out; a round an interrupted run
+    finished with the same key is reused."""
+    args = plan.args
     start = {m: 0 for m in METHODS}                 # the next bin each method draws from
     tried = {m: 0 for m in METHODS}
     made_bins: dict[str, dict[int, int]] = {m: {} for m in METHODS}  # candidates per bin of u
@@ -271,8 +301,23 @@ def run(argv=None) -> dict:
             round_dirs.append(round_dir)
             progress.update(sum(made().values()))
             round_no += 1
+    return Rounds(target, tried, made_bins, failed_by_reason, reassigned, round_dirs, round_no, reused)
 
-    made_now = made()
+
+def run(args: Options, engine: Engine = Engine()) -> dict:
+    beam_args = list(engine.beam_args)
+    plan = make_plan(args)
+    # The passes over every seed and every kept record use each core; a round with models runs
+    # its models where the user said (one model per process).
+    local = with_local_workers(beam_args, total_bytes(file_urls(join(args.rebalanced, "seeds"), ".jsonl")))
+    round_args = beam_args if plan.models else local
+    for method, why in plan.skipped.items():
+        print(f"adr synthesize: {method} synthesis skipped ({why})", file=sys.stderr)
+    pools = offer_histograms(plan, local)
+    pool_size = {m: sum(pools[m].values()) for m in METHODS}
+    done = run_rounds(plan, pools, round_args)
+    target, tried, made_bins, round_dirs = done.target, done.tried, done.made_bins, done.round_dirs
+    made_now = done.made()
     n_synthetic = sum(made_now.values())
     # The cut: per method, its made_now[m] candidates of smallest u, found from the bin counts
     # and, in the one boundary bin, by the engine.
@@ -299,13 +344,15 @@ def run(argv=None) -> dict:
              for m in METHODS if made_now[m] < target[m]}
     summary = {
         "budget": plan.budget, "planned": plan.plan, "made": made_now, "synthetic": n_synthetic,
-        "reassigned": reassigned, "final_targets": target,
+        "reassigned": done.reassigned, "final_targets": target,
         "synonym_sources": {s: tallies.get(("source", s), 0) for s in ("tail", "unseen")},
         "refined": plan.kept + n_synthetic, "input": plan.input,
         "budget_met": n_synthetic == plan.budget,
         "size_kept": plan.kept + n_synthetic == plan.input, "short": short, "skipped": plan.skipped,
-        "failed_by_reason": dict(sorted(failed_by_reason.items())), "rounds": round_no, "rounds_reused": reused,
-        "offers_tried": sum(tried.values()), "offers_failed": sum(failed_by_reason.values()),
+        "failed_by_reason": dict(sorted(done.failed_by_reason.items())), "rounds": done.count,
+        "rounds_reused": done.reused, "offers_tried": sum(tried.values()),
+        "offers_failed": sum(done.failed_by_reason.values()),
+        "offers_tried_by_method": tried,
         "ceilings": plan.ceilings, "catch_alls": {p: sorted(e) for p, e in CATCH_ALLS.items()},
         "planned_entities": tallies.get(("planned_entities",), 0), "met_entities": tallies.get(("met_entities",), 0),
         "seed": args.seed, "models": plan.models, "seed_pools": pool_size,
@@ -329,7 +376,7 @@ def share_made(made_bins: dict[int, int], tried: int) -> float:
     return min(1.0, max(MIN_SHARE_MADE, sum(made_bins.values()) / tried))
 
 
-def describe(summary: dict) -> str:
+def describe(summary: dict, args: Options | None = None) -> str:
     lines = [f"budget {summary['budget']}  synthetic {summary['synthetic']}  refined {summary['refined']} "
              f"(input {summary['input']})  " + ("budget met" if summary["budget_met"] else "BUDGET NOT MET")]
     lines += [f"{m:<8} planned {summary['planned'][m]:>6}  made {summary['made'][m]:>6}" for m in METHODS]
@@ -346,10 +393,10 @@ def describe(summary: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv=None) -> int:
-    print(describe(run(argv)))
-    return 0
+def wiring(records: list[str], run_dir: str) -> list[str]:
+    return ["--rebalanced", join(run_dir, "rebalance"), "--dictionary", join(run_dir, "stats"),
+            "--output", join(run_dir, "synthesize")]
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+STAGE = Stage("synthesize", "refill the dropped budget with tail-centred records (Beam RunInference)", parser,
+              configure, run, describe, wiring, beam=True, resumable=True)
