@@ -16,6 +16,7 @@ import os
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -86,14 +87,17 @@ if __name__ == "__main__":
     made = list(iter_jsonl(str(Path(args.output, "synthetic", "*.jsonl"))))
     failed = [f for f in iter_jsonl(str(Path(args.output, "failed", "*.jsonl"))) if f["method"] == "rewrite"]
     # Every drawn offer is tried; the accepted ones past the budget are left out of synthetic/.
-    tries, refused = summary["offers_tried"], summary["offers_failed"]
+    # Rewrite's own tries only: a shortfall handed to synonym replacement is tried there.
+    tries, refused = summary["offers_tried_by_method"]["rewrite"], len(failed)
     report = {"model": args.llm, "tokens_per_s_by_batch": speed, "budget": args.budget,
-              "made": summary["made"]["rewrite"], "budget_met": summary["budget_met"], "rounds": summary["rounds"],
+              "made": summary["made"]["rewrite"], "handed_on": summary["reassigned"], "budget_met": summary["budget_met"], "rounds": summary["rounds"],
               "tries": tries, "accepted": tries - refused, "share_accepted": round((tries - refused) / max(1, tries), 3),
-              "reasons": summary["failed_by_reason"], "seconds": round(took, 1), "alternatives": args.alternatives}
+              "reasons": dict(Counter(f["reason"] for f in failed)), "seconds": round(took, 1), "alternatives": args.alternatives}
     print(json.dumps(report, indent=1))
     seeds = seed_turns(args.rebalanced)
     for record in made:
+        if record["adr"]["method"] != "rewrite":
+            continue
         kept = record["adr"]["parameters"].get("kept_as_seed", [])
         print("ACCEPTED (made for " + record["adr"]["made_for"]["entity"] + f", {len(kept)} piece(s) kept as the seed's)"
               + "\n  seed: " + json.dumps(seeds.get(record["adr"]["seed_key"]))[:400]
