@@ -6,7 +6,7 @@ import pytest
 
 from adr import records as R
 from adr.errors import InputError
-from udfs.records import parse_raw
+from udfs.records import dead_letter, parse_raw, valid_and_invalid
 from udfs.sources import RAW_SCHEMA, expand_inputs, read_raw
 
 GOOD = {"id": "1", "image": "coco/1.jpg", "conversations": [
@@ -98,6 +98,17 @@ def test_parse_raw_keeps_good_rows_and_explains_bad_ones():
     assert [r["id"] for r in rows] == ["1", None, "5"]
     assert [r["reason"] for r in rows] == [None, R.MALFORMED_JSON, None]
     assert rows[1]["raw"] == "{nope" and rows[1]["position"] == 2
+
+
+def test_a_parsed_batch_splits_into_kept_rows_and_dead_letters_in_input_order():
+    raws = [b"{nope", json.dumps(GOOD).encode(), b"[]", json.dumps({**GOOD, "id": 7}).encode()]
+    batch = pa.RecordBatch.from_pydict({"source": ["f"] * 4, "position": [1, 2, 3, 4], "raw": raws})
+    valid, invalid = valid_and_invalid(parse_raw(batch))
+    assert valid.column("position").to_pylist() == [2, 4] and valid.column("id").to_pylist() == ["1", "7"]
+    letters = [dead_letter(row) for row in invalid.to_pylist()]
+    assert [(d["position"], d["reason"], d["raw"]) for d in letters] == [
+        (1, R.MALFORMED_JSON, "{nope"), (3, R.NOT_AN_OBJECT, "[]")]
+    assert set(letters[0]) == {"source", "position", "reason", "detail", "raw"}
 
 
 def test_expand_inputs_globs_directories_and_missing(tmp_path):

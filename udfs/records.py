@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from adr.records import (
     DEFAULT_MAX_RECORD_BYTES,
@@ -26,6 +27,7 @@ PARSED_SCHEMA = pa.schema([
     ("raw", pa.string()),       # the element as read, for the invalid/ output (truncated)
 ])
 RAW_EXCERPT_CHARS = 4096
+DEAD_LETTER_FIELDS = ("source", "position", "reason", "detail", "raw")
 
 
 def parse_raw(batch: pa.RecordBatch, *, max_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> pa.RecordBatch:
@@ -64,3 +66,15 @@ def parse_raw(batch: pa.RecordBatch, *, max_bytes: int = DEFAULT_MAX_RECORD_BYTE
         [batch.column("source"), batch.column("position"), pa.array(keys, pa.string()), pa.array(ids, pa.string()),
          pa.array(images, pa.string()), pa.array(records, pa.string()), pa.array(reasons, pa.string()),
          pa.array(details, pa.string()), pa.array(raws, pa.string())], schema=PARSED_SCHEMA)
+
+
+def valid_and_invalid(parsed: pa.RecordBatch) -> tuple[pa.RecordBatch, pa.RecordBatch]:
+    """A parsed batch's valid rows and its invalid ones, each in input order: every stage keeps the
+    first and dead-letters the second, so nothing is lost and counts add up."""
+    valid = parsed.column("reason").is_null()
+    return parsed.filter(valid), parsed.filter(pc.invert(valid))
+
+
+def dead_letter(row: dict) -> dict:
+    """An invalid row as written to invalid/: where it was, why, and the element as read."""
+    return {k: row[k] for k in DEAD_LETTER_FIELDS}

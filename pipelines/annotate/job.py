@@ -35,7 +35,7 @@ from pipelines.torch_env import on_accelerator
 from udfs.entities import extract_entities
 from udfs.images import load_image
 from udfs.model_files import local_model_dir
-from udfs.records import parse_raw
+from udfs.records import dead_letter, parse_raw, valid_and_invalid
 from udfs.sources import expand_inputs, total_bytes
 from udfs.splits import plan_splits, read_split, split_bytes_for
 
@@ -82,11 +82,10 @@ class Route(beam.DoFn):
             progress.advance(0, (pc.sum(pc.binary_length(raw.column("raw"))).as_py() or 0) / self.input_bytes)
         parsed = parse_raw(raw, max_bytes=self.max_bytes)
         stats = Counter(read=parsed.num_rows)
-        for row in parsed.filter(parsed.column("reason").is_valid()).to_pylist():
+        good, bad = valid_and_invalid(parsed)
+        for row in bad.to_pylist():
             stats["invalid"] += 1
-            yield beam.pvalue.TaggedOutput(INVALID, json.dumps(
-                {k: row[k] for k in ("source", "position", "reason", "detail", "raw")}, ensure_ascii=False))
-        good = parsed.filter(parsed.column("reason").is_null())
+            yield beam.pvalue.TaggedOutput(INVALID, json.dumps(dead_letter(row), ensure_ascii=False))
         records = [json.loads(r) for r in good.column("record").to_pylist()]
         wanted = [i for i, r in enumerate(records) if r.get("image") and (self.overwrite or r.get("objects") is None)]
         detect = set(wanted)

@@ -21,7 +21,7 @@ from pipelines.rebalance.reads import SplitBatch
 from udfs.artifacts import read_checked_dictionary, read_entities
 from udfs.entity_counts import count_batches
 from udfs.rebalance import EntityIndex, attach_entities, decide_batch
-from udfs.records import parse_raw
+from udfs.records import dead_letter, parse_raw, valid_and_invalid
 
 log = logging.getLogger("adr.rebalance")
 INVALID, DROPPED, SEEDS, STATS, COUNTS = "invalid", "dropped", "seeds", "stats", "counts"
@@ -85,18 +85,17 @@ class ParseBatch(beam.DoFn):
             # Reading is the first half of the work shown; deciding (see Decide) the second.
             progress.advance(0, 0.5 * (pc.sum(pc.binary_length(raw.column("raw"))).as_py() or 0) / self.input_bytes)
         parsed = parse_raw(raw, max_bytes=self.max_bytes)
-        bad = parsed.filter(parsed.column("reason").is_valid())
+        good, bad = valid_and_invalid(parsed)
         # Each step counts as input what it decides (here the invalid rows; Decide the rest), so
         # every statistics element balances on its own, and so does any pane of them: a late
         # pane fires with whatever late elements have arrived.
         stats = RebalanceStats(input=bad.num_rows)
         for row in bad.to_pylist():
             stats.invalid[row["reason"]] += 1
-            letter = {k: row[k] for k in ("source", "position", "reason", "detail", "raw")}
+            letter = dead_letter(row)
             if item.messages:  # a stream's position is a place in a batch: name the message instead
                 letter["message"] = dict(item.messages[row["position"]])
             yield beam.pvalue.TaggedOutput(INVALID, json.dumps(letter, ensure_ascii=False, default=str))
-        good = parsed.filter(parsed.column("reason").is_null())
         if good.num_rows:
             yield replace(item, batch=good.select(["source", "position", "key", "id", "image", "record"]))
         yield beam.pvalue.TaggedOutput(STATS, stats)

@@ -19,7 +19,7 @@ from pipelines.outputs import join
 from pipelines.rebalance.ledger import CHANGED
 from pipelines.rebalance.watch import WatchPolicy, read_watched, watch, watch_pattern
 from udfs.artifacts import read_repeats
-from udfs.records import parse_raw
+from udfs.records import parse_raw, valid_and_invalid
 from udfs.sources import max_element_bytes, raw_batch
 from udfs.splits import read_split
 
@@ -39,8 +39,7 @@ class SplitBatch:
 def index_rows(split: dict, max_record_bytes: int) -> Iterable[tuple[int, pa.RecordBatch]]:
     """(split, its valid records' position, key, id and image): what finding repeats needs."""
     for raw in read_split(split, max_element_bytes=max_element_bytes(max_record_bytes)):
-        parsed = parse_raw(raw, max_bytes=max_record_bytes)
-        valid = parsed.filter(parsed.column("reason").is_null())
+        valid, _ = valid_and_invalid(parse_raw(raw, max_bytes=max_record_bytes))
         if valid.num_rows:
             yield split["index"], valid.select(["position", "key", "id", "image"])
 

@@ -28,7 +28,7 @@ from pipelines.stage import Engine, Options, Stage, StageParser, frozen, spark_s
 from udfs.artifacts import dictionary_parts
 from udfs.entities import entities_schema, extract_entities
 from udfs.nlp import load_nlp
-from udfs.records import PARSED_SCHEMA, parse_raw
+from udfs.records import PARSED_SCHEMA, parse_raw, valid_and_invalid
 from udfs.sources import expand_inputs, fingerprint, max_element_bytes, total_bytes
 from udfs.splits import plan_splits, read_split, split_bytes_for
 
@@ -104,7 +104,7 @@ def _parse_and_extract(raw_batches, max_bytes, perspectives, nlp, counters=None)
             counters[0].add(raw.num_rows)
             counters[1].add(pc.sum(pc.binary_length(raw.column("raw"))).as_py() or 0)
         parsed = parse_raw(raw, max_bytes=max_bytes)
-        valid = parsed.filter(parsed.column("reason").is_null())
+        valid, _ = valid_and_invalid(parsed)
         entities = extract_entities(valid, perspectives, nlp) if valid.num_rows else None
         columns = {"split": pa.array([index] * parsed.num_rows, pa.int32())}
         columns.update({name: parsed.column(name) for name in parsed.schema.names if name != "record"})

@@ -14,7 +14,7 @@ import pyarrow as pa
 from adr.dictionary import EntityCounts
 from adr.records import DEFAULT_MAX_RECORD_BYTES, EXACT_DUPLICATE, record_key
 from udfs.entities import extract_entities
-from udfs.records import parse_raw
+from udfs.records import parse_raw, valid_and_invalid
 from udfs.sources import expand_inputs, read_raw
 
 
@@ -29,13 +29,12 @@ def local_stats(inputs: str | Iterable[str], perspectives: tuple[str, ...], nlp:
     elements = 0
     for url in expand_inputs(inputs):
         for raw in read_raw(url):
-            parsed = parse_raw(raw, max_bytes=max_bytes).to_pylist()
-            elements += len(parsed)
+            valid, bad = valid_and_invalid(parse_raw(raw, max_bytes=max_bytes))
+            elements += valid.num_rows + bad.num_rows
+            for row in bad.to_pylist():
+                invalid[(row["source"], row["position"])] = row["reason"]
             fresh = []
-            for row in parsed:
-                if row["reason"] is not None:
-                    invalid[(row["source"], row["position"])] = row["reason"]
-                    continue
+            for row in valid.to_pylist():
                 digest = row["key"]
                 row["key"] = record_key(digest, seen[digest])
                 seen[digest] += 1
