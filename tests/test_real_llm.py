@@ -84,7 +84,7 @@ def llm_run(shared_data, spark, tmp_path_factory):
     write(root / "mix.json", records)
     run.run(["--input", str(root / "mix.json"), "--output", str(root / "run"), "--master", "local[2]",
              "--mix", "rewrite=1", "--budget", str(BUDGET), "--llm", str(GGUF), "--device", "cpu",
-             "--rewrite-alternatives", "4", "--max-new-tokens", "32", "--ceiling", "1000", "--min-tail-share", "0",
+             "--rewrite-alternatives", "2", "--max-new-tokens", "32", "--ceiling", "1000", "--min-tail-share", "0",
              *NLP_ARGS], spark=spark)
     summary = json.loads((root / "run" / "synthesize" / "summary.json").read_text())
     return root / "run", records, summary
@@ -92,7 +92,7 @@ def llm_run(shared_data, spark, tmp_path_factory):
 
 # A small corpus bounds the tries: SmolLM2-135M has 3.5% of them accepted (benchmarks/RESULTS.md),
 # so its rewrite offers may run out, and what they leave is handed to synonym replacement.
-RECORDS, BUDGET = 50, 1
+RECORDS, BUDGET = 30, 1
 
 
 @pytest.mark.slow
