@@ -419,3 +419,65 @@ def test_a_large_local_run_uses_every_core_unless_the_user_said_otherwise():
     for given in (["--direct_num_workers", "1"], ["--direct_running_mode=in_memory"],
                   ["--runner", "DataflowRunner"], ["--runner=PortableRunner"]):
         assert with_local_workers(given, big, cores=4) == given
+
+
+
+def _graph_plan(corpus):
+    """The stage's plan for the corpus as `synthesize` runs it (a raised ceiling, any tail share)."""
+    root, _ = corpus
+    args, _ = beam_synthesize.configure(["--rebalanced", str(root / "rebalanced"), "--dictionary", str(root / "stats"),
+                                         "--output", str(root / "unused"), "--ceiling", "1000",
+                                         "--min-tail-share", "0"])
+    return beam_synthesize.make_plan(args)
+
+
+def _synonym_offers(line: str, plan) -> list[tuple[str, str, str]]:
+    """(seed key, synonym, noun) of each synonym offer of a seed line."""
+    from pipelines.synthesize.offers import offer_lines, split_offer
+
+    return [(o[2], o[4], o[5]["noun"]) for o in map(split_offer, offer_lines([line], plan.context, plan.nlp))
+            if o[0] == "synonym"]
+
+
+def test_the_synthesis_graphs_take_their_sources_as_pcollections(corpus):
+    """Offers and SynthesisRound given Create inputs: a seed whose noun stands alone, with no other
+    noun to show its sense, is offered nothing; a round refuses the candidate whose target the
+    earlier rounds took to its ceiling, and makes it when one place is left, the others alike."""
+    import apache_beam as beam
+    from apache_beam.options.pipeline_options import PipelineOptions
+    from apache_beam.testing.util import assert_that, equal_to
+
+    from adr.synthesis import BINS
+    from pipelines.synthesize.offers import Offers
+    from pipelines.synthesize.rounds import SynthesisRound
+
+    root, _ = corpus
+    plan = _graph_plan(corpus)
+    seeds = [line for f in sorted((root / "rebalanced" / "seeds").glob("*.jsonl")) for line in f.read_text().splitlines()]
+    (first, first_offers), (second, second_offers) = [
+        (line, offers) for line in seeds if (offers := _synonym_offers(line, plan))][:2]
+    key, target, noun = first_offers[0]
+    assert target not in {t for _, t, _ in second_offers}
+    # The first seed's offered noun, in a record of its own: the same synonyms, no evidence of its sense.
+    alone = json.dumps({**json.loads(first), "key": key + "-alone", "entities": {"token": [noun]},
+                        "record": {"conversations": [{"from": "human", "value": "What is it?"},
+                                                     {"from": "gpt", "value": f"It is a {noun}."}]}})
+    offered = sorted((k, t) for k, t, _ in first_offers + second_offers)
+    room = plan.context.room("token", target)
+
+    with beam.Pipeline(options=PipelineOptions(flags=[])) as p:
+        offers = p | "Seeds" >> beam.Create([first, second, alone]) | "Offers" >> Offers(plan.context, plan.nlp)
+        assert_that(offers["offers"] | "OfferIds" >> beam.Map(lambda line: tuple(json.loads(line.split("\t")[0])[2:5:2])),
+                    equal_to(offered), label="OnlySeedsWithEvidence")
+        for name, parts, refused in (("OneLeft", [room - 1], []), ("NoneLeft", [room - 1, 1], [(key, target)])):
+            accepted = p | f"Accepted{name}" >> beam.Create([(("token", target), n) for n in parts])
+            out = ({"offers": offers["offers"], "offer_counts": offers["counts"], "accepted": accepted}
+                   | name >> SynthesisRound(plan, {"synonym": (0, BINS)}))
+            assert_that(out["candidates"] | f"Made{name}" >> beam.Map(lambda c: (c[0].seed_key, c[0].target[1])),
+                        equal_to([x for x in offered if x not in refused]), label=f"Records{name}")
+            assert_that(out["failed"] | f"Refused{name}" >> beam.Map(
+                lambda f: (f["seed_key"], f["made_for"][1], f["reason"],
+                           f"token '{f['made_for'][1]}' at its ceiling" in f["detail"])),
+                        equal_to([(k, t, "past-ceiling", True) for k, t in refused]), label=f"Failures{name}")
+            assert_that(out["accepted"] | f"Target{name}" >> beam.Filter(lambda kv: kv[0] == ("token", target)),
+                        equal_to([] if refused else [(("token", target), 1)]), label=f"Accepted{name}Out")

@@ -216,29 +216,45 @@ def order_of(offer, offers: dict, ctx: PlanContext) -> float | None:
     return worst
 
 
+class Offers(beam.PTransform):
+    """Seed lines -> {"offers": offer lines, "counts": ((method, perspective, entity), offers
+    carrying it), "bins": ((method, bin of order), offers)}."""
+
+    def __init__(self, ctx: PlanContext, nlp: str | None):
+        super().__init__()
+        self.ctx, self.nlp = ctx, nlp
+
+    def expand(self, seed_lines):
+        ctx = self.ctx
+        lines = (seed_lines | "BatchPoolSeeds" >> beam.BatchElements(min_batch_size=16, max_batch_size=512)
+                 | "Offers" >> beam.FlatMap(offer_lines, ctx, self.nlp))
+        parsed = lines | "SplitOffers" >> beam.Map(split_offer)
+        counts = (parsed | "OfferEntities" >> beam.FlatMap(lambda o: (((o[0], p, e), 1) for p, e in o[6]))
+                  | "CountOffers" >> beam.CombinePerKey(sum))
+
+        def order_bin(offer, offers):
+            order = order_of(offer, offers, ctx)
+            if order is not None:
+                yield (offer[0], bin_of(order)), 1
+
+        bins = (parsed | "OrderBins" >> beam.FlatMap(order_bin, beam.pvalue.AsDict(counts))
+                | "CountOrderBins" >> beam.CombinePerKey(sum))
+        return {"offers": lines, "counts": counts, "bins": bins}
+
+
 def offered(p, seeds_pattern: str, ctx: PlanContext, nlp: str | None, work: str):
-    """Writes work/offers*.jsonl and work/offer_counts*.jsonl; returns ((method, bin), offers)."""
-    lines = (p | "ReadPoolSeeds" >> beam.io.ReadFromText(seeds_pattern)
-             | "BatchPoolSeeds" >> beam.BatchElements(min_batch_size=16, max_batch_size=512)
-             | "Offers" >> beam.FlatMap(offer_lines, ctx, nlp))
-    _ = lines | "WriteOffers" >> beam.io.WriteToText(join(work, "offers"), file_name_suffix=".jsonl")
-    parsed = lines | "SplitOffers" >> beam.Map(split_offer)
-    counts = (parsed | "OfferEntities" >> beam.FlatMap(lambda o: (((o[0], p, e), 1) for p, e in o[6]))
-              | "CountOffers" >> beam.CombinePerKey(sum))
-    _ = (counts | "OfferCountLine" >> beam.Map(lambda kv: json.dumps([list(kv[0]), kv[1]], ensure_ascii=False))
+    """Offers of the seed files: writes work/offers*.jsonl and work/offer_counts*.jsonl; returns
+    ((method, bin), offers)."""
+    out = p | "ReadPoolSeeds" >> beam.io.ReadFromText(seeds_pattern) | "Offers" >> Offers(ctx, nlp)
+    _ = out["offers"] | "WriteOffers" >> beam.io.WriteToText(join(work, "offers"), file_name_suffix=".jsonl")
+    _ = (out["counts"]
+         | "OfferCountLine" >> beam.Map(lambda kv: json.dumps([list(kv[0]), kv[1]], ensure_ascii=False))
          | "WriteOfferCounts" >> beam.io.WriteToText(join(work, "offer_counts"), file_name_suffix=".jsonl"))
-
-    def order_bin(offer, offers):
-        order = order_of(offer, offers, ctx)
-        if order is not None:
-            yield (offer[0], bin_of(order)), 1
-
-    return (parsed | "OrderBins" >> beam.FlatMap(order_bin, beam.pvalue.AsDict(counts))
-            | "CountOrderBins" >> beam.CombinePerKey(sum))
+    return out["bins"]
 
 
-def read_offer_counts(p, work: str, label: str = ""):
+def read_offer_counts(p, work: str):
     """The offers' counts per (method, perspective, entity), as a PCollection of pairs."""
-    return (p | f"OfferCountFiles{label}" >> beam.Create([join(work, "offer_counts*.jsonl")])
-            | f"ReadOfferCounts{label}" >> beam.io.ReadAllFromText()
-            | f"OfferCount{label}" >> beam.Map(lambda line: (tuple(json.loads(line)[0]), json.loads(line)[1])))
+    return (p | "OfferCountFiles" >> beam.Create([join(work, "offer_counts*.jsonl")])
+            | "ReadOfferCounts" >> beam.io.ReadAllFromText()
+            | "OfferCount" >> beam.Map(lambda line: (tuple(json.loads(line)[0]), json.loads(line)[1])))

@@ -69,9 +69,9 @@ class Pick:
         return min(1.0, b / BINS)
 
 
-def with_markers(p, keyed, shards: int, label: str):
+def with_markers(keyed, shards: int, label: str):
     """Group by shard, with every shard present: an empty shard is still written, as an empty file."""
-    markers = p | f"{label}Shards" >> beam.Create([(i, None) for i in range(shards)])
+    markers = keyed.pipeline | f"{label}Shards" >> beam.Create([(i, None) for i in range(shards)])
     return ((keyed, markers) | f"{label}WithMarkers" >> beam.Flatten()
             | f"Group{label}" >> beam.GroupByKey())
 
@@ -164,15 +164,22 @@ def stable_shard(text: str, shards: int) -> int:
     return zlib.crc32(text.encode("utf-8")) % shards
 
 
-def publish(plan, beam_args, round_dirs: list[str], limits: dict[str, tuple[int, int]],
-            shard_of: dict[tuple[str, int], int], shards: int, kept_files: list[str]) -> None:
-    args, fmt = plan.args, plan.output_format
-    width = max(5, len(str(len(kept_files) + shards - 1)))
-    pick = Pick(limits)
-    with beam.Pipeline(options=PipelineOptions(beam_args)) as p:
-        candidates = (p | "CandidateFiles" >> beam.Create([join(d, "candidates*.jsonl") for d in round_dirs])
-                      | "ReadCandidates" >> beam.io.ReadAllFromText()
-                      | "SplitCandidates" >> beam.Map(split_candidate)
+class Publish(beam.PTransform):
+    """{"candidates": the rounds' candidate lines, "failed": their failure lines, "offer_counts":
+    ((method, perspective, entity), offers), "kept": (index, kept file)} -> the stage's outputs
+    under --output, each shard sorted as it is written so that its bytes do not depend on the
+    runner; returns the tallies, (key, n). `limits` and `shard_of` are the driver's cut."""
+
+    def __init__(self, plan, limits: dict[str, tuple[int, int]], shard_of: dict[tuple[str, int], int],
+                 shards: int, n_kept: int):
+        super().__init__()
+        self.plan, self.pick, self.shard_of, self.shards, self.n_kept = plan, Pick(limits), shard_of, shards, n_kept
+
+    def expand(self, inputs):
+        plan, pick, shard_of, shards = self.plan, self.pick, self.shard_of, self.shards
+        output, fmt = plan.args.output, plan.output_format
+        width = max(5, len(str(self.n_kept + shards - 1)))
+        candidates = (inputs["candidates"] | "SplitCandidates" >> beam.Map(split_candidate)
                       | "InRange" >> beam.Filter(pick.in_range))
         cutoffs = (candidates | "OnBoundary" >> beam.Filter(pick.on_boundary)
                    | "BoundaryDraws" >> beam.Map(lambda c: (c[0], (c[1], c[2], c[3])))
@@ -182,11 +189,10 @@ def publish(plan, beam_args, round_dirs: list[str], limits: dict[str, tuple[int,
 
         keyed = picked | "ToShard" >> beam.Map(
             lambda c: (shard_of[(c[0], bin_of(c[1]))], (METHODS.index(c[0]), c[1], c[2], c[3], c[5])))
-        tallies = [with_markers(p, keyed, shards, "Synthetic")
-                   | "WriteSynthetic" >> beam.ParDo(WriteSyntheticShard(args.output, fmt, len(kept_files), width))]
+        tallies = [with_markers(keyed, shards, "Synthetic")
+                   | "WriteSynthetic" >> beam.ParDo(WriteSyntheticShard(output, fmt, self.n_kept, width))]
 
-        _ = (p | "KeptFiles" >> beam.Create(list(enumerate(kept_files)))
-             | "WriteKeptFragments" >> beam.Map(write_kept_fragment, args.output, fmt, width))
+        _ = inputs["kept"] | "WriteKeptFragments" >> beam.Map(write_kept_fragment, output, fmt, width)
 
         counted = (picked | "EntityOccurrences" >> beam.FlatMap(entity_occurrences)
                    | "SumEntityCounts" >> beam.CombinePerKey(sum))
@@ -194,27 +200,45 @@ def publish(plan, beam_args, round_dirs: list[str], limits: dict[str, tuple[int,
         rows = (counted | "Entities" >> beam.Filter(lambda kv: kv[0][0] == "entity")
                 | "EntityRow" >> beam.Map(lambda kv: (stable_shard(f"{kv[0][1]}\x1f{kv[0][2]}", shards),
                                                       (kv[0][1], kv[0][2], kv[1]))))
-        _ = (with_markers(p, rows, shards, "EntityCounts")
-             | "WriteEntityCounts" >> beam.Map(write_entity_counts, args.output, width))
+        _ = (with_markers(rows, shards, "EntityCounts")
+             | "WriteEntityCounts" >> beam.Map(write_entity_counts, output, width))
 
         cut = beam.pvalue.AsDict(cutoffs)
         made = (picked | "MadeFor" >> beam.Map(lambda c: ((c[0], *c[3].split("\x1f", 1)), 1))
                 | "SumMadeFor" >> beam.CombinePerKey(sum))
-        plan_rows = ({"offers": read_offer_counts(p, plan.work, "Plan"), "made": made}
+        plan_rows = ({"offers": inputs["offer_counts"], "made": made}
                      | "JoinPlan" >> beam.CoGroupByKey()
                      | "PlanRow" >> beam.FlatMap(lambda kv, cut: plan_row(kv, plan, {
                          m: pick.reach(m, cut) for m in METHODS}), cut))
         tallies.append(plan_rows | "PlanTallies" >> beam.FlatMap(
             lambda r: ([(("planned_entities",), 1)] if r["planned"] else [])
             + ([(("met_entities",), 1)] if r["planned"] and r["made"] >= r["planned"] else [])))
-        _ = (with_markers(p, plan_rows | "PlanShard" >> beam.Map(
+        _ = (with_markers(plan_rows | "PlanShard" >> beam.Map(
                 lambda r: (stable_shard(f"{r['method']}\x1f{r['perspective']}\x1f{r['entity']}", shards), r)),
                 shards, "Plan")
-             | "WritePlan" >> beam.Map(write_plan, args.output, width))
+             | "WritePlan" >> beam.Map(write_plan, output, width))
 
-        failed = (p | "FailedFiles" >> beam.Create([join(d, "failed*.jsonl") for d in round_dirs])
-                  | "ReadFailed" >> beam.io.ReadAllFromText()
-                  | "FailedToShard" >> beam.Map(failed_shard, shards))
-        _ = (with_markers(p, failed, shards, "Failed")
-             | "WriteFailed" >> beam.Map(write_lines, join(args.output, "failed"), width))
-        write_tallies(tallies, join(args.output, "_tallies", "publish"))
+        failed = inputs["failed"] | "FailedToShard" >> beam.Map(failed_shard, shards)
+        _ = (with_markers(failed, shards, "Failed")
+             | "WriteFailed" >> beam.Map(write_lines, join(output, "failed"), width))
+        return tallies | "AllTallies" >> beam.Flatten()
+
+
+def publish_sources(p, plan, round_dirs: list[str], kept_files: list[str]) -> dict:
+    """What publishing reads: every round's candidates and failures, the offers' counts, the kept files."""
+    def lines(label: str, pattern: str):
+        return (p | f"{label}Files" >> beam.Create([join(d, pattern) for d in round_dirs])
+                | f"Read{label}" >> beam.io.ReadAllFromText())
+
+    return {"candidates": lines("Candidates", "candidates*.jsonl"), "failed": lines("Failed", "failed*.jsonl"),
+            "offer_counts": read_offer_counts(p, plan.work),
+            "kept": p | "KeptFiles" >> beam.Create(list(enumerate(kept_files)))}
+
+
+def publish(plan, beam_args, round_dirs: list[str], limits: dict[str, tuple[int, int]],
+            shard_of: dict[tuple[str, int], int], shards: int, kept_files: list[str]) -> None:
+    """The publishing pipeline over the rounds' files; its tallies go to --output's _tallies/publish."""
+    with beam.Pipeline(options=PipelineOptions(beam_args)) as p:
+        tallies = (publish_sources(p, plan, round_dirs, kept_files)
+                   | "Publish" >> Publish(plan, limits, shard_of, shards, len(kept_files)))
+        write_tallies([tallies], join(plan.args.output, "_tallies", "publish"))

@@ -42,15 +42,9 @@ from pipelines.synthesize.steps import (
 from pipelines.torch_env import on_accelerator
 
 
-def _is(method: str):
-    return lambda seed: seed.method == method
-
-
-def drawn_offers(p, work: str, ranges: dict[str, tuple[int, int]], ctx: PlanContext):
+def drawn_offers(offer_lines, offer_counts, ranges: dict[str, tuple[int, int]], ctx: PlanContext):
     """The round's offers of each method: those whose order falls in the method's bin range."""
     from dataclasses import replace
-
-    counts = beam.pvalue.AsDict(read_offer_counts(p, work))
 
     def in_range(line, offers):
         offer = split_offer(line)
@@ -61,8 +55,8 @@ def drawn_offers(p, work: str, ranges: dict[str, tuple[int, int]], ctx: PlanCont
         if order is not None and lo <= bin_of(order) < hi:
             yield beam.pvalue.TaggedOutput(offer[0], replace(Seed.of_offer(offer), order=order))
 
-    return (p | "ReadOffers" >> beam.io.ReadFromText(join(work, "offers*.jsonl"))
-            | "DrawOffers" >> beam.FlatMap(in_range, counts).with_outputs(*METHODS))
+    return offer_lines | "DrawOffers" >> beam.FlatMap(in_range, beam.pvalue.AsDict(offer_counts)).with_outputs(
+        *METHODS)
 
 
 def ceiling_claims(candidate, ctx: PlanContext):
@@ -89,14 +83,12 @@ def _candidate_id(place) -> str:
     return json.dumps([method, key, list(target)])
 
 
-def checked(candidates, claims_of, p, accepted_files: list[str], ctx: PlanContext):
-    """Candidates whose every tail entity has room (records) and those past a ceiling (failures).
+def checked(candidates, claims_of, accepted, ctx: PlanContext):
+    """Candidates whose every tail entity has room (records) and those past a ceiling (failures),
+    given `accepted`: ((perspective, entity), records) that earlier rounds accepted, in parts.
     A candidate refused by one entity still holds its place at the others: conservative, so no
     entity is ever taken past its ceiling, whatever order the engine runs in."""
-    accepted = (p | "AcceptedFiles" >> beam.Create(accepted_files)
-                | "ReadAccepted" >> beam.io.ReadAllFromText()
-                | "AcceptedCount" >> beam.Map(lambda line: (tuple(json.loads(line)[0][1:]), json.loads(line)[1]))
-                | "SumAccepted" >> beam.CombinePerKey(sum))
+    accepted = accepted | "SumAccepted" >> beam.CombinePerKey(sum)
     refused = (candidates | "Claims" >> beam.FlatMap(claims_of, ctx)
                | "ByEntity" >> beam.GroupByKey()
                | "PastCeiling" >> beam.FlatMap(past_ceiling, ctx, beam.pvalue.AsDict(accepted)))
@@ -116,82 +108,115 @@ def checked(candidates, claims_of, p, accepted_files: list[str], ctx: PlanContex
             | "Verdict" >> beam.FlatMap(verdict).with_outputs(FAILED, main="records"))
 
 
-def run_round(plan, ranges: dict[str, tuple[int, int]], round_dir: str, beam_args, accepted_files: list[str]) -> None:
-    args, ctx = plan.args, plan.context
-    options = PipelineOptions(beam_args)
-    llm = ChatLLMHandler(args.llm, device=args.device, max_new_tokens=args.max_new_tokens,
-                         max_batch_size=args.batch_size, batch_invariant=not args.batched_inference,
-                         seed=args.seed) if args.llm else None
-    params = {"seed": args.seed}
-    tokens, tau = ctx.counts.get("token", {}), ctx.taus.get("token", 0)
+class SynthesisRound(beam.PTransform):
+    """One round: {"offers": offer lines, "offer_counts": ((method, perspective, entity), offers),
+    "accepted": ((perspective, entity), records the earlier rounds accepted)} -> {"candidates":
+    (Work, record, entities), "failed": failures, "accepted": ((perspective, entity), this round's
+    candidates carrying it), "tallies": (key, 1)}. Only the methods in `ranges` are drawn."""
 
-    with beam.Pipeline(options=options) as p:
-        drawn = drawn_offers(p, plan.work, ranges, ctx)
+    def __init__(self, plan, ranges: dict[str, tuple[int, int]]):
+        super().__init__()
+        args = plan.args
+        self.plan, self.ranges = plan, ranges
+        self.llm = ChatLLMHandler(args.llm, device=args.device, max_new_tokens=args.max_new_tokens,
+                                  max_batch_size=args.batch_size, batch_invariant=not args.batched_inference,
+                                  seed=args.seed) if args.llm else None
+
+    def expand(self, inputs):
+        plan, ranges, ctx = self.plan, self.ranges, self.plan.context
+        drawn = drawn_offers(inputs["offers"], inputs["offer_counts"], ranges, ctx)
         results, failures = [], []
         tallies = [drawn[m] | f"Tried{m.title()}" >> beam.Map(lambda s: (("tried", s.method), 1)) for m in ranges]
-        if "synonym" in ranges:
-            out = drawn["synonym"] | "Synonyms" >> beam.FlatMap(synonym_record, args.seed).with_outputs(
-                FAILED, main="records")
-            results.append(out.records)
-            failures.append(out[FAILED])
-        if "rewrite" in ranges:
-            requests = drawn["rewrite"] | "RewritePieces" >> beam.FlatMap(
-                rewrite_requests, tokens, tau, ctx.piece_chars).with_outputs(FAILED, main="pieces")
-            failures.append(requests[FAILED])
-            replies = (requests.pieces
-                       | "Rewrite" >> on_accelerator(RunInference(
-                           KeyedModelHandler(llm), inference_args={"alternatives": args.rewrite_alternatives}),
-                           args.accelerator)
-                       | "ByCandidate" >> beam.Map(by_candidate)
-                       | "PiecesOfCandidate" >> beam.GroupByKey())
-            out = replies | "CheckRewrite" >> beam.FlatMap(
-                rewritten_record, {"llm": args.llm}, params, args.seed, plan.nlp).with_outputs(FAILED, main="records")
-            results.append(out.records)
-            failures.append(out[FAILED])
-        if "visual" in ranges:
-            diffusion = DiffusionHandler(args.image_model, variant=args.image_variant, device=args.device,
-                                         steps=args.steps, guidance=args.guidance, size=args.size,
-                                         strength=args.strength, candidates=args.candidates, seed=args.seed,
-                                         max_batch_size=args.batch_size, batch_invariant=not args.batched_inference)
-            captioner = CaptionHandler(args.caption_model, device=args.device, max_batch_size=args.batch_size,
-                                       batch_invariant=not args.batched_inference,
-                                       max_new_tokens=args.caption_max_new_tokens)
-            loaded = (drawn["visual"]
-                      | "LoadImages" >> beam.FlatMap(load_seed_image, args.images_root).with_outputs(
-                          FAILED, main="images"))
-            failures.append(loaded[FAILED])
-            replies = (loaded.images
-                       | "Diffuse" >> on_accelerator(RunInference(KeyedModelHandler(diffusion)), args.accelerator)
-                       | "SaveImages" >> beam.Map(save_image, plan.images)
-                       | "Caption" >> on_accelerator(RunInference(KeyedModelHandler(captioner)), args.accelerator)
-                       | "ConversationPrompt" >> beam.Map(to_conversation_request)
-                       | "Converse" >> on_accelerator(RunInference(KeyedModelHandler(llm)), args.accelerator))
-            visual_params = {**params, "variant": args.image_variant, "steps": diffusion._steps,
-                             "guidance": diffusion._guidance, "size": args.size}
-            out = replies | "CheckConversation" >> beam.FlatMap(
-                conversation_record, plan.models, visual_params, args.seed, plan.nlp).with_outputs(
-                    FAILED, main="records")
-            results.append(out.records)
-            failures.append(out[FAILED])
+        for method, make in (("synonym", self.synonym), ("rewrite", self.rewrite), ("visual", self.visual)):
+            if method in ranges:
+                records, failed = make(drawn[method])
+                results.append(records)
+                failures += failed
 
         made = (results | "AllRecords" >> beam.Flatten()
                 | "BatchRecords" >> beam.BatchElements(min_batch_size=16, max_batch_size=512)
                 | "Entities" >> beam.FlatMap(with_entities, plan.perspectives, plan.nlp))
-        out = checked(made, ceiling_claims, p, accepted_files, ctx)
-        failures.append(out[FAILED])
-        candidates = out.records | "Progress" >> beam.Map(lambda c: progress.advance(1) or c)
-        (candidates | "Line" >> beam.Map(candidate_line)
+        out = checked(made, ceiling_claims, inputs["accepted"], ctx)
+        failed = (*failures, out[FAILED]) | "AllFailures" >> beam.Flatten()
+        accepted = (out.records
+                    | "AcceptedEntities" >> beam.FlatMap(lambda c, ctx: (k for k, _ in ceiling_claims(c, ctx)), ctx)
+                    | "CountAccepted" >> beam.combiners.Count.PerElement())
+        tallies += [out.records | "MadeBins" >> beam.Map(lambda c: (("made", c[0].method, bin_of(c[0].order)), 1)),
+                    failed | "FailedReasons" >> beam.Map(lambda f: (("failed", f["reason"]), 1))]
+        return {"candidates": out.records, "failed": failed, "accepted": accepted,
+                "tallies": tallies | "AllTallies" >> beam.Flatten()}
+
+    # Each method: its drawn Seeds -> (its records, [its failures]).
+
+    def synonym(self, drawn):
+        out = drawn | "Synonyms" >> beam.FlatMap(synonym_record, self.plan.args.seed).with_outputs(
+            FAILED, main="records")
+        return out.records, [out[FAILED]]
+
+    def rewrite(self, drawn):
+        plan, args, ctx = self.plan, self.plan.args, self.plan.context
+        requests = drawn | "RewritePieces" >> beam.FlatMap(
+            rewrite_requests, ctx.counts.get("token", {}), ctx.taus.get("token", 0),
+            ctx.piece_chars).with_outputs(FAILED, main="pieces")
+        replies = (requests.pieces
+                   | "Rewrite" >> on_accelerator(RunInference(
+                       KeyedModelHandler(self.llm), inference_args={"alternatives": args.rewrite_alternatives}),
+                       args.accelerator)
+                   | "ByCandidate" >> beam.Map(by_candidate)
+                   | "PiecesOfCandidate" >> beam.GroupByKey())
+        out = replies | "CheckRewrite" >> beam.FlatMap(
+            rewritten_record, {"llm": args.llm}, {"seed": args.seed}, args.seed, plan.nlp).with_outputs(
+                FAILED, main="records")
+        return out.records, [requests[FAILED], out[FAILED]]
+
+    def visual(self, drawn):
+        plan, args = self.plan, self.plan.args
+        diffusion = DiffusionHandler(args.image_model, variant=args.image_variant, device=args.device,
+                                     steps=args.steps, guidance=args.guidance, size=args.size,
+                                     strength=args.strength, candidates=args.candidates, seed=args.seed,
+                                     max_batch_size=args.batch_size, batch_invariant=not args.batched_inference)
+        captioner = CaptionHandler(args.caption_model, device=args.device, max_batch_size=args.batch_size,
+                                   batch_invariant=not args.batched_inference,
+                                   max_new_tokens=args.caption_max_new_tokens)
+        loaded = drawn | "LoadImages" >> beam.FlatMap(load_seed_image, args.images_root).with_outputs(
+            FAILED, main="images")
+        replies = (loaded.images
+                   | "Diffuse" >> on_accelerator(RunInference(KeyedModelHandler(diffusion)), args.accelerator)
+                   | "SaveImages" >> beam.Map(save_image, plan.images)
+                   | "Caption" >> on_accelerator(RunInference(KeyedModelHandler(captioner)), args.accelerator)
+                   | "ConversationPrompt" >> beam.Map(to_conversation_request)
+                   | "Converse" >> on_accelerator(RunInference(KeyedModelHandler(self.llm)), args.accelerator))
+        visual_params = {"seed": args.seed, "variant": args.image_variant, "steps": diffusion._steps,
+                         "guidance": diffusion._guidance, "size": args.size}
+        out = replies | "CheckConversation" >> beam.FlatMap(
+            conversation_record, plan.models, visual_params, args.seed, plan.nlp).with_outputs(
+                FAILED, main="records")
+        return out.records, [loaded[FAILED], out[FAILED]]
+
+
+def round_sources(p, work: str, accepted_files: list[str]) -> dict:
+    """A round's inputs: the offers and their counts under `work`, and what the earlier rounds'
+    accepted/ files counted."""
+    accepted = (p | "AcceptedFiles" >> beam.Create(accepted_files)
+                | "ReadAccepted" >> beam.io.ReadAllFromText()
+                | "AcceptedCount" >> beam.Map(lambda line: (tuple(json.loads(line)[0][1:]), json.loads(line)[1])))
+    return {"offers": p | "ReadOffers" >> beam.io.ReadFromText(join(work, "offers*.jsonl")),
+            "offer_counts": read_offer_counts(p, work), "accepted": accepted}
+
+
+def run_round(plan, ranges: dict[str, tuple[int, int]], round_dir: str, beam_args, accepted_files: list[str]) -> None:
+    """The round's pipeline: rounds/NNN/candidates, accepted, failed and tallies shards."""
+    with beam.Pipeline(options=PipelineOptions(beam_args)) as p:
+        out = round_sources(p, plan.work, accepted_files) | "Round" >> SynthesisRound(plan, ranges)
+        (out["candidates"] | "Progress" >> beam.Map(lambda c: progress.advance(1) or c)
+         | "Line" >> beam.Map(candidate_line)
          | "WriteCandidates" >> beam.io.WriteToText(join(round_dir, "candidates"), file_name_suffix=".jsonl"))
-        tallies.append(candidates | "MadeBins" >> beam.Map(lambda c: (("made", c[0].method, bin_of(c[0].order)), 1)))
-        (candidates | "AcceptedEntities" >> beam.FlatMap(lambda c, ctx: (k for k, _ in ceiling_claims(c, ctx)), ctx)
-         | "CountAccepted" >> beam.combiners.Count.PerElement()
+        (out["accepted"]
          | "AcceptedLine" >> beam.Map(lambda kv: json.dumps([["accepted", *kv[0]], kv[1]], ensure_ascii=False))
          | "WriteAccepted" >> beam.io.WriteToText(join(round_dir, "accepted"), file_name_suffix=".jsonl"))
-        failed = failures | "AllFailures" >> beam.Flatten()
-        (failed | "FailureLine" >> beam.Map(lambda f: json.dumps(f, ensure_ascii=False))
+        (out["failed"] | "FailureLine" >> beam.Map(lambda f: json.dumps(f, ensure_ascii=False))
          | "WriteFailures" >> beam.io.WriteToText(join(round_dir, "failed"), file_name_suffix=".jsonl"))
-        tallies.append(failed | "FailedReasons" >> beam.Map(lambda f: (("failed", f["reason"]), 1)))
-        write_tallies(tallies, join(round_dir, "tallies"))
+        write_tallies([out["tallies"]], join(round_dir, "tallies"))
 
 
 def write_tallies(parts: list, prefix: str):
