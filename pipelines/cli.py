@@ -26,7 +26,7 @@ def main(argv=None) -> int:
         return 0 if argv else 2
     from adr.errors import AdrError
     from pipelines.stage import command
-    from pipelines.stages import stages
+    from pipelines.stages import stage as named
 
     if argv[0] == "run":
         from pipelines import run
@@ -38,7 +38,7 @@ def main(argv=None) -> int:
             return 2
         return 0
     for words in (2, 1):  # "import coco", then one-word stages
-        stage = stages().get(" ".join(argv[:words]))
+        stage = named(" ".join(argv[:words]))
         if stage is not None:
             return command(stage, argv[words:])
     print(f"adr: unknown command {' '.join(argv[:2])!r}\n\n{usage()}", file=sys.stderr)

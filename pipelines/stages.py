@@ -3,24 +3,67 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 
 from pipelines.stage import Stage
 
+# Importing a stage imports its engine (Beam, torch through Beam's RunInference, Spark), so each is
+# imported when a command needs it: `adr stats` never loads torch, a mistake in its flags is
+# reported in a second.
+
+
+def _annotate() -> Stage:
+    from pipelines.annotate.job import STAGE
+    return STAGE
+
+
+def _stats() -> Stage:
+    from pipelines.stats.job import STAGE
+    return STAGE
+
+
+def _rebalance() -> Stage:
+    from pipelines.rebalance.job import STAGE
+    return STAGE
+
+
+def _synthesize() -> Stage:
+    from pipelines.synthesize.job import STAGE
+    return STAGE
+
+
+def _report() -> Stage:
+    from pipelines.report.job import STAGE
+    return STAGE
+
+
+def _audit() -> Stage:
+    from pipelines.audit.job import STAGE
+    return STAGE
+
+
+def _import_coco() -> Stage:
+    from pipelines.coco_import import STAGE
+    return STAGE
+
+
+# In the order `adr run` runs those it wires.
+LOADERS: dict[str, Callable[[], Stage]] = {
+    "annotate": _annotate, "stats": _stats, "rebalance": _rebalance, "synthesize": _synthesize,
+    "report": _report, "audit": _audit, "import coco": _import_coco,
+}
+
 
 @functools.cache
-def stages() -> dict[str, Stage]:
-    """name -> stage; `adr run` runs those it wires in this order. Importing a stage imports its
-    engine, so the registry is read when a command needs it, not when `adr` starts."""
-    from pipelines import coco_import
-    from pipelines.annotate import job as annotate
-    from pipelines.audit import job as audit
-    from pipelines.rebalance import job as rebalance
-    from pipelines.report import job as report
-    from pipelines.stats import job as stats
-    from pipelines.synthesize import job as synthesize
+def stage(name: str) -> Stage | None:
+    """The stage called `name`, or None."""
+    load = LOADERS.get(name)
+    return load() if load else None
 
-    return {s.name: s for s in (annotate.STAGE, stats.STAGE, rebalance.STAGE, synthesize.STAGE, report.STAGE,
-                                audit.STAGE, coco_import.STAGE)}
+
+def stages() -> dict[str, Stage]:
+    """name -> stage, every one."""
+    return {name: s for name in LOADERS if (s := stage(name)) is not None}
 
 
 def in_run() -> tuple[Stage, ...]:

@@ -1,6 +1,8 @@
 """The stage contract: one registry serves `adr <stage>`, `adr run` and its --config; configs are read-only."""
 
 import pickle
+import subprocess
+import sys
 
 import pytest
 
@@ -50,3 +52,14 @@ def test_every_stage_of_adr_run_says_what_it_reads_and_writes():
         assert [a.dest for a in given] in ([], ["detector"]), stage.name  # `adr run` passes the user's model
         parser.parse_known_args(flags + [x for a in given for x in (a.option_strings[-1], "m")])  # its own flags
     assert {s.name for s in stages().values()} - set(names) == {"audit", "import coco"}
+
+
+def test_a_stage_loads_only_its_own_engine():
+    # `adr stats` (and spark-submit's driver) never pays for Beam and torch: a flag mistake is answered at once
+    code = ("import sys; from pipelines.stages import stage; stage('stats'); "
+            "print(sorted(m for m in ('apache_beam', 'torch', 'transformers') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip() == "[]"
+    code = code.replace("stage('stats')", "stage('rebalance')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert "apache_beam" in out.stdout
