@@ -1,10 +1,12 @@
 import json
 import os
+import shutil
 import socket
 import sys
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 
 from pipelines.stage import execute
 
@@ -75,19 +77,37 @@ def coco(shared_data):
     return json.loads(COCO_CAPTIONS.read_text()), json.loads(COCO_INSTANCES.read_text())
 
 
+def once_per_run(tmp_path_factory, name: str, make) -> tuple[Path, object]:
+    """(folder, what `make(folder)` returned, as JSON), made by the first pytest-xdist worker that asks and read
+    by the others from the run's shared temporary folder: the costly session fixtures (the COCO
+    statistics, an `adr run`) are computed once per test run, not once per worker. Their outputs
+    are read-only to the tests (each test that changes one copies it first)."""
+    base = tmp_path_factory.getbasetemp()
+    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    folder, done = root / name, root / f"{name}.json"
+    with FileLock(str(root / f"{name}.lock")):
+        if not done.exists():
+            shutil.rmtree(folder, ignore_errors=True)  # what a worker that failed making it left
+            folder.mkdir()
+            done.write_text(json.dumps(make(folder)))
+    return folder, json.loads(done.read_text())
+
+
 @pytest.fixture(scope="session")
 def coco_jsonl(tmp_path_factory, coco):
     """LLaVA records for the 80 annotated COCO images and the next 220 by id (~1,500 records)."""
     from adr.coco import coco_records, objects_by_image
 
-    captions, instances = coco
-    objects = objects_by_image(instances)
-    rest = sorted(i["id"] for i in captions["images"] if i["id"] not in objects)[:220]
-    path = tmp_path_factory.mktemp("coco") / "coco.jsonl"
-    with path.open("w") as f:
-        for record in coco_records(captions, objects, set(objects) | set(rest)):
-            f.write(json.dumps(record) + "\n")
-    return path
+    def make(folder: Path) -> None:
+        captions, instances = coco
+        objects = objects_by_image(instances)
+        rest = sorted(i["id"] for i in captions["images"] if i["id"] not in objects)[:220]
+        path = folder / "coco.jsonl"
+        with path.open("w") as f:
+            for record in coco_records(captions, objects, set(objects) | set(rest)):
+                f.write(json.dumps(record) + "\n")
+
+    return once_per_run(tmp_path_factory, "coco", make)[0] / "coco.jsonl"
 
 
 @pytest.fixture(scope="session")
@@ -115,9 +135,11 @@ def coco_stats(spark, coco_jsonl, tmp_path_factory):
     """`adr stats` on the COCO records, all four perspectives, with the reverse index."""
     from pipelines.stats import job as spark_stats
 
-    out = tmp_path_factory.mktemp("stats")
-    manifest = execute(spark_stats.STAGE, ["--input", str(coco_jsonl), "--output", str(out), "--reverse-index", *NLP_ARGS], spark)[1]
-    return out, manifest
+    def make(out: Path) -> dict:
+        return execute(spark_stats.STAGE, ["--input", str(coco_jsonl), "--output", str(out), "--reverse-index",
+                                           *NLP_ARGS], spark)[1]
+
+    return once_per_run(tmp_path_factory, "stats", make)
 
 
 def write_bad_corpus(path: Path, good_lines: list[str]) -> Path:
@@ -151,9 +173,12 @@ def adr_run(spark, coco_jsonl, tmp_path_factory):
 
     from pipelines import run
 
-    out = tmp_path_factory.mktemp("adr-run") / "run"
-    err = io.StringIO()
-    with contextlib.redirect_stderr(err):
-        outcome = run.run(["--input", str(coco_jsonl), "--output", str(out), "--images-root", str(COCO_IMAGES),
-                           *NLP_ARGS], spark=spark)
-    return out, outcome, err.getvalue()
+    def make(folder: Path) -> dict:
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):
+            outcome = run.run(["--input", str(coco_jsonl), "--output", str(folder / "run"), "--images-root",
+                               str(COCO_IMAGES), *NLP_ARGS], spark=spark)
+        return {"outcome": outcome, "stderr": err.getvalue()}
+
+    folder, made = once_per_run(tmp_path_factory, "adr-run", make)
+    return folder / "run", made["outcome"], made["stderr"]
