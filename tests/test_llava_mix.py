@@ -247,11 +247,11 @@ def test_repeats_from_the_statistics_equal_those_the_engine_finds(mix, mix_run, 
 def test_the_report_counts_exactly_the_refined_corpus(mix, mix_run):
     from collections import Counter
 
-    from pipelines.report import job as report
+    from pipelines.report import data as report_data
     from pipelines.stats.local import local_stats
 
     out, _, _ = mix_run
-    data = report.gather(str(out))
+    data = report_data.gather(str(out))
     recount = local_stats([str(out / "synthesize" / "refined" / "refined.json")], tuple(data.taus), None,
                           keep_entities=False)[0]
     synthesize = json.loads((out / "synthesize" / "summary.json").read_text())
@@ -261,7 +261,7 @@ def test_the_report_counts_exactly_the_refined_corpus(mix, mix_run):
     html = (out / "report" / "index.html").read_text()
     manifest = json.loads((out / "stats" / "manifest.json").read_text())
     assert f"{manifest['repeated_ids']:,}" in html and "byte-identical" in html
-    assert all(line.split(":")[0] in data.taus for line in report.balance_verdicts(data))
+    assert all(line.split(":")[0] in data.taus for line in report_data.balance_verdicts(data))
 
 
 def test_progress_moves_while_the_stages_work(mix, mix_run, spark, tmp_path, monkeypatch):

@@ -21,6 +21,8 @@ from adr.distribution import (
     verdict,
 )
 from adr.entities.registry import CATCH_ALLS
+from pipelines.report import data as report_data
+from pipelines.report import examples as report_examples
 from pipelines.report import job as report
 from pipelines.stage import execute
 from pipelines.synthesize import steps
@@ -36,7 +38,7 @@ def test_after_counts_equal_a_recount_of_the_refined_corpus(adr_run):
     from pipelines.stats.local import local_stats
 
     out, _, _ = adr_run
-    data = report.gather(str(out))
+    data = report_data.gather(str(out))
     nlp = json.loads((out / "stats" / "manifest.json").read_text())["parameters"]["nlp"]
     recount = local_stats(sorted(map(str, (out / "synthesize" / "refined").glob("*.*"))), tuple(data.taus),
                           None if nlp == "default" else nlp, keep_entities=False)[0]
@@ -201,7 +203,7 @@ def test_a_visual_record_shows_its_diffused_image_beside_the_seeds(adr_run, tmp_
 
     page = execute(report.STAGE, ["--run", str(out), "--images-root", str(COCO_IMAGES), "--examples", "3"])[1]
     html = open(page).read()
-    diffused = report.thumbnail(str(out / "synthesize" / "images" / record["image"]), str(tmp_path / "probe"))
+    diffused = report_examples.thumbnail(str(out / "synthesize" / "images" / record["image"]), str(tmp_path / "probe"))
     assert diffused and f'src="{diffused}"' in html and "visual: " + record["id"] in html
     load = open_page(out / "report" / "index.html")
     assert load.errors == []
@@ -299,9 +301,9 @@ def test_balance_json_agrees_with_a_recount_of_the_synthetic_records(adr_run):
 
 def test_the_ceilings_and_catch_alls_synthesize_wrote_are_the_ones_judged(adr_run):
     out, _, _ = adr_run
-    token = report.balance(report.gather(str(out)))["token"]["synthesis"]
+    token = report_data.balance(report_data.gather(str(out)))["token"]["synthesis"]
     assert token["highest"] is not None
-    data = report.gather(str(out))
+    data = report_data.gather(str(out))
     data.synthesize = {**data.synthesize, "ceilings": {"token": 10 ** 6}, "catch_alls": {"token": [token["highest"]]}}
     lift = data.lifts["token"]
     assert lift.ceiling == 10 ** 6 and lift.past_ceiling == 0 and lift.highest != token["highest"]

@@ -7,7 +7,7 @@ import fsspec
 from adr.audit import OBJECT_PERSPECTIVES
 from pipelines.audit import figures
 from pipelines.outputs import join
-from pipelines.report.job import CSS, _e, _table, save_figure
+from pipelines.report.page import CSS, escape, html_table, save_figure
 
 
 def names(summary: dict) -> list[str]:
@@ -58,8 +58,8 @@ def render(summary: dict, figs: dict[str, str]) -> str:
     i, labels = summary["items"], names(summary)
     parts = [f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>ADR audit</title>'
              f"<style>{CSS}</style></head><body><h1>ADR audit: where the failures sit in the training data</h1>"
-             f"<p>Results: <code>{_e(' '.join(summary['parameters']['results']))}</code> "
-             f"({_e(summary['parameters']['format'])}). An item fails when its score is below "
+             f"<p>Results: <code>{escape(' '.join(summary['parameters']['results']))}</code> "
+             f"({escape(summary['parameters']['format'])}). An item fails when its score is below "
              f"{summary['parameters']['pass_score']}. Entities are extracted from each item's question by the "
              "statistics' own extractors and looked up in the training dictionary; an entity the training data "
              "never holds counts 0 (unseen) and is tail.</p>"]
@@ -70,16 +70,17 @@ def render(summary: dict, figs: dict[str, str]) -> str:
         rows.append(["invalid question/label lines", i["reference_lines_invalid"]])
     if i["labels_unmatched"]:
         rows.append(["labels with no answer", i["labels_unmatched"]])
-    parts.append("<h2>Items</h2>" + _table(["", "items"], rows))
-    parts.append(_table(["benchmark / category", "items", "accuracy"],
-                        [[k, v["items"], _pct(100 * v["accuracy"])] for k, v in i["by_group"].items()]))
+    parts.append("<h2>Items</h2>" + html_table(["", "items"], rows))
+    parts.append(html_table(["benchmark / category", "items", "accuracy"],
+                            [[k, v["items"], _pct(100 * v["accuracy"])] for k, v in i["by_group"].items()]))
     if summary["grounding"]:
         g = summary["grounding"]
-        parts.append(_table(["grounding", ""], [["detector", g["detector"]], ["images grounded", g["grounded"]],
-                                                ["objects found", g["labels"]], ["images unreadable", g["failed"]]]))
+        parts.append(html_table(["grounding", ""], [["detector", g["detector"]], ["images grounded", g["grounded"]],
+                                                    ["objects found", g["labels"]],
+                                                    ["images unreadable", g["failed"]]]))
 
     perspectives = summary["parameters"]["perspectives"]
-    parts.append("<h2>Training data</h2>" + _table(
+    parts.append("<h2>Training data</h2>" + html_table(
         ["", "dictionary", "training records"] + [f"tau {p}" for p in perspectives],
         [[name, d["path"], d["records"]] + [d["perspectives"][p]["tau"] for p in perspectives]
          for name, d in zip(labels, summary["dictionaries"])]))
@@ -91,53 +92,53 @@ def render(summary: dict, figs: dict[str, str]) -> str:
                    a["table2"]["failed_occurrences"], _pct(a["table2"]["failed_at_or_below_pct"]),
                    _pct(a["table2"]["failed_unseen_pct"]), _pct(a["table2"]["distinct_entities_pct"]),
                    _pct(a["table2"]["occurrences_pct"])] for p, a in audit.items()]
-        parts.append(f"<h3>{_e(name)}</h3>" + _table(
+        parts.append(f"<h3>{escape(name)}</h3>" + html_table(
             ["perspective", "threshold", "failed occurrences", "at or below", "unseen", "distinct training entities",
              "training occurrences"], t2rows))
         htrows = [[p, a["tau"], a["items"], a["failures"], _pct(a["head_tail"]["failures"]["all_tail_pct"]),
                    _pct(a["head_tail"]["successes"]["all_tail_pct"]), _pct(a["head_tail"]["failures"]["any_tail_pct"]),
                    _pct(a["head_tail"]["successes"]["any_tail_pct"]), _pct(a["head_tail"]["failures"]["all_head_pct"]),
                    _pct(a["head_tail"]["successes"]["all_head_pct"])] for p, a in audit.items()]
-        parts.append(_table(["perspective", "tau", "items with entities", "failed", "failures all tail",
-                             "successes all tail", "failures any tail", "successes any tail", "failures all head",
-                             "successes all head"], htrows))
+        parts.append(html_table(["perspective", "tau", "items with entities", "failed", "failures all tail",
+                                 "successes all tail", "failures any tail", "successes any tail", "failures all head",
+                                 "successes all head"], htrows))
         missing = [p for p, a in audit.items() if not a["items"]]
         if missing:
             parts.append("<p>" + "; ".join(
-                f"{_e(p)}: no item has {_e(p)} entities" + (" (no item carries objects: give items `objects`, or "
-                                                            "ground them with --detector)" if p in OBJECT_PERSPECTIVES
-                                                           else "") for p in missing) + "</p>")
-    parts.append('<div class="figs">' + "".join(f'<img src="{src}" alt="{_e(name)}">' for name, src in figs.items()
+                f"{escape(p)}: no item has {escape(p)} entities"
+                + (" (no item carries objects: give items `objects`, or ground them with --detector)"
+                   if p in OBJECT_PERSPECTIVES else "") for p in missing) + "</p>")
+    parts.append('<div class="figs">' + "".join(f'<img src="{src}" alt="{escape(name)}">' for name, src in figs.items()
                                                 if name.startswith("head_tail")) + "</div>")
 
     if summary["comparison"]:
         parts.append("<h2>Before and after refinement</h2><p>The failed items' distinct entities, cut at the first "
-                     f"dictionary's tau on both sides: {_e(labels[0])} -> {_e(labels[1])}.</p>")
+                     f"dictionary's tau on both sides: {escape(labels[0])} -> {escape(labels[1])}.</p>")
         crow = [[p, m["entities"], ", ".join(f"{k}: {v}" for k, v in m["moves"].items()), m["rose"], m["fell"],
                  m["unchanged"], m["median_count_before"] if m["median_count_before"] is not None else "-",
                  m["median_count_after"] if m["median_count_after"] is not None else "-",
                  _pct(m["tail_occurrences_pct_before"]), _pct(m["tail_occurrences_pct_after"])]
                 for p, m in summary["comparison"].items()]
-        parts.append(_table(["perspective", "entities", "moves", "count rose", "fell", "unchanged", "median before",
+        parts.append(html_table(["perspective", "entities", "moves", "count rose", "fell", "unchanged", "median before",
                              "after", "tail share of failed occurrences before", "after"], crow))
 
     for p in perspectives:
         first = summary["audits"][0][p]
         if not first["items"]:
             continue
-        parts.append(f"<h2>{_e(p)}</h2><div class=\"figs\">"
-                     f'<img src="{figs[f"accuracy_{p}"]}" alt="{_e(p)} accuracy by bucket">'
-                     f'<img src="{figs[f"accumulation_{p}"]}" alt="{_e(p)} error accumulation"></div>')
+        parts.append(f"<h2>{escape(p)}</h2><div class=\"figs\">"
+                     f'<img src="{figs[f"accuracy_{p}"]}" alt="{escape(p)} accuracy by bucket">'
+                     f'<img src="{figs[f"accumulation_{p}"]}" alt="{escape(p)} error accumulation"></div>')
         for name, audit in zip(labels, summary["audits"]):
             a = audit[p]
-            buckets = _table(["rarest entity's training count", "items", "failed", "accuracy"],
+            buckets = html_table(["rarest entity's training count", "items", "failed", "accuracy"],
                              [[b["bucket"], b["items"], b["failures"],
                                "-" if b["accuracy"] is None else _pct(100 * b["accuracy"])]
                               for b in a["accuracy_by_bucket"]])
-            rare = _table(["tail entity in failures", "training count", "failed items", "items", "failure rate"],
+            rare = html_table(["tail entity in failures", "training count", "failed items", "items", "failure rate"],
                           [[r["entity"], r["count"], r["failed_items"], r["items"], _pct(100 * r["failure_rate"])]
                            for r in a["rare_failed_entities"]])
-            parts.append(f"<h3>{_e(name)} (tau {a['tau']})</h3><div class=\"side\">{buckets}{rare}</div>")
+            parts.append(f"<h3>{escape(name)} (tau {a['tau']})</h3><div class=\"side\">{buckets}{rare}</div>")
     parts.append("</body></html>")
     return "\n".join(parts)
 
