@@ -29,11 +29,11 @@ demo: install
 	@echo "open $(DEMO)/report/index.html in a browser (no server needed)"
 
 test: install
-	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 --dist loadfile
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder
 
 # The pure and small tests: no Spark, no browser, nothing marked slow.
 test-fast: install
-	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 --dist loadfile -m "not slow and not spark and not browser"
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder -m "not slow and not spark and not browser"
 
 # Ruff over everything (pyproject's [tool.ruff]); mypy over the engine-free core, adr/ and udfs/.
 lint: install
