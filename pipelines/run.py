@@ -31,7 +31,7 @@ from adr import __version__
 from adr.errors import ConfigError
 from pipelines.checks import ArgumentParser
 from pipelines.outputs import join, read_json_or_none, remove, write_json
-from pipelines.stage import Engine, Stage, is_switch
+from pipelines.stage import Stage, execute, is_switch
 from pipelines.stages import in_run
 
 DONE, STARTED = "_ADR_DONE.json", "_ADR_STARTED.json"
@@ -213,7 +213,7 @@ def run(argv=None, spark=None) -> dict:
     from udfs.model_files import check_model
 
     for stage in wanted:  # a wrong model path fails now, not after an hour of statistics
-        for name in stage.parser().models:
+        for name in stage.models():
             if values[stage.name].get(name):
                 check_model(values[stage.name][name])
     for stage in in_run():
@@ -242,8 +242,7 @@ def run(argv=None, spark=None) -> dict:
             started = time.time()
             print(f"{stage.name}: running", file=sys.stderr)
             argv = stage_argv(stage, values[stage.name], records, output, beam_extra)
-            stage_config, beam_args = stage.configure(argv + list(stage.resume_flags if resume else ()))
-            summary = stage.run(stage_config, Engine(tuple(beam_args), spark))
+            stage_config, summary = execute(stage, argv + list(stage.resume_flags if resume else ()), spark)
             print(stage.describe(summary, stage_config))
             failure = stage.failure(summary, stage_config)
             if failure:

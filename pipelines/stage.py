@@ -9,6 +9,7 @@ terminal. The registry (pipelines/stages.py) holds them all and serves `adr <sta
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import sys
 from collections.abc import Callable
@@ -109,8 +110,16 @@ class Stage:
     # (summary, config) -> why the run failed though it finished (no valid record read), or None
     failure: Callable[[Any, Options], str | None] = field(default=lambda summary, config: None)
 
+    @functools.cached_property
+    def _options(self) -> StageParser:
+        return self.parser()  # read for what it declares, never to parse: built once per stage
+
     def offered(self) -> tuple[argparse.Action, ...]:
-        return tuple(self.parser().offered)
+        return tuple(self._options.offered)
+
+    def models(self) -> tuple[str, ...]:
+        """The dests naming a model: `adr run` checks them before any stage starts."""
+        return tuple(self._options.models)
 
 
 def execute(stage: Stage, argv: list[str], spark=None) -> tuple[Options, Any]:
