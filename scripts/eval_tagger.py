@@ -4,11 +4,11 @@ For every sentence of the file:
 
 * gold = noun_lemmas([(XPOS, LEMMA) for every word line]) -- multiword-token range lines
   ("3-4") and empty nodes ("3.1") are skipped;
-* predicted = noun_lemmas(tagged_tokens(nlp(text))) where text is the "# text = " comment.
+* predicted = noun_lemmas(tagged_nouns(nlp, [text])) where text is the "# text = " comment.
 
 Sets are per sentence. TP = sum |gold & predicted|, precision = TP / sum |predicted|,
 recall = TP / sum |gold|, f1 their harmonic mean. words_per_s = gold word count / seconds
-spent in ``nlp.pipe`` over all texts (one process, one thread).
+spent tagging all texts as the engines do (``udfs.nlp.tagged_nouns``; one process, one thread).
 
     python scripts/eval_tagger.py [--nlp PATH] [--conllu PATH] [--limit N]
 """
@@ -34,7 +34,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from adr.entities.token import noun_lemmas  # noqa: E402
-from udfs.nlp import DEFAULT_NLP, load_nlp, tagged_tokens  # noqa: E402
+from udfs.nlp import DEFAULT_NLP, load_nlp, tagged_nouns  # noqa: E402
 
 # The shared data beside the checkout (../shared/data), as the tests find it; ADR_SHARED_DATA elsewhere.
 SHARED_DATA = Path(os.environ.get("ADR_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -130,12 +130,12 @@ def evaluate(nlp, conllu_path: str | os.PathLike = DEFAULT_DEV, limit: int | Non
     n_words = sum(len(s.words) for s in sentences)
 
     start = time.perf_counter()
-    docs = list(nlp.pipe(texts, batch_size=batch_size))
+    tagged = list(tagged_nouns(nlp, texts, batch_size=batch_size or nlp.batch_size))
     seconds = time.perf_counter() - start
 
     tp = n_pred = n_gold = 0
-    for doc, gold_set in zip(docs, gold):
-        pred_set = noun_lemmas(tagged_tokens(doc))
+    for pairs, gold_set in zip(tagged, gold):
+        pred_set = noun_lemmas(pairs)
         tp += len(gold_set & pred_set)
         n_pred += len(pred_set)
         n_gold += len(gold_set)

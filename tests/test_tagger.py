@@ -2,9 +2,9 @@
 
 import pytest
 
-from adr.entities.token import noun_lemmas
+from adr.entities.token import NOUN_TAGS, noun_lemmas
 from tests.conftest import EWT_DEV, NLP_ARGS
-from udfs.nlp import load_nlp, tagged_tokens
+from udfs.nlp import load_nlp, tagged_nouns
 
 NLP = NLP_ARGS[1] if NLP_ARGS else None
 
@@ -17,7 +17,7 @@ NLP = NLP_ARGS[1] if NLP_ARGS else None
     ("Several giraffes are eating from the trees.", {"giraffe", "tree"}),
 ])
 def test_noun_lemmas_of_sentences_with_known_answers(text, nouns):
-    assert noun_lemmas(tagged_tokens(load_nlp(NLP)(text))) == nouns
+    assert noun_lemmas(next(tagged_nouns(load_nlp(NLP), [text]))) == nouns
 
 
 def test_the_pipeline_loads_once_per_process():
@@ -42,3 +42,16 @@ def test_noun_lemma_f1_on_ewt_dev_has_a_floor():
 
 
 F1_FLOOR = 0.93
+
+
+@pytest.mark.needs_shared
+def test_nouns_lemmatized_alone_get_the_lemmas_of_the_whole_pipeline():
+    """tagged_nouns runs the lemmatizer on noun tokens only: the lemmas must not change."""
+    from scripts.eval_tagger import read_conllu
+
+    nlp = load_nlp(NLP)
+    texts = [s.text for s in read_conllu(EWT_DEV, limit=600)] + ["", "42", "Cats."]
+    whole = [tuple((t.tag_, t.lemma_ or t.text) for t in doc if t.tag_ in NOUN_TAGS)
+             for doc in nlp.pipe(texts)]
+    assert sum(map(len, whole)) > 1500
+    assert list(tagged_nouns(nlp, texts, batch_size=64)) == whole

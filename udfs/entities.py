@@ -15,7 +15,7 @@ import pyarrow as pa
 
 from adr.entities.registry import PERSPECTIVES, extract_record
 from adr.records import turn_texts
-from udfs.nlp import load_nlp, tagged_tokens
+from udfs.nlp import load_nlp, tagged_nouns
 
 # Texts this short are the ones that repeat (questions, answers, templates); long ones are
 # nearly all distinct and would only churn the cache.
@@ -48,14 +48,14 @@ def entities_of(records: list[dict], perspectives: tuple[str, ...],
 
 
 def tag_records(records: list[dict], nlp_name: str | None) -> list[list[tuple[str, str]]]:
-    """(tag, lemma) pairs of all turns of each record."""
+    """(tag, lemma) pairs of the nouns of all turns of each record."""
     per_record = [turn_texts(r) for r in records]
     tags = tag_texts(dict.fromkeys(t for texts in per_record for t in texts), nlp_name)
     return [[pair for t in texts for pair in tags[t]] for texts in per_record]
 
 
 def tag_texts(texts, nlp_name: str | None) -> dict[str, tuple[tuple[str, str], ...]]:
-    """text -> (tag, lemma) pairs, tagging only texts this process has not tagged before."""
+    """text -> (tag, lemma) pairs of its nouns, tagging only texts this process has not tagged before."""
     out, todo = {}, []
     for text in texts:
         hit = _tag_cache.get((nlp_name, text))
@@ -67,8 +67,8 @@ def tag_texts(texts, nlp_name: str | None) -> dict[str, tuple[tuple[str, str], .
         nlp = load_nlp(nlp_name)
         if len(_tag_cache) > CACHE_ENTRIES:
             _tag_cache.clear()
-        for text, doc in zip(todo, nlp.pipe(todo, batch_size=256)):
-            out[text] = tuple(tagged_tokens(doc))
+        for text, pairs in zip(todo, tagged_nouns(nlp, todo)):
+            out[text] = pairs
             if len(text) <= CACHED_TEXT_CHARS:
                 _tag_cache[(nlp_name, text)] = out[text]
     return out
